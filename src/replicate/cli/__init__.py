@@ -1,0 +1,5 @@
+"""The replicate command line."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    raise SystemExit("not yet implemented")

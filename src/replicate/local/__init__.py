@@ -1,0 +1,1 @@
+"""Local Replicate-compatible server (extra [local])."""
