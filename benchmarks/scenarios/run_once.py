@@ -1,0 +1,72 @@
+"""Scenario: ``client.run(ref, input=...)`` of a prediction that succeeds at once.
+
+The fake API (``_api.py``) answers the create with 201 + ``Preference-Applied: wait`` and a
+succeeded prediction, and answers the version lookup. The ref is ``owner/name:version``.
+``--impl httpx`` sends the one create request a client needs (POST with ``Prefer: wait``) and
+decodes the JSON. Figure: runs per second (best round). The requests each implementation sends
+for one run are reported under ``requests``.
+"""
+
+from __future__ import annotations
+
+import _api
+import httpx
+from _common import BASE_URL, TOKEN, check, emit, environment, parse_args, rates
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "")
+    transport = httpx.MockTransport(_api.route)
+    if args.impl == "httpx":
+        http = httpx.Client(
+            base_url=BASE_URL,
+            transport=transport,
+            headers={"Authorization": f"Bearer {TOKEN}", "User-Agent": "benchmark"},
+        )
+        body = {"input": _api.INPUT, "version": _api.VERSION_ID}
+
+        def call() -> object:
+            response = http.post("/v1/predictions", json=body, headers={"Prefer": "wait"})
+            response.raise_for_status()
+            data = response.json()
+            if data["status"] != "succeeded":
+                raise RuntimeError(data["status"])
+            return data["output"]
+    else:
+        import replicate
+
+        client = replicate.Client(api_token=TOKEN, transport=transport)
+
+        def call() -> object:
+            return client.run(_api.REF, input=_api.INPUT)
+
+    _api.RECORD = True
+    first = call()
+    first_requests = list(_api.REQUESTS)
+    _api.REQUESTS.clear()
+    second = call()
+    second_requests = list(_api.REQUESTS)
+    _api.RECORD = False
+    check(_api.output_matches(first), f"unexpected output: {first!r}")
+    check(_api.output_matches(second), f"unexpected output: {second!r}")
+
+    if args.quick:
+        figures = rates(call, count=300, rounds=3, warmup=50)
+    else:
+        figures = rates(call, count=1000, rounds=10, warmup=200)
+    result = environment(args.impl)
+    result.update(
+        scenario="run",
+        metric="runs_per_s",
+        requests=first_requests,
+        requests_second_run=second_requests,
+        output_type=type(first[0]).__name__
+        if isinstance(first, list) and first
+        else type(first).__name__,
+        **figures,
+    )
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
