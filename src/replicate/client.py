@@ -1,0 +1,571 @@
+"""The :class:`Client`: configuration, lazily built httpx clients, and the API namespaces.
+
+This module imports no httpx or pydantic at import time so that ``import replicate`` stays fast;
+they are loaded when the first request is built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import threading
+import weakref
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .__about__ import __version__
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ._http import Operation
+    from ._retry import RetryTransport
+    from .account import Accounts
+    from .collection import Collections
+    from .deployment import Deployments
+    from .file import Files
+    from .hardware import HardwareNamespace
+    from .model import Models
+    from .prediction import Predictions
+    from .search import SearchResponse
+    from .stream import AsyncStream, Stream
+    from .training import Trainings
+    from .use import AsyncFunction, Function
+    from .webhook import Webhooks
+
+__all__ = ["Client", "RetryTransport"]
+
+logger = logging.getLogger("replicate")
+T = TypeVar("T")
+
+DEFAULT_POLL_INTERVAL = 0.5
+_TRANSPORT_KWARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RetryTransport":
+        from ._retry import RetryTransport
+
+        return RetryTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _get_api_token_from_environment() -> str | None:
+    """The API token: from Cog's current scope when running inside a Cog model, else the environment."""
+    try:
+        import cog  # type: ignore[import-not-found]
+
+        for key, value in cog.current_scope().context.items():
+            if key.upper() == "REPLICATE_API_TOKEN":
+                return value  # type: ignore[no-any-return]
+    except Exception:
+        pass
+    return os.environ.get("REPLICATE_API_TOKEN")
+
+
+def _env_token() -> str | None:
+    return os.environ.get("REPLICATE_API_TOKEN")
+
+
+def _resolve_poll_interval(value: float | None) -> float:
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"poll_interval must be a number of seconds, not {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"poll_interval must be a finite number >= 0, not {value!r}")
+        return float(value)
+    raw = os.environ.get("REPLICATE_POLL_INTERVAL")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_POLL_INTERVAL
+    try:
+        parsed = float(raw)
+    except ValueError:
+        parsed = math.nan
+    if not math.isfinite(parsed) or parsed < 0:
+        logger.warning(
+            "Ignoring invalid REPLICATE_POLL_INTERVAL=%r (expected seconds >= 0); using %s",
+            raw,
+            DEFAULT_POLL_INTERVAL,
+        )
+        return DEFAULT_POLL_INTERVAL
+    return parsed
+
+
+class _Config:
+    """Settings resolved once, when the first underlying httpx client is built."""
+
+    def __init__(self, client: Client) -> None:
+        import httpx
+
+        from ._http import (
+            DEFAULT_BASE_URL,
+            TokenAuth,
+            normalize_base_url,
+            origin_of,
+            resolve_timeout,
+        )
+
+        self.base_url = normalize_base_url(
+            client._base_url or os.environ.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL
+        )
+        self.api_origin = origin_of(self.base_url)
+        self.timeout = resolve_timeout(client._timeout)
+        caller = httpx.Headers(client._headers)
+        self.caller_authorization = caller.get("authorization")
+        self.user_agent = caller.get("user-agent") or f"replicate-python/{__version__}"
+        headers = httpx.Headers({"User-Agent": self.user_agent})
+        headers.update(caller)
+        self.auth: httpx.Auth | None = None
+        self.token_getter = _env_token
+        if self.caller_authorization is None:
+            if client._api_token:
+                headers["Authorization"] = f"Bearer {client._api_token}"
+                token = client._api_token
+                self.token_getter = lambda: token
+            else:
+                _get_api_token_from_environment()
+                import sys
+
+                if sys.modules.get("cog") is not None:
+                    self.token_getter = _get_api_token_from_environment
+                self.auth = TokenAuth(self.token_getter)
+        self.headers = headers
+        self.download_headers = httpx.Headers({"User-Agent": self.user_agent})
+
+
+class Client:
+    """A client for the Replicate API.
+
+    Args:
+        api_token: The API token. Defaults to the Cog request scope (inside a Cog model) or
+            ``REPLICATE_API_TOKEN``, looked up when requests are made.
+        base_url: The API base URL. Defaults to ``REPLICATE_BASE_URL`` or https://api.replicate.com.
+        timeout: Default per-request timeout: an ``httpx.Timeout`` or seconds.
+        poll_interval: Seconds between polls while waiting. Defaults to ``REPLICATE_POLL_INTERVAL`` or 0.5.
+        retry: ``None``/``True`` for the default :class:`RetryTransport`, ``False`` for no retries, or a
+            mapping of :class:`RetryTransport` keyword arguments.
+        async_transport: Transport for async requests (default: ``transport`` if given).
+        **httpx_kwargs: Passed to ``httpx.Client`` / ``httpx.AsyncClient`` (``headers``, ``transport``,
+            ``verify``, ``limits``, ``event_hooks``, ...).
+
+    Building a client performs no I/O and reads no token; the underlying httpx clients are created
+    on first use. Use it as a context manager, or call :meth:`close` / :meth:`aclose`.
+    """
+
+    poll_interval: float
+
+    def __init__(
+        self,
+        api_token: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        poll_interval: float | None = None,
+        retry: bool | dict[str, Any] | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        **httpx_kwargs: Any,
+    ) -> None:
+        if api_token is not None and not isinstance(api_token, str):
+            raise TypeError("api_token must be a string or None")
+        if base_url is not None and not isinstance(base_url, str):
+            raise TypeError("base_url must be a string or None")
+        if (
+            timeout is not None
+            and (isinstance(timeout, bool) or not hasattr(timeout, "__float__"))
+            and type(timeout).__name__ != "Timeout"
+        ):
+            raise TypeError("timeout must be an httpx.Timeout, a number of seconds or None")
+        if retry is not None and not isinstance(retry, (bool, dict)):
+            from collections.abc import Mapping
+
+            if not isinstance(retry, Mapping):
+                raise TypeError(
+                    "retry must be None, a bool, or a mapping of RetryTransport arguments"
+                )
+        self._api_token = api_token or None
+        self._base_url = base_url
+        self._timeout = timeout
+        self.poll_interval = _resolve_poll_interval(poll_interval)
+        self._retry = retry
+        self._async_transport = async_transport
+        headers = httpx_kwargs.pop("headers", None)
+        self._headers: list[tuple[str, str]] = list(
+            headers.items() if hasattr(headers, "items") else (headers or [])
+        )
+        self._transport = httpx_kwargs.pop("transport", None)
+        self._httpx_kwargs = httpx_kwargs
+        self._lock = threading.RLock()
+        self._config_cache: _Config | None = None
+        self._sync_api: httpx.Client | None = None
+        self._sync_download: httpx.Client | None = None
+        self._async_api: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._async_download: weakref.WeakKeyDictionary[Any, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._wrapped_transports: dict[int, Any] = {}
+        self._schema_cache: Any = None
+
+    def __repr__(self) -> str:
+        base = (
+            self._config_cache.base_url
+            if self._config_cache
+            else (self._base_url or "<from environment>")
+        )
+        return f"{self.__class__.__name__}(base_url={base!r})"
+
+    # ----------------------------------------------------------------- configuration
+
+    @property
+    def _config(self) -> _Config:
+        config = self._config_cache
+        if config is None:
+            with self._lock:
+                config = self._config_cache
+                if config is None:
+                    config = self._config_cache = _Config(self)
+        return config
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL (the origin; request paths add ``/v1/...``)."""
+        return self._config.base_url
+
+    def _current_token(self) -> str | None:
+        config = self._config
+        if config.caller_authorization is not None:
+            return None
+        return config.token_getter() or None
+
+    def _download_auth(self, url: str | httpx.URL, *, issued: bool = False) -> dict[str, str]:
+        """``Authorization`` for a download: only for the API origin or a URL the API issued."""
+        from ._http import origin_of
+
+        config = self._config
+        if not issued and origin_of(url) != config.api_origin:
+            return {}
+        if config.caller_authorization is not None:
+            return {"Authorization": config.caller_authorization}
+        token = self._current_token()
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _wrap(self, transport: Any) -> Any:
+        from ._retry import RetryTransport
+
+        if self._retry is False or isinstance(transport, RetryTransport):
+            return transport
+        key = id(transport)
+        wrapped = self._wrapped_transports.get(key)
+        if wrapped is None or wrapped._wrapped_transport is not transport:
+            options = dict(self._retry) if isinstance(self._retry, dict) else {}
+            wrapped = self._wrapped_transports[key] = RetryTransport(transport, **options)
+        return wrapped
+
+    def _transport_kwargs(self) -> dict[str, Any]:
+        return {k: self._httpx_kwargs[k] for k in _TRANSPORT_KWARGS if k in self._httpx_kwargs}
+
+    def _sync_transport(self) -> Any:
+        import httpx
+
+        return self._wrap(self._transport or httpx.HTTPTransport(**self._transport_kwargs()))
+
+    def _new_async_transport(self) -> Any:
+        import httpx
+
+        transport = self._async_transport or self._transport
+        if transport is None:
+            return self._wrap(httpx.AsyncHTTPTransport(**self._transport_kwargs()))
+        if not hasattr(transport, "handle_async_request"):
+            raise TypeError(
+                f"The transport {type(transport).__name__} cannot send async requests; "
+                "pass an httpx.AsyncBaseTransport as Client(async_transport=...)"
+            )
+        return self._wrap(transport)
+
+    def _client_kwargs(self, *, download: bool) -> dict[str, Any]:
+        config = self._config
+        kwargs: dict[str, Any] = {"timeout": config.timeout}
+        if download:
+            kwargs.update(headers=config.download_headers, follow_redirects=True)
+        else:
+            kwargs.update(
+                base_url=config.base_url,
+                headers=config.headers,
+                follow_redirects=False,
+                auth=config.auth,
+            )
+        kwargs.update(self._httpx_kwargs)
+        return kwargs
+
+    # ----------------------------------------------------------------- underlying clients
+
+    def _get_sync_client(self, *, download: bool = False) -> httpx.Client:
+        client = self._sync_download if download else self._sync_api
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._sync_download if download else self._sync_api
+            if client is None:
+                import httpx
+
+                client = httpx.Client(
+                    transport=self._sync_transport(), **self._client_kwargs(download=download)
+                )
+                if download:
+                    self._sync_download = client
+                else:
+                    self._sync_api = client
+        return client
+
+    def _get_async_client(self, *, download: bool = False) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        clients = self._async_download if download else self._async_api
+        client = clients.get(loop)
+        if client is not None:
+            return client
+        with self._lock:
+            for other in [other for other in clients if other.is_closed()]:
+                clients.pop(other, None)
+            client = clients.get(loop)
+            if client is None:
+                import httpx
+
+                client = httpx.AsyncClient(
+                    transport=self._new_async_transport(), **self._client_kwargs(download=download)
+                )
+                clients[loop] = client
+        return client
+
+    # ----------------------------------------------------------------- request shells
+
+    def _call(self, op: Operation[T]) -> T:
+        """Send one operation with the sync client and parse its answer."""
+        import httpx
+
+        from ._http import check_response
+        from .exceptions import wrap_transport_error
+
+        client = self._get_sync_client()
+        request = client.build_request(op.method, op.path, **op.request_kwargs())
+        try:
+            response = client.send(request)
+        except httpx.RequestError as exc:
+            raise wrap_transport_error(exc) from exc
+        return op.parse(check_response(response))
+
+    async def _acall(self, op: Operation[T]) -> T:
+        """Send one operation with the async client of the running event loop and parse its answer."""
+        import httpx
+
+        from ._http import check_response
+        from .exceptions import wrap_transport_error
+
+        client = self._get_async_client()
+        request = client.build_request(op.method, op.path, **op.request_kwargs())
+        try:
+            response = await client.send(request)
+        except httpx.RequestError as exc:
+            raise wrap_transport_error(exc) from exc
+        return op.parse(check_response(response))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request to the API; raises :class:`ReplicateError` on an error status."""
+        from ._http import Operation
+
+        return self._call(Operation(method, path, parse=_identity, **_operation_kwargs(kwargs)))
+
+    async def _async_request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Async twin of :meth:`_request`."""
+        from ._http import Operation
+
+        return await self._acall(
+            Operation(method, path, parse=_identity, **_operation_kwargs(kwargs))
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        """Close the sync clients. The next request builds fresh ones."""
+        with self._lock:
+            clients = [self._sync_api, self._sync_download]
+            self._sync_api = self._sync_download = None
+        for client in clients:
+            if client is not None:
+                client.close()
+
+    async def aclose(self) -> None:
+        """Close the async clients of the running event loop and forget those of other loops."""
+        try:
+            loop: Any = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            mine = [
+                d.get(loop) for d in (self._async_api, self._async_download) if loop is not None
+            ]
+            self._async_api = weakref.WeakKeyDictionary()
+            self._async_download = weakref.WeakKeyDictionary()
+        for client in mine:
+            if client is not None:
+                await client.aclose()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.aclose()
+
+    # ----------------------------------------------------------------- namespaces
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """The ``accounts`` namespace."""
+        from .account import Accounts
+
+        return Accounts(self)
+
+    @cached_property
+    def collections(self) -> Collections:
+        """The ``collections`` namespace."""
+        from .collection import Collections
+
+        return Collections(self)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        """The ``deployments`` namespace."""
+        from .deployment import Deployments
+
+        return Deployments(self)
+
+    @cached_property
+    def files(self) -> Files:
+        """The ``files`` namespace."""
+        from .file import Files
+
+        return Files(self)
+
+    @cached_property
+    def hardware(self) -> HardwareNamespace:
+        """The ``hardware`` namespace."""
+        from .hardware import HardwareNamespace
+
+        return HardwareNamespace(self)
+
+    @cached_property
+    def models(self) -> Models:
+        """The ``models`` namespace."""
+        from .model import Models
+
+        return Models(self)
+
+    @cached_property
+    def predictions(self) -> Predictions:
+        """The ``predictions`` namespace."""
+        from .prediction import Predictions
+
+        return Predictions(self)
+
+    @cached_property
+    def trainings(self) -> Trainings:
+        """The ``trainings`` namespace."""
+        from .training import Trainings
+
+        return Trainings(self)
+
+    @cached_property
+    def webhooks(self) -> Webhooks:
+        """The ``webhooks`` namespace."""
+        from .webhook import Webhooks
+
+        return Webhooks(self)
+
+    # ----------------------------------------------------------------- high-level calls
+
+    def run(self, ref: Any, input: dict[str, Any] | None = None, **params: Any) -> Any:
+        """Run a model and return its output. See :func:`replicate.run`."""
+        from .run import run
+
+        return run(self, ref, input, **params)
+
+    async def async_run(self, ref: Any, input: dict[str, Any] | None = None, **params: Any) -> Any:
+        """Async twin of :meth:`run`."""
+        from .run import async_run
+
+        return await async_run(self, ref, input, **params)
+
+    def stream(self, ref: Any, input: dict[str, Any] | None = None, **params: Any) -> Stream:
+        """Run a model and stream its output as server-sent events. See :func:`replicate.stream`."""
+        from .stream import stream
+
+        return stream(self, ref, input, **params)
+
+    def async_stream(
+        self, ref: Any, input: dict[str, Any] | None = None, **params: Any
+    ) -> AsyncStream:
+        """Async twin of :meth:`stream` (usable with ``await`` and with ``async for``)."""
+        from .stream import async_stream
+
+        return async_stream(self, ref, input, **params)
+
+    def use(self, ref: Any, **options: Any) -> Function | AsyncFunction:
+        """A callable handle on a model. See :func:`replicate.use`."""
+        from .use import use
+
+        return use(self, ref, **options)
+
+    def search(self, query: str, *, limit: int | None = None, **options: Any) -> SearchResponse:
+        """Search models, collections and docs. See :func:`replicate.search`."""
+        from .search import search
+
+        return search(self, query, limit=limit, **options)
+
+    async def async_search(
+        self, query: str, *, limit: int | None = None, **options: Any
+    ) -> SearchResponse:
+        """Async twin of :meth:`search`."""
+        from .search import async_search
+
+        return await async_search(self, query, limit=limit, **options)
+
+
+def _identity(response: Any) -> Any:
+    return response
+
+
+_OPERATION_FIELDS = {
+    "params",
+    "json",
+    "content",
+    "files",
+    "data",
+    "headers",
+    "timeout",
+    "extensions",
+}
+
+
+def _operation_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(kwargs) - _OPERATION_FIELDS
+    if unknown:
+        raise TypeError(f"Unsupported request arguments: {', '.join(sorted(unknown))}")
+    out = dict(kwargs)
+    if out.get("headers") is not None:
+        out["headers"] = dict(out["headers"])
+    else:
+        out.pop("headers", None)
+    timeout = out.get("timeout")
+    if timeout is not None and not hasattr(timeout, "read"):
+        from ._http import resolve_timeout
+
+        out["timeout"] = resolve_timeout(timeout)
+    return out
