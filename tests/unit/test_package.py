@@ -76,10 +76,9 @@ def test_import_is_light() -> None:
 def test_top_level_names() -> None:
     for name in replicate.__all__:
         assert hasattr(replicate, name), name
+    from replicate.exceptions import ModelError, ReplicateError, ReplicateException
     from replicate.helpers import FileOutput
     from replicate.pagination import async_paginate, paginate
-
-    from replicate.exceptions import ModelError, ReplicateError, ReplicateException
 
     assert replicate.ReplicateError is ReplicateError
     assert replicate.ReplicateException is ReplicateException

@@ -38,8 +38,6 @@ NO_TWIN = {
     "validate_call",
     "parse",
     "predict",
-    "save",
-    "read",
     "use",
 }
 SPECIAL_TWINS = {"read": "aread", "save": "asave", "close": "aclose"}
@@ -73,14 +71,7 @@ def _public_classes() -> list[type]:
 def _sync_methods(cls: type) -> list[str]:
     names = []
     for name, member in inspect.getmembers(cls):
-        if (
-            name.startswith("_")
-            or name.startswith("async_")
-            or (
-                name.startswith("a")
-                and (name[1:] in SPECIAL_TWINS.values() or name in SPECIAL_TWINS.values())
-            )
-        ):
+        if name.startswith(("_", "async_")) or name in SPECIAL_TWINS.values():
             continue
         if inspect.iscoroutinefunction(member):
             continue
