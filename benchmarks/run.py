@@ -1,0 +1,565 @@
+"""Benchmarks: our client side by side with replicate-python 1.0.7 and raw httpx.
+
+Usage::
+
+    python benchmarks/run.py [--quick] [--json out.json] [--only NAME,...]
+                             [--v107-venv DIR] [--no-sse]
+
+Each scenario (``benchmarks/scenarios/*.py``) runs in a fresh subprocess per implementation, so
+import caches and memory figures are clean:
+
+* ``ours``: the current interpreter, with this repository's ``src`` first on ``PYTHONPATH``;
+* ``v107``: replicate 1.0.7 installed from the package registry into a separate virtual
+  environment (created on first use at ``.bench/v107``; the httpx and pydantic versions of the
+  current interpreter are pinned there too, so only the client differs);
+* ``httpx``: the current interpreter doing the same requests with plain httpx.
+
+The targets of issue 2 are checked and shown as PASS/FAIL. ``--quick`` (CI) shrinks counts and
+sizes and always exits 0 (it reports); the full run exits 1 when a target fails or cannot be
+measured. The SSE decoding benchmark of issue 4 (``benchmarks/bench_sse.py``) is run too and
+reported without a target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO / "benchmarks"
+SCENARIO_DIR = BENCH_DIR / "scenarios"
+DEFAULT_VENV = REPO / ".bench" / "v107"
+V107_SPEC = "replicate==1.0.7"
+IMPL_LABELS = {"ours": "ours", "v107": "1.0.7", "httpx": "httpx"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A requirement on a figure: a ratio between two implementations, or an absolute limit."""
+
+    label: str
+    field: str
+    op: str  # "<=" or ">="
+    limit: float
+    versus: str | None = None  # the denominator implementation; None = absolute limit on "ours"
+
+    def value(self, results: dict[str, dict[str, Any]]) -> float | None:
+        """The checked figure, or ``None`` when a needed result is missing."""
+        mine = _figure(results.get("ours"), self.field)
+        if mine is None:
+            return None
+        if self.versus is None:
+            return mine
+        theirs = _figure(results.get(self.versus), self.field)
+        if not theirs:
+            return None
+        return mine / theirs
+
+    def passes(self, value: float) -> bool:
+        """Whether ``value`` meets the target."""
+        return value <= self.limit if self.op == "<=" else value >= self.limit
+
+    def describe(self) -> str:
+        """The target as text, e.g. ``<= 0.60x``."""
+        unit = "x" if self.versus else " MiB"
+        return f"{self.op} {self.limit:g}{unit}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One benchmark script and the figures it is judged by."""
+
+    name: str
+    script: str
+    title: str
+    unit: str
+    lower_is_better: bool
+    targets: tuple[Target, ...] = ()
+    extra_fields: tuple[tuple[str, str], ...] = ()  # (field, label) also shown per implementation
+    timeout_s: float = 600.0
+    impls: tuple[str, ...] = ("ours", "v107", "httpx")
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        "import_time",
+        "import_time.py",
+        "import replicate (httpx: import httpx)",
+        "ms",
+        lower_is_better=True,
+        targets=(Target("ours / 1.0.7 time", "value", "<=", 0.6, versus="v107"),),
+    ),
+    Scenario(
+        "predictions_get",
+        "predictions_get.py",
+        "predictions.get loop over MockTransport",
+        "calls/s",
+        lower_is_better=False,
+        targets=(
+            Target("ours / 1.0.7 calls/s", "value", ">=", 1.1, versus="v107"),
+            Target("ours / httpx calls/s", "value", ">=", 0.85, versus="httpx"),
+        ),
+    ),
+    Scenario(
+        "run",
+        "run_once.py",
+        "run() of a prediction that succeeds at once",
+        "runs/s",
+        lower_is_better=False,
+        targets=(Target("ours / 1.0.7 runs/s", "value", ">=", 1.2, versus="v107"),),
+    ),
+    Scenario(
+        "async_run",
+        "async_run.py",
+        "1,000 concurrent async_run, 20 ms per request",
+        "s wall",
+        lower_is_better=True,
+        targets=(Target("ours / 1.0.7 wall time", "value", "<=", 0.8, versus="v107"),),
+    ),
+    Scenario(
+        "download",
+        "download.py",
+        "iterate a FileOutput from a loopback server",
+        "MiB/s",
+        lower_is_better=False,
+        targets=(
+            Target("ours peak memory growth", "mem_growth_mib", "<=", 16.0),
+            Target("ours / 1.0.7 throughput", "value", ">=", 0.9, versus="v107"),
+        ),
+        extra_fields=(("mem_growth_mib", "peak memory growth (MiB)"),),
+    ),
+    Scenario(
+        "upload",
+        "upload.py",
+        "files.create through a chunk-consuming transport",
+        "MiB/s",
+        lower_is_better=False,
+        targets=(
+            Target("ours peak memory growth", "mem_growth_mib", "<=", 16.0),
+            Target("ours / 1.0.7 throughput", "value", ">=", 0.9, versus="v107"),
+        ),
+        extra_fields=(("mem_growth_mib", "peak memory growth (MiB)"),),
+    ),
+)
+
+
+def _figure(result: dict[str, Any] | None, name: str) -> float | None:
+    if not result or "error" in result:
+        return None
+    value = result.get(name)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def log(message: str) -> None:
+    """Progress output (stderr, so that stdout carries only the table)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The replicate 1.0.7 virtual environment
+
+
+def venv_python(venv: Path) -> Path:
+    """The interpreter of a virtual environment."""
+    if os.name == "nt":
+        return venv / "Scripts" / "python.exe"
+    return venv / "bin" / "python"
+
+
+def installed_replicate_version(python: Path) -> str | None:
+    """The replicate distribution version installed for ``python``, or ``None``."""
+    if not python.exists():
+        return None
+    proc = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('replicate'))"],
+        capture_output=True,
+        text=True,
+        env=v107_env(),
+        cwd=tempfile.gettempdir(),
+        check=False,
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def ensure_v107(venv: Path) -> Path:
+    """Create (or reuse) the virtual environment holding replicate 1.0.7; return its python."""
+    python = venv_python(venv)
+    if installed_replicate_version(python) == "1.0.7":
+        return python
+    log(f"creating a virtual environment for {V107_SPEC} at {venv} ...")
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    pins = []
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("httpx", "pydantic"):
+        try:
+            pins.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            pass
+    base = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    proc = subprocess.run([*base, V107_SPEC, *pins], check=False)
+    if proc.returncode != 0 and pins:
+        log(f"installing with pins {pins} failed; retrying without them")
+        proc = subprocess.run([*base, V107_SPEC], check=False)
+    if proc.returncode != 0 or installed_replicate_version(python) != "1.0.7":
+        raise SystemExit(f"could not install {V107_SPEC} into {venv}")
+    return python
+
+
+# --------------------------------------------------------------------------------------------
+# Running scenarios
+
+
+def v107_env() -> dict[str, str]:
+    """Environment for the 1.0.7 interpreter: nothing that could point it at our package."""
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME"}}
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
+
+
+def ours_env() -> dict[str, str]:
+    """Environment for our interpreter: this repository's ``src`` first on the path."""
+    env = dict(os.environ)
+    src = str(REPO / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+@dataclass
+class Runner:
+    """Runs scenario scripts in fresh subprocesses."""
+
+    quick: bool
+    v107_python: Path | None
+    repeat: int = 1
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def command(self, impl: str, script: Path) -> tuple[list[str], dict[str, str]] | None:
+        if impl == "v107":
+            if self.v107_python is None:
+                return None
+            python, env = str(self.v107_python), v107_env()
+        else:
+            python, env = sys.executable, ours_env()
+        cmd = [python, str(script), "--impl", impl]
+        if self.quick:
+            cmd.append("--quick")
+        return cmd, env
+
+    def run_one(self, scenario: Scenario, impl: str) -> dict[str, Any]:
+        prepared = self.command(impl, SCENARIO_DIR / scenario.script)
+        if prepared is None:
+            return {"error": "replicate 1.0.7 environment unavailable"}
+        cmd, env = prepared
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                cmd,
+                env=env,
+                cwd=tempfile.gettempdir(),
+                capture_output=True,
+                text=True,
+                timeout=scenario.timeout_s / (4 if self.quick else 1),
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {scenario.timeout_s:g} s"}
+        elapsed = time.perf_counter() - start
+        if proc.returncode != 0:
+            lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+            return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
+        for line in reversed(proc.stdout.strip().splitlines()):
+            try:
+                parsed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(parsed, dict):
+                parsed["elapsed_s"] = round(elapsed, 2)
+                return parsed
+        return {"error": "the scenario printed no JSON result"}
+
+    def run(self, scenario: Scenario) -> dict[str, dict[str, Any]]:
+        """Run every implementation, interleaved, ``repeat`` times; merge the attempts."""
+        attempts: dict[str, list[dict[str, Any]]] = {impl: [] for impl in scenario.impls}
+        for attempt in range(self.repeat):
+            for impl in scenario.impls:
+                if attempts[impl] and "error" in attempts[impl][-1]:
+                    continue  # it failed once; it will fail again
+                suffix = f" (attempt {attempt + 1}/{self.repeat})" if self.repeat > 1 else ""
+                log(f"  {scenario.name} [{IMPL_LABELS[impl]}]{suffix} ...")
+                result = self.run_one(scenario, impl)
+                if "error" in result:
+                    log(f"    failed: {result['error']}")
+                attempts[impl].append(result)
+        per_impl = {impl: merge(scenario, runs) for impl, runs in attempts.items()}
+        self.results[scenario.name] = per_impl
+        return per_impl
+
+
+def merge(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine repeated runs: the best ``value``, the worst memory growth, all attempts kept."""
+    good = [r for r in runs if "error" not in r]
+    if not good:
+        return runs[-1]
+    pick = min if scenario.lower_is_better else max
+    best = dict(pick(good, key=lambda r: float(r["value"])))
+    growths = [r["mem_growth_mib"] for r in good if r.get("mem_growth_mib") is not None]
+    if growths:
+        best["mem_growth_mib"] = max(growths)
+    if len(runs) > 1:
+        best["attempts"] = [
+            {k: r.get(k) for k in ("value", "mem_growth_mib", "elapsed_s", "error") if k in r}
+            for r in runs
+        ]
+    return best
+
+
+def run_sse(quick: bool, v107_python: Path | None) -> dict[str, Any]:
+    """Run the colleague's SSE benchmark (``bench_sse.run(quick)``) in a fresh subprocess."""
+    if not (BENCH_DIR / "bench_sse.py").exists():
+        return {"error": "benchmarks/bench_sse.py not present"}
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(BENCH_DIR)!r})\n"
+        "import bench_sse\n"
+        f"if {str(v107_python) if v107_python else ''!r}:\n"
+        f"    bench_sse.V107_PYTHON = {str(v107_python) if v107_python else ''!r}\n"
+        f"print(json.dumps(bench_sse.run({quick!r}), default=str))\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env=ours_env(),
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    if proc.returncode != 0:
+        lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
+    try:
+        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return {"error": "bench_sse printed no JSON result"}
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+
+
+def fmt(value: float | None, unit: str = "") -> str:
+    """A figure with sensible precision."""
+    if value is None:
+        return "n/a"
+    if abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100:
+        text = f"{value:.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.3g}" if value else "0"
+    return text + unit
+
+
+def evaluate(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Check every target; one row per target."""
+    checks = []
+    for scenario in SCENARIOS:
+        if scenario.name not in results:
+            continue
+        for target in scenario.targets:
+            value = target.value(results[scenario.name])
+            status = "N/A" if value is None else ("PASS" if target.passes(value) else "FAIL")
+            checks.append(
+                {
+                    "scenario": scenario.name,
+                    "check": target.label,
+                    "value": value,
+                    "target": target.describe(),
+                    "status": status,
+                }
+            )
+    return checks
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table (first column left-aligned, the rest right-aligned)."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        out = [str(cells[0]).ljust(widths[0])]
+        out += [str(c).rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in rows)])
+
+
+def report(
+    results: dict[str, dict[str, dict[str, Any]]],
+    checks: list[dict[str, Any]],
+    sse: dict[str, Any] | None,
+) -> str:
+    """The human-readable report."""
+    figure_rows: list[list[str]] = []
+    for scenario in SCENARIOS:
+        per_impl = results.get(scenario.name)
+        if per_impl is None:
+            continue
+        better = "lower" if scenario.lower_is_better else "higher"
+        fields = [("value", f"{scenario.unit} ({better} is better)"), *scenario.extra_fields]
+        for i, (name, label) in enumerate(fields):
+            cells = [scenario.title if i == 0 else "", label]
+            for impl in ("ours", "v107", "httpx"):
+                cells.append(fmt(_figure(per_impl.get(impl), name)))
+            figure_rows.append(cells)
+    parts = [
+        render_table(["scenario", "figure", "ours", "1.0.7", "httpx"], figure_rows),
+        "",
+        render_table(
+            ["scenario", "check", "value", "target", "result"],
+            [
+                [c["scenario"], c["check"], fmt(c["value"]), c["target"], c["status"]]
+                for c in checks
+            ],
+        ),
+    ]
+    errors = [
+        f"  {name} [{IMPL_LABELS[impl]}]: {res['error']}"
+        for name, per_impl in results.items()
+        for impl, res in per_impl.items()
+        if "error" in res
+    ]
+    if sse is not None:
+        parts.append("")
+        if "error" in sse:
+            errors.append(f"  sse: {sse['error']}")
+        else:
+            rates = sse.get("rates", {})
+            ratios = sse.get("ours / x", {})
+            parts.append(
+                f"SSE decoding ({sse.get('events', '?'):,} events, bench_sse.py; no target):"
+                if isinstance(sse.get("events"), int)
+                else "SSE decoding (bench_sse.py; no target):"
+            )
+            parts.append(
+                render_table(
+                    ["contender", "events/s", "ours / it"],
+                    [
+                        [
+                            name,
+                            fmt(rate),
+                            "-" if name == "ours" else fmt(ratios.get(name), "x"),
+                        ]
+                        for name, rate in rates.items()
+                    ],
+                )
+            )
+    if errors:
+        parts += ["", "Failed runs:", *errors]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Benchmark our client against replicate 1.0.7 and raw httpx."
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short mode for CI (reports, never fails)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also save all results as JSON")
+    parser.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated scenarios to run: " + ", ".join(s.name for s in SCENARIOS) + ", sse",
+    )
+    parser.add_argument(
+        "--v107-venv",
+        metavar="DIR",
+        default=os.environ.get("REPLICATE_BENCH_V107_VENV", str(DEFAULT_VENV)),
+        help="virtual environment for replicate 1.0.7 (created if missing; default .bench/v107)",
+    )
+    parser.add_argument("--no-sse", action="store_true", help="skip the SSE benchmark")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each scenario's implementations N times, interleaved, keeping the best "
+        "figure and the worst memory growth (default: 1 with --quick, else 2)",
+    )
+    args = parser.parse_args(argv)
+
+    wanted = {s.strip() for s in args.only.split(",")} if args.only else None
+    known = {s.name for s in SCENARIOS} | {"sse"}
+    if wanted and not wanted <= known:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(wanted - known))}")
+
+    started = time.perf_counter()
+    try:
+        v107_python: Path | None = ensure_v107(Path(args.v107_venv))
+    except (OSError, subprocess.CalledProcessError, SystemExit) as exc:
+        log(f"replicate 1.0.7 unavailable: {exc}")
+        v107_python = None
+
+    repeat = args.repeat if args.repeat is not None else (1 if args.quick else 2)
+    if repeat < 1:
+        parser.error("--repeat must be at least 1")
+    runner = Runner(quick=args.quick, v107_python=v107_python, repeat=repeat)
+    for scenario in SCENARIOS:
+        if wanted is None or scenario.name in wanted:
+            log(f"{scenario.name}:")
+            runner.run(scenario)
+    sse = None
+    if not args.no_sse and (wanted is None or "sse" in wanted):
+        log("sse:")
+        sse = run_sse(args.quick, v107_python)
+
+    checks = evaluate(runner.results)
+    mode = "quick" if args.quick else "full"
+    print(
+        f"replicate benchmarks ({mode} mode, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s)"
+    )
+    print(report(runner.results, checks, sse))
+
+    failed = [c for c in checks if c["status"] != "PASS"]
+    if args.json:
+        payload = {
+            "mode": mode,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "v107_python": str(v107_python) if v107_python else None,
+            "results": runner.results,
+            "checks": checks,
+            "sse": sse,
+            "passed": not failed,
+        }
+        Path(args.json).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        log(f"results saved to {args.json}")
+    if failed and not args.quick:
+        print(f"\n{len(failed)} target(s) not met (FAIL or not measurable).")
+        return 1
+    if failed:
+        print(f"\n{len(failed)} target(s) not met; quick mode reports only.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
