@@ -1,0 +1,94 @@
+"""Terminal display: notes and live status on stderr, results on stdout (rich does the drawing)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+
+class Display:
+    """Where the command writes: ``out`` for results (stdout), ``err`` for everything else."""
+
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False)
+        self.quiet = quiet
+
+    def note(self, message: str) -> None:
+        """A dim informational line on stderr (suppressed with --json)."""
+        if not self.quiet:
+            self.err.print(f"[dim]{_escape(message)}[/dim]")
+
+    def error(self, message: str) -> None:
+        """``error: <message>`` as one plain line on stderr."""
+        sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+        sys.stderr.flush()
+
+    def result(self, text: str) -> None:
+        """Plain text on stdout, exactly as given."""
+        self.out.file.write(text if text.endswith("\n") else text + "\n")
+        self.out.file.flush()
+
+    def write_chunk(self, text: str) -> None:
+        """Streamed text on stdout, flushed at once."""
+        self.out.file.write(text)
+        self.out.file.flush()
+
+    def json(self, value: Any) -> None:
+        """Machine-readable JSON on stdout, with no decoration."""
+        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+
+    def table(self, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+        """A table on stdout."""
+        table = Table(title=title, show_lines=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*("" if v is None else _escape(str(v)) for v in row))
+        self.out.print(table)
+
+    def prediction_progress(self) -> Progress:
+        """A live status line with a progress bar (shown on stderr)."""
+        return Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("[dim]{task.fields[log]}"),
+            console=self.err,
+            transient=False,
+            disable=self.quiet,
+        )
+
+    def download_progress(self) -> Progress:
+        """A byte-count progress bar for downloads (shown on stderr)."""
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=self.err,
+            disable=self.quiet,
+        )
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

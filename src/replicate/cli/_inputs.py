@@ -1,0 +1,147 @@
+"""Turn ``-i key=value`` arguments into model inputs, typed by the model's input schema."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+from ._errors import CLIError
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+def input_properties(openapi_schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The input properties of a Cog OpenAPI schema, with ``$ref``/``allOf`` resolved."""
+    if not openapi_schema:
+        return {}
+    schemas = (openapi_schema.get("components") or {}).get("schemas") or {}
+    props = (schemas.get("Input") or {}).get("properties") or {}
+    return {name: resolve(spec, schemas) for name, spec in props.items()}
+
+
+def required_inputs(openapi_schema: dict[str, Any] | None) -> list[str]:
+    """Names of the required inputs."""
+    if not openapi_schema:
+        return []
+    schemas = (openapi_schema.get("components") or {}).get("schemas") or {}
+    return list((schemas.get("Input") or {}).get("required") or [])
+
+
+def resolve(spec: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``$ref`` and single-item ``allOf`` targets into the property's own schema."""
+    merged = {k: v for k, v in spec.items() if k not in ("allOf", "$ref")}
+    refs = [spec] if "$ref" in spec else list(spec.get("allOf") or [])
+    for part in refs:
+        ref = part.get("$ref", "")
+        target = (
+            schemas.get(ref.rsplit("/", 1)[-1]) if ref.startswith("#/components/schemas/") else part
+        )
+        for key, value in (target or {}).items():
+            merged.setdefault(key, value)
+    return merged
+
+
+def parse_inputs(pairs: list[str], openapi_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """Parse ``key=value`` pairs. ``@path`` uploads a file; repeated keys of arrays accumulate."""
+    props = input_properties(openapi_schema)
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise CLIError(
+                f"invalid input {pair!r}: expected key=value (for example -i text=hello)"
+            )
+        if props and key not in props:
+            known = ", ".join(sorted(props)) or "none"
+            raise CLIError(f"unknown input {key!r} for this model (inputs: {known})")
+        spec = props.get(key, {})
+        value = convert(key, raw, spec)
+        if spec.get("type") == "array" and not isinstance(value, list):
+            result.setdefault(key, []).append(value)
+        else:
+            result[key] = value
+    return result
+
+
+def convert(key: str, raw: str, spec: dict[str, Any]) -> Any:
+    """Convert one raw value according to its schema (or guess JSON when there is none)."""
+    if raw.startswith("@"):
+        path = pathlib.Path(raw[1:]).expanduser()
+        if not path.is_file():
+            raise CLIError(f"input {key}: file not found: {raw[1:]}")
+        return path
+    kind = spec.get("type")
+    if kind == "array":
+        if raw.lstrip().startswith("["):
+            value = _json(key, raw, "a JSON array")
+            if not isinstance(value, list):
+                raise CLIError(f"input {key}: expected a JSON array, got {raw!r}")
+            return value
+        return convert(key, raw, spec.get("items") or {})
+    if kind == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise CLIError(f"input {key}: expected an integer, got {raw!r}") from None
+    if kind == "number":
+        try:
+            return float(raw)
+        except ValueError:
+            raise CLIError(f"input {key}: expected a number, got {raw!r}") from None
+    if kind == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise CLIError(f"input {key}: expected true or false, got {raw!r}")
+    if kind == "object":
+        value = _json(key, raw, "a JSON object")
+        if not isinstance(value, dict):
+            raise CLIError(f"input {key}: expected a JSON object, got {raw!r}")
+        return value
+    if kind is None and raw.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def _json(key: str, raw: str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise CLIError(f"input {key}: expected {what}: {exc}") from None
+
+
+def describe_type(spec: dict[str, Any]) -> str:
+    """A short human description of a property's type (for ``models schema``)."""
+    kind = spec.get("type", "any")
+    if kind == "array":
+        return f"array of {describe_type(spec.get('items') or {})}"
+    if spec.get("format") == "uri":
+        return "file (uri)"
+    return str(kind)
+
+
+def describe_constraints(spec: dict[str, Any]) -> str:
+    """Enum choices and numeric bounds of a property."""
+    parts = []
+    if "enum" in spec:
+        parts.append("one of " + ", ".join(str(v) for v in spec["enum"]))
+    for key, symbol in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
+        if key in spec:
+            parts.append(f"{symbol} {spec[key]}")
+    for key, label in (("minLength", "min length"), ("maxLength", "max length")):
+        if key in spec:
+            parts.append(f"{label} {spec[key]}")
+    return "; ".join(parts)
