@@ -475,6 +475,23 @@ def report(
     return "\n".join(parts)
 
 
+def versions_line(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Which replicate and httpx versions each implementation ran with."""
+    seen: dict[str, str] = {}
+    for per_impl in results.values():
+        for impl, res in per_impl.items():
+            if impl in seen or "error" in res:
+                continue
+            parts = []
+            if impl != "httpx" and res.get("replicate_version"):
+                parts.append(f"replicate {res['replicate_version']}")
+            if res.get("httpx_version"):
+                parts.append(f"httpx {res['httpx_version']}")
+            if parts:
+                seen[impl] = ", ".join(parts)
+    return "; ".join(f"{IMPL_LABELS[i]}: {v}" for i, v in seen.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Benchmark our client against replicate 1.0.7 and raw httpx."
@@ -536,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         f"replicate benchmarks ({mode} mode, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s)"
     )
+    print(versions_line(runner.results))
     print(report(runner.results, checks, sse))
 
     failed = [c for c in checks if c["status"] != "PASS"]
