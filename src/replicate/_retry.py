@@ -109,6 +109,16 @@ _SECONDS_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 _BODY_NUMBER_RE = re.compile(r"^\s*-?[0-9]+(?:\.[0-9]+)?\s*$")
 
 
+def _sleep(delay: float) -> None:
+    """The default sync sleep; tests may replace it (``monkeypatch.setattr``) to skip waits."""
+    time.sleep(delay)
+
+
+async def _async_sleep(delay: float) -> None:
+    """The default async sleep; tests may replace it to skip waits."""
+    await asyncio.sleep(delay)
+
+
 # --------------------------------------------------------------------------------------------
 # Pure decisions
 # --------------------------------------------------------------------------------------------
@@ -553,7 +563,7 @@ class RetryTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     return response
                 response.close()
                 self._log_retry(request, response, attempt, delay)
-            (self._sleep or time.sleep)(delay)
+            (self._sleep or _sleep)(delay)
             attempt += 1
 
     def close(self) -> None:
@@ -590,7 +600,7 @@ class RetryTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
                     return response
                 await response.aclose()
                 self._log_retry(request, response, attempt, delay)
-            await (self._async_sleep or asyncio.sleep)(delay)
+            await (self._async_sleep or _async_sleep)(delay)
             attempt += 1
 
     async def aclose(self) -> None:

@@ -123,12 +123,16 @@ def _text(value: Any) -> str:
 def _normalize_headers(headers: Any) -> dict[str, str]:
     """Lower-cased header names -> values, from any mapping (or list of pairs).
 
+    Repeated headers are joined with a space (the separator of ``webhook-signature`` entries).
+
     WSGI/Django ``META``-style names (``HTTP_WEBHOOK_ID``) become ``webhook-id``.
     """
     if headers is None:
         return {}
     items: Iterable[Any]
-    if hasattr(headers, "items"):
+    if hasattr(headers, "multi_items"):  # httpx.Headers: keep repeated headers apart
+        items = headers.multi_items()
+    elif hasattr(headers, "items"):
         items = headers.items()
     elif isinstance(headers, (list, tuple)):
         items = headers
@@ -141,7 +145,9 @@ def _normalize_headers(headers: Any) -> dict[str, str]:
         key = _text(name).strip().lower()
         if key.startswith("http_"):
             key = key[len("http_") :].replace("_", "-")
-        result[key] = _text(value)
+        text = _text(value)
+        # A repeated header (e.g. two webhook-signature lines) is joined with a space.
+        result[key] = f"{result[key]} {text}" if key in result else text
     return result
 
 

@@ -886,3 +886,59 @@ def test_decide_is_pure_and_counts_attempts() -> None:
     assert transport.decide(post, httpx.ReadTimeout("x"), 1) is None
     assert transport.decide(post, httpx.ConnectTimeout("x"), 1) == pytest.approx(0.1)
     assert transport.decide(get, ValueError("not a transport error"), 1) is None
+
+
+async def test_module_level_sleep_hooks(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import replicate._retry as retry_module
+
+    delays: list[float] = []
+
+    async def fake_async_sleep(delay: float) -> None:
+        delays.append(delay)
+
+    monkeypatch.setattr(retry_module, "_sleep", delays.append)
+    monkeypatch.setattr(retry_module, "_async_sleep", fake_async_sleep)
+    inner = ScriptedTransport([httpx.Response(503, headers={"Retry-After": "30"}), ok()])
+    transport = RetryTransport(inner)
+    assert (await send(mode, transport, "GET")).status_code == 200
+    assert delays == [30.0]
+
+
+class Counting(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Counts sends through real httpx transports."""
+
+    def __init__(self) -> None:
+        self.sync = httpx.HTTPTransport()
+        self.async_ = httpx.AsyncHTTPTransport()
+        self.calls = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return self.sync.handle_request(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return await self.async_.handle_async_request(request)
+
+    def close(self) -> None:
+        self.sync.close()
+
+    async def aclose(self) -> None:
+        await self.async_.aclose()
+
+
+async def test_real_connection_refused_is_retried_for_post(mode: str) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port with nobody listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inner = Counting()
+    rec = Recorder()
+    transport = RetryTransport(
+        inner, max_attempts=3, _sleep=rec.sleep, _async_sleep=rec.async_sleep
+    )
+    with pytest.raises(httpx.ConnectError):
+        await send(mode, transport, "POST", f"http://127.0.0.1:{port}/v1/predictions", json={})
+    assert inner.calls == 3
+    assert len(rec.delays) == 2

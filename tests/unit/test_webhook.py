@@ -664,3 +664,17 @@ async def test_secret_from_endpoint_validates(clock: list[float], mode: str) -> 
     client = make_client(lambda request: httpx.Response(200, json={"key": SECRET}))
     secret = await get_secret(client, mode)
     assert Webhooks.validate(headers=HEADERS, body=BODY, secret=secret)
+
+
+def test_repeated_signature_headers_are_all_considered(clock: list[float]) -> None:
+    headers = httpx.Headers(
+        [
+            ("webhook-id", MSG_ID),
+            ("webhook-timestamp", str(TIMESTAMP)),
+            ("webhook-signature", f"v1,{SIGNATURE}"),
+            ("webhook-signature", f"v1,{WRONG}"),
+        ]
+    )
+    assert Webhooks.validate(headers=headers, body=BODY, secret=SECRET)
+    request = httpx.Request("POST", "https://example.com/hook", headers=headers, content=BODY)
+    assert Webhooks.validate(request=request, secret=SECRET)
