@@ -1,0 +1,138 @@
+"""Tests of the benchmark harness logic (benchmarks/run.py) and of one scenario end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_run()
+
+
+def _scenario(name: str):  # type: ignore[no-untyped-def]
+    return next(s for s in bench.SCENARIOS if s.name == name)
+
+
+@pytest.mark.parametrize(
+    ("ours", "v107", "status"),
+    [(100.0, 200.0, "PASS"), (121.0, 200.0, "FAIL"), (120.0, 200.0, "PASS"), (None, 200.0, "N/A")],
+)
+def test_lower_is_better_ratio_target(ours: float | None, v107: float, status: str) -> None:
+    results = {
+        "import_time": {
+            "ours": {"error": "boom"} if ours is None else {"value": ours},
+            "v107": {"value": v107},
+            "httpx": {"value": 1.0},
+        }
+    }
+    checks = bench.evaluate(results)
+    assert [c["status"] for c in checks] == [status]
+
+
+def test_higher_is_better_targets_use_each_denominator() -> None:
+    results = {
+        "predictions_get": {
+            "ours": {"value": 1100.0},
+            "v107": {"value": 1000.0},
+            "httpx": {"value": 1400.0},
+        }
+    }
+    checks = {c["check"]: c for c in bench.evaluate(results)}
+    assert checks["ours / 1.0.7 calls/s"]["status"] == "PASS"
+    assert checks["ours / 1.0.7 calls/s"]["value"] == pytest.approx(1.1)
+    assert checks["ours / httpx calls/s"]["status"] == "FAIL"  # 0.786 < 0.85
+
+
+def test_absolute_memory_target() -> None:
+    results = {
+        "upload": {
+            "ours": {"value": 100.0, "mem_growth_mib": 16.5},
+            "v107": {"value": 100.0, "mem_growth_mib": 200.0},
+        }
+    }
+    checks = {c["check"]: c["status"] for c in bench.evaluate(results)}
+    assert checks == {"ours peak memory growth": "FAIL", "ours / 1.0.7 throughput": "PASS"}
+
+
+def test_merge_keeps_best_value_and_worst_memory() -> None:
+    runs = [
+        {"value": 10.0, "mem_growth_mib": 1.0},
+        {"value": 12.0, "mem_growth_mib": 0.5},
+        {"error": "crashed"},
+    ]
+    merged = bench.merge(_scenario("download"), runs)
+    assert merged["value"] == 12.0
+    assert merged["mem_growth_mib"] == 1.0
+    assert len(merged["attempts"]) == 3
+    lower = bench.merge(_scenario("async_run"), [{"value": 0.5}, {"value": 0.4}])
+    assert lower["value"] == 0.4
+
+
+def test_merge_of_only_failures_reports_the_error() -> None:
+    assert bench.merge(_scenario("run"), [{"error": "x"}]) == {"error": "x"}
+
+
+def test_report_shows_missing_figures_and_errors() -> None:
+    results = {"run": {"ours": {"error": "ImportError: nope"}, "v107": {"value": 1000.0}}}
+    text = bench.report(results, bench.evaluate(results), None)
+    assert "n/a" in text
+    assert "run [ours]: ImportError: nope" in text
+    assert "N/A" in text
+
+
+def test_scenario_runs_and_prints_one_json_result() -> None:
+    """The raw-httpx side of a scenario runs in a subprocess and emits a sane JSON line."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "scenarios" / "predictions_get.py"),
+            "--impl",
+            "httpx",
+            "--quick",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["scenario"] == "predictions_get"
+    assert result["impl"] == "httpx"
+    assert result["value"] > 0
+    assert len(result["rounds"]) == 3
+
+
+def test_scenario_check_failure_exits_non_zero(tmp_path: Path) -> None:
+    """A scenario whose correctness check fails must not print a figure."""
+    script = tmp_path / "bad.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO / 'benchmarks' / 'scenarios')!r})\n"
+        "from _common import check\n"
+        "check(False, 'wrong output')\n"
+        "print('{}')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    assert "wrong output" in proc.stderr
+    assert proc.stdout == ""
