@@ -133,6 +133,9 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.url = url
         self._client = client
         self._response: httpx.Response | None = None
+        self._reader: Iterator[bytes] | None = None
+        self._areader: AsyncIterator[bytes] | None = None
+        self._pending = b""
 
     # ---------------------------------------------------------------- helpers
 
@@ -168,8 +171,15 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     # ---------------------------------------------------------------- sync
 
-    def read(self) -> bytes:
-        """Download and return the whole content."""
+    def read(self, size: int | None = -1) -> bytes:
+        """Download and return the whole content.
+
+        With a ``size`` >= 0 it reads like a binary file instead: the next (at most) ``size``
+        bytes of one streamed download, ``b""`` at the end (the next call starts a new download).
+        This lets a ``FileOutput`` be passed as ``content=`` to httpx or to ``shutil.copyfileobj``.
+        """
+        if size is not None and size >= 0:
+            return self._read_part(size)
         if self._is_data():
             return _decode_data_url(self.url)
         http = self._api._get_sync_client(download=True)
@@ -215,6 +225,20 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         """Stream the content as byte chunks (one request per iteration)."""
         return self._iter(None)
 
+    def _read_part(self, size: int) -> bytes:
+        if self._reader is None:
+            self._reader = self._iter(None)
+            self._pending = b""
+        while len(self._pending) < max(size, 1):
+            chunk = next(self._reader, None)
+            if chunk is None:
+                break
+            self._pending = self._pending + chunk if self._pending else chunk
+        part, self._pending = self._pending[:size], self._pending[size:]
+        if not part:
+            self._reader = None
+        return part
+
     def save(self, path: str | os.PathLike[str], *, chunk_size: int | None = 65536) -> Path:
         """Stream the content to ``path`` and return it as a :class:`pathlib.Path`.
 
@@ -235,14 +259,19 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     def close(self) -> None:
         """Release an open download response, if any."""
+        reader, self._reader, self._pending = self._reader, None, b""
+        if isinstance(reader, types.GeneratorType):
+            reader.close()
         response, self._response = self._response, None
         if response is not None:
             response.close()
 
     # ---------------------------------------------------------------- async
 
-    async def aread(self) -> bytes:
+    async def aread(self, size: int | None = -1) -> bytes:
         """Async twin of :meth:`read`."""
+        if size is not None and size >= 0:
+            return await self._aread_part(size)
         if self._is_data():
             return _decode_data_url(self.url)
         http = self._api._get_async_client(download=True)
@@ -283,6 +312,20 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         """Async twin of :meth:`__iter__`."""
         return self._aiter(None)
 
+    async def _aread_part(self, size: int) -> bytes:
+        if self._areader is None:
+            self._areader = self._aiter(None)
+            self._pending = b""
+        while len(self._pending) < max(size, 1):
+            chunk = await anext(self._areader, None)
+            if chunk is None:
+                break
+            self._pending = self._pending + chunk if self._pending else chunk
+        part, self._pending = self._pending[:size], self._pending[size:]
+        if not part:
+            self._areader = None
+        return part
+
     async def asave(self, path: str | os.PathLike[str], *, chunk_size: int | None = 65536) -> Path:
         """Async twin of :meth:`save`."""
         target = Path(path)
@@ -303,6 +346,9 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""
+        areader, self._areader, self._pending = self._areader, None, b""
+        if isinstance(areader, types.AsyncGeneratorType):
+            await areader.aclose()
         response, self._response = self._response, None
         if response is not None:
             await response.aclose()
@@ -333,6 +379,9 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         self.url = state["url"]
         self._client = None
         self._response = None
+        self._reader = None
+        self._areader = None
+        self._pending = b""
 
 
 # --------------------------------------------------------------------------------------------
