@@ -399,8 +399,14 @@ class RetryTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         _now: Callable[[], float] | None = None,
         _uniform: Callable[[float, float], float] | None = None,
     ) -> None:
+        if (
+            isinstance(max_attempts, float)
+            and math.isfinite(max_attempts)
+            and max_attempts == int(max_attempts)
+        ):
+            max_attempts = int(max_attempts)  # 1.0.x accepted e.g. 5.0
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-            raise TypeError(f"max_attempts must be an int, got {type(max_attempts).__name__}")
+            raise TypeError(f"max_attempts must be an int, got {max_attempts!r}")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
         if not 0 <= jitter_ratio <= 0.5:

@@ -346,6 +346,13 @@ def test_boundary_arguments_are_valid() -> None:
     inner = httpx.MockTransport(lambda r: ok())
     RetryTransport(inner, jitter_ratio=0, max_attempts=1)
     RetryTransport(inner, jitter_ratio=0.5)
+    assert RetryTransport(inner, max_attempts=3.0).max_attempts == 3  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [2.5, float("inf"), float("nan"), "3", True, None])
+def test_max_attempts_must_be_an_integer(value: Any) -> None:
+    with pytest.raises(TypeError, match="max_attempts"):
+        RetryTransport(httpx.MockTransport(lambda r: ok()), max_attempts=value)
 
 
 # ------------------------------------------------------------------------------------------
