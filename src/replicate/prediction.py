@@ -1,0 +1,875 @@
+"""Predictions: the :class:`Prediction` resource, the ``predictions`` namespace, and the shared
+prediction-create contract (design §4.1, §4.9, §5.1, §6.5).
+
+The create contract is used by ``predictions.create``, ``models.predictions.create``,
+``deployments.predictions.create``, ``run`` and ``stream``. Its pieces:
+
+* :func:`_check_create_params` validates the keyword parameters (unknown → ``TypeError``; bad
+  ``wait``/``cancel_after``/``file_encoding_strategy`` → ``ValueError``/``TypeError``) before any I/O;
+* :func:`_encode_input` / :func:`_async_encode_input` encode the input (file uploads happen here);
+* :func:`_create_operation` builds the :class:`~replicate._http.Operation` (body, ``Prefer``,
+  ``Cancel-After``, read timeout, escape hatches); the returned :class:`Prediction` remembers
+  whether the response was *sync-complete* (``prediction._sync_complete``, §6.4);
+* :func:`_create` / :func:`_async_create` chain the three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
+from urllib.parse import quote
+
+import httpx
+from pydantic import PrivateAttr
+
+from . import _polling
+from ._http import (
+    DEADLINE_EXTENSION,
+    IDEMPOTENT_EXTENSION,
+    Operation,
+    json_object_of,
+    with_min_read,
+)
+from .exceptions import (
+    ModelError,
+    PredictionAbortedError,
+    PredictionCanceledError,
+    PredictionTimeoutError,
+    ReplicateError,
+)
+from .pagination import Page, _cursor_url, _page_parser
+from .resource import Namespace, Resource
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .stream import AsyncStream, Stream
+
+__all__ = ["Prediction", "Predictions"]
+
+_PROGRESS = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
+
+CREATE_PARAMS = frozenset(
+    {
+        "wait",
+        "cancel_after",
+        "webhook",
+        "webhook_completed",
+        "webhook_events_filter",
+        "stream",
+        "file_encoding_strategy",
+        "extra_headers",
+        "extra_query",
+        "extra_body",
+    }
+)
+_BODY_PARAMS = ("webhook", "webhook_completed", "webhook_events_filter", "stream")
+_FILE_ENCODING_STRATEGIES = (None, "url", "base64")
+
+
+class Prediction(Resource):
+    """A prediction: one run of a model on one input.
+
+    ``output`` is the raw JSON the API sent (use ``replicate.helpers.transform_output`` or
+    ``run()`` for :class:`~replicate.helpers.FileOutput` objects).
+    """
+
+    @dataclass
+    class Progress:
+        """The progress of a prediction, parsed from tqdm-style lines in its logs."""
+
+        percentage: float
+        """The fraction done, between 0 and 1."""
+        current: int
+        """The number of steps done."""
+        total: int
+        """The total number of steps."""
+
+        @classmethod
+        def parse(cls, logs: str) -> Prediction.Progress | None:
+            """The progress of the last log line that looks like a tqdm bar, else ``None``."""
+            if not logs:
+                return None
+            for line in reversed(logs.split("\n")):
+                match = _PROGRESS.match(line.strip())
+                if match:
+                    percentage, current, total = (int(g) for g in match.groups())
+                    return cls(percentage / 100.0, current, total)
+            return None
+
+    TERMINAL_STATUSES: ClassVar[frozenset[str]] = _polling.TERMINAL_STATUSES
+    """The statuses after which a prediction never changes."""
+
+    id: str | None = None
+    """The id of the prediction."""
+    model: str | None = None
+    """The model, as ``owner/name``."""
+    version: str | None = None
+    """The version id (``"hidden"`` for official models, or another opaque id)."""
+    status: str | None = None
+    """``starting``, ``processing``, ``succeeded``, ``failed``, ``canceled``, ``aborted`` (or a newer value)."""
+    input: dict[str, Any] | None = None
+    """The input of the prediction."""
+    output: Any = None
+    """The raw JSON output."""
+    logs: str | None = None
+    """The logs so far."""
+    error: Any = None
+    """The error message of a failed prediction."""
+    metrics: dict[str, Any] | None = None
+    """Metrics such as ``predict_time`` and ``total_time``."""
+    created_at: str | None = None
+    """When the prediction was created (ISO 8601)."""
+    started_at: str | None = None
+    """When the prediction started (ISO 8601)."""
+    completed_at: str | None = None
+    """When the prediction completed (ISO 8601)."""
+    urls: dict[str, Any] | None = None
+    """API URLs: ``get``, ``cancel``, ``web`` and, for streaming models, ``stream``."""
+    data_removed: bool | None = None
+    """Whether the input/output data were removed (about an hour after completion)."""
+    deadline: str | None = None
+    """When the prediction will be canceled (from ``Cancel-After``)."""
+    deployment: str | None = None
+    """The deployment that ran the prediction, as ``owner/name``."""
+    source: str | None = None
+    """``api`` or ``web``."""
+
+    _sync_complete: bool = PrivateAttr(default=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the prediction has finished (an unknown status counts once ``completed_at`` is set)."""
+        return _polling.is_terminal(self.status, self.completed_at)
+
+    @property
+    def progress(self) -> Prediction.Progress | None:
+        """The progress parsed from the logs, or ``None``."""
+        logs = self.logs
+        if not logs or not isinstance(logs, str):
+            return None
+        return Prediction.Progress.parse(logs)
+
+    # ------------------------------------------------------------------ I/O
+
+    def wait(
+        self, timeout: float | None = None, *, poll_interval: float | None = None
+    ) -> Prediction:
+        """Poll until the prediction finishes; returns ``self``.
+
+        Does not raise for ``failed``/``canceled``/``aborted``. Raises
+        :class:`~replicate.exceptions.PredictionTimeoutError` when ``timeout`` seconds pass first
+        (the prediction keeps running).
+        """
+        return _wait(self._api, self, timeout, poll_interval)
+
+    async def async_wait(
+        self, timeout: float | None = None, *, poll_interval: float | None = None
+    ) -> Prediction:
+        """Async twin of :meth:`wait`."""
+        return await _async_wait(self._api, self, timeout, poll_interval)
+
+    def reload(self) -> Prediction:
+        """Fetch the latest state and replace every field; returns ``self``."""
+        client = self._api
+        self._replace_from(client._call(_get_operation(client, self._require_id())))
+        return self
+
+    async def async_reload(self) -> Prediction:
+        """Async twin of :meth:`reload`."""
+        client = self._api
+        updated = await client._acall(_get_operation(client, self._require_id()))
+        self._replace_from(updated)
+        return self
+
+    def cancel(self) -> Prediction:
+        """Cancel the prediction and replace every field with the answer; returns ``self``."""
+        client = self._api
+        self._replace_from(client._call(_cancel_operation(client, self._require_id())))
+        return self
+
+    async def async_cancel(self) -> Prediction:
+        """Async twin of :meth:`cancel`."""
+        client = self._api
+        updated = await client._acall(_cancel_operation(client, self._require_id()))
+        self._replace_from(updated)
+        return self
+
+    def output_iterator(self, *, timeout: float | None = None) -> Iterator[Any]:
+        """Yield the output as it appears, polling until the prediction finishes.
+
+        Every list item is yielded once, starting with the items already present; a non-list
+        output is yielded whole once at completion. Raises :class:`~replicate.exceptions.ModelError`
+        on failure (``PredictionCanceledError`` / ``PredictionAbortedError`` for canceled/aborted)
+        and :class:`~replicate.exceptions.PredictionTimeoutError` after ``timeout`` seconds.
+        """
+        deadline = _polling.deadline_after(_polling.check_timeout(timeout))
+        return _output_iterator(self._api, self, deadline, timeout)
+
+    def async_output_iterator(self, *, timeout: float | None = None) -> AsyncIterator[Any]:
+        """Async twin of :meth:`output_iterator`: ``async for item in p.async_output_iterator()``."""
+        deadline = _polling.deadline_after(_polling.check_timeout(timeout))
+        return _async_output_iterator(self._api, self, deadline, timeout)
+
+    def stream(
+        self, use_file_output: bool | None = None, *, timeout: float | None = None
+    ) -> Stream:
+        """The output as server-sent events (§6.12).
+
+        Raises :class:`~replicate.exceptions.ReplicateError` right away when the model does not
+        support streaming (no ``urls.stream``).
+        """
+        self._stream_url()
+        from . import stream as _stream
+
+        return _stream._prediction_stream(  # type: ignore[attr-defined, no-any-return]
+            self._api, self, use_file_output=use_file_output, timeout=timeout
+        )
+
+    def async_stream(
+        self, use_file_output: bool | None = None, *, timeout: float | None = None
+    ) -> AsyncStream:
+        """Async twin of :meth:`stream` (``async for event in p.async_stream()``; also awaitable)."""
+        self._stream_url()
+        from . import stream as _stream
+
+        return _stream._prediction_async_stream(  # type: ignore[attr-defined, no-any-return]
+            self._api, self, use_file_output=use_file_output, timeout=timeout
+        )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _stream_url(self) -> str:
+        url = (self.urls or {}).get("stream")
+        if not url or not isinstance(url, str):
+            raise ReplicateError("Model does not support streaming")
+        return url
+
+    def _require_id(self) -> str:
+        if not self.id or not isinstance(self.id, str):
+            raise ValueError("This prediction has no id")
+        return self.id
+
+    def _raise_for_status(self) -> None:
+        """Raise the :class:`ModelError` for a failed/canceled/aborted/unknown-terminal prediction."""
+        _raise_for_status(self)
+
+
+def _raise_for_status(prediction: Any) -> None:
+    """Raise for a finished prediction or training that did not succeed (§6.9)."""
+    status = prediction.status
+    if status == "succeeded":
+        return
+    if status == "failed":
+        raise ModelError(prediction)
+    if status == "canceled":
+        raise PredictionCanceledError(prediction)
+    if status == "aborted":
+        raise PredictionAbortedError(prediction)
+    if _polling.is_terminal(status, getattr(prediction, "completed_at", None)):
+        raise ModelError(prediction)
+
+
+# ---------------------------------------------------------------------- operations
+
+
+def _quote(value: str, what: str = "id") -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    return quote(value, safe="")
+
+
+def _parser(client: Client) -> Callable[[httpx.Response], Prediction]:
+    def parse(response: httpx.Response) -> Prediction:
+        return Prediction._from_api(json_object_of(response), client)
+
+    return parse
+
+
+def _get_operation(client: Client, id: str) -> Operation[Prediction]:
+    return Operation("GET", f"/v1/predictions/{_quote(id)}", parse=_parser(client))
+
+
+def _cancel_operation(client: Client, id: str) -> Operation[Prediction]:
+    return Operation(
+        "POST",
+        f"/v1/predictions/{_quote(id)}/cancel",
+        parse=_parser(client),
+        extensions={IDEMPOTENT_EXTENSION: True},
+    )
+
+
+def _check_create_params(params: Mapping[str, Any], where: str = "create") -> None:
+    """Validate create parameters before any I/O (unknown keys, ``wait``, ``cancel_after``, ...)."""
+    unknown = [key for key in params if key not in CREATE_PARAMS]
+    if unknown:
+        names = ", ".join(repr(key) for key in unknown)
+        raise TypeError(
+            f"{where}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''}: {names}"
+            ". Use extra_body=... to send API fields this version does not know."
+        )
+    _polling.prefer_header(params.get("wait"))
+    _polling.cancel_after_header(params.get("cancel_after"))
+    strategy = params.get("file_encoding_strategy")
+    if strategy not in _FILE_ENCODING_STRATEGIES:
+        raise ValueError(
+            f"file_encoding_strategy must be 'url', 'base64' or None, not {strategy!r}"
+        )
+    events = params.get("webhook_events_filter")
+    if events is not None and (isinstance(events, (str, bytes)) or not _iterable(events)):
+        raise TypeError(f"webhook_events_filter must be a list of event names, not {events!r}")
+    for key in ("extra_headers", "extra_query", "extra_body"):
+        value = params.get(key)
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(f"{key} must be a mapping, not {type(value).__name__}")
+
+
+def _iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
+_encoders: tuple[Any, Any] | None = None
+
+
+def _load_encoders() -> tuple[Any, Any]:
+    """``(encode_json, async_encode_json)`` from ``replicate.helpers`` (imported on first use)."""
+    global _encoders
+    if _encoders is None:
+        from .helpers import async_encode_json, encode_json
+
+        _encoders = (encode_json, async_encode_json)
+    return _encoders
+
+
+def _check_input(input: Any) -> dict[str, Any] | None:
+    if input is None:
+        return None
+    if not isinstance(input, Mapping):
+        raise TypeError(
+            f"input must be a dict of input names to values, not {type(input).__name__}"
+        )
+    return input if isinstance(input, dict) else dict(input)
+
+
+def _encode_input(client: Client, input: Any, file_encoding_strategy: Any = None) -> Any:
+    """Encode ``input`` for a create (files are uploaded or inlined here); ``None`` → ``{}``."""
+    checked = _check_input(input)
+    if not checked:
+        return {}
+    return _load_encoders()[0](checked, client, file_encoding_strategy)
+
+
+async def _async_encode_input(
+    client: Client, input: Any, file_encoding_strategy: Any = None
+) -> Any:
+    """Async twin of :func:`_encode_input`."""
+    checked = _check_input(input)
+    if not checked:
+        return {}
+    return await _load_encoders()[1](checked, client, file_encoding_strategy)
+
+
+def _create_operation(
+    client: Client,
+    path: str,
+    input: Any,
+    params: Mapping[str, Any],
+    version: str | None = None,
+    *,
+    deadline: float | None = None,
+) -> Operation[Prediction]:
+    """The create request for already-encoded ``input`` (§4.1).
+
+    Body keys in order: ``input``, ``version`` (when given), ``webhook``, ``webhook_completed``,
+    ``webhook_events_filter``, ``stream`` (only those not ``None``). ``wait`` sets ``Prefer`` and
+    extends the read timeout; ``cancel_after`` sets ``Cancel-After``; ``deadline`` (a
+    :func:`time.monotonic` value) bounds retries.
+    """
+    body: dict[str, Any] = {"input": {} if input is None else input}
+    if version is not None:
+        body["version"] = version
+    for key in _BODY_PARAMS:
+        value = params.get(key)
+        if value is not None:
+            body[key] = list(value) if key == "webhook_events_filter" else value
+    headers: dict[str, str] = {}
+    timeout: httpx.Timeout | None = None
+    prefer = _polling.prefer_header(params.get("wait"))
+    if prefer is not None:
+        headers["Prefer"] = prefer
+        timeout = with_min_read(client._config.timeout, _polling.wait_read_timeout(prefer) or 0.0)
+    cancel_after = _polling.cancel_after_header(params.get("cancel_after"))
+    if cancel_after is not None:
+        headers["Cancel-After"] = cancel_after
+    sent_prefer = prefer is not None
+
+    def parse(response: httpx.Response) -> Prediction:
+        prediction = Prediction._from_api(json_object_of(response), client)
+        prediction._sync_complete = _polling.is_sync_complete(
+            response, sent_prefer, prediction.status
+        )
+        return prediction
+
+    op = Operation(
+        "POST",
+        path,
+        parse=parse,
+        json=body,
+        headers=headers,
+        timeout=timeout,
+        extensions={DEADLINE_EXTENSION: deadline} if deadline is not None else {},
+    )
+    return op.with_extras(
+        params.get("extra_headers"), params.get("extra_query"), params.get("extra_body")
+    )
+
+
+def _create(
+    client: Client,
+    path: str,
+    input: Any,
+    params: Mapping[str, Any],
+    version: str | None = None,
+    *,
+    deadline: float | None = None,
+    where: str = "create",
+) -> Prediction:
+    """Validate, encode the input, and send a prediction create (sync)."""
+    _check_create_params(params, where)
+    encoded = _encode_input(client, input, params.get("file_encoding_strategy"))
+    return client._call(
+        _create_operation(client, path, encoded, params, version, deadline=deadline)
+    )
+
+
+async def _async_create(
+    client: Client,
+    path: str,
+    input: Any,
+    params: Mapping[str, Any],
+    version: str | None = None,
+    *,
+    deadline: float | None = None,
+    where: str = "create",
+) -> Prediction:
+    """Async twin of :func:`_create`."""
+    _check_create_params(params, where)
+    encoded = await _async_encode_input(client, input, params.get("file_encoding_strategy"))
+    return await client._acall(
+        _create_operation(client, path, encoded, params, version, deadline=deadline)
+    )
+
+
+# ---------------------------------------------------------------------- waiting
+
+
+def _timed_out(prediction: Prediction, timeout: float | None) -> PredictionTimeoutError:
+    return PredictionTimeoutError(prediction, timeout)
+
+
+def _wait(client: Client, prediction: Prediction, timeout: Any, poll_interval: Any) -> Prediction:
+    limit = _polling.check_timeout(timeout)
+    interval = _polling.check_poll_interval(poll_interval)
+    if interval is None:
+        interval = client.poll_interval
+    deadline = _polling.deadline_after(limit)
+    n = 0
+    while not prediction.is_terminal:
+        n += 1
+        left = _polling.remaining(deadline)
+        if left is not None and left <= 0:
+            raise _timed_out(prediction, limit)
+        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
+        if delay > 0:
+            time.sleep(delay)
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise _timed_out(prediction, limit)
+        prediction._replace_from(client._call(_get_operation(client, prediction._require_id())))
+    return prediction
+
+
+async def _async_wait(
+    client: Client, prediction: Prediction, timeout: Any, poll_interval: Any
+) -> Prediction:
+    limit = _polling.check_timeout(timeout)
+    interval = _polling.check_poll_interval(poll_interval)
+    if interval is None:
+        interval = client.poll_interval
+    deadline = _polling.deadline_after(limit)
+    n = 0
+    while not prediction.is_terminal:
+        n += 1
+        left = _polling.remaining(deadline)
+        if left is not None and left <= 0:
+            raise _timed_out(prediction, limit)
+        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise _timed_out(prediction, limit)
+        updated = await client._acall(_get_operation(client, prediction._require_id()))
+        prediction._replace_from(updated)
+    return prediction
+
+
+def _final_items(prediction: Prediction, yielded: int) -> tuple[list[Any], int]:
+    output = prediction.output
+    if isinstance(output, list):
+        return output[yielded:], len(output)
+    return [], yielded
+
+
+def _output_iterator(
+    client: Client, prediction: Prediction, deadline: float | None, timeout: float | None
+) -> Iterator[Any]:
+    interval = client.poll_interval
+    yielded = 0
+    n = 0
+    while True:
+        items, yielded = _final_items(prediction, yielded)
+        yield from items
+        if prediction.is_terminal:
+            break
+        n += 1
+        left = _polling.remaining(deadline)
+        if left is not None and left <= 0:
+            raise _timed_out(prediction, timeout)
+        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
+        if delay > 0:
+            time.sleep(delay)
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise _timed_out(prediction, timeout)
+        prediction._replace_from(client._call(_get_operation(client, prediction._require_id())))
+    _raise_for_status(prediction)
+    output = prediction.output
+    if not isinstance(output, list) and output is not None:
+        yield output
+
+
+async def _async_output_iterator(
+    client: Client, prediction: Prediction, deadline: float | None, timeout: float | None
+) -> AsyncIterator[Any]:
+    interval = client.poll_interval
+    yielded = 0
+    n = 0
+    while True:
+        items, yielded = _final_items(prediction, yielded)
+        for item in items:
+            yield item
+        if prediction.is_terminal:
+            break
+        n += 1
+        left = _polling.remaining(deadline)
+        if left is not None and left <= 0:
+            raise _timed_out(prediction, timeout)
+        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise _timed_out(prediction, timeout)
+        updated = await client._acall(_get_operation(client, prediction._require_id()))
+        prediction._replace_from(updated)
+    _raise_for_status(prediction)
+    output = prediction.output
+    if not isinstance(output, list) and output is not None:
+        yield output
+
+
+# ---------------------------------------------------------------------- namespace
+
+
+def _iso(value: Any, name: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        text = value.astimezone(_dt.timezone.utc).isoformat()
+        return text.replace("+00:00", "Z")
+    raise TypeError(f"{name} must be a datetime or an ISO 8601 string, not {value!r}")
+
+
+def _version_id(version: Any) -> str:
+    if isinstance(version, str):
+        return version
+    vid = getattr(version, "id", None)
+    if isinstance(vid, str) and vid:
+        return vid
+    raise TypeError(f"version must be a Version or a version id string, not {version!r}")
+
+
+class Predictions(Namespace):
+    """The ``predictions`` namespace: create, get, list, cancel and wait for predictions."""
+
+    class CreatePredictionParams(TypedDict, total=False):
+        """Keyword parameters of prediction creates (§4.1)."""
+
+        wait: bool | int | float
+        """``True`` → ``Prefer: wait``; N → ``Prefer: wait=N`` (1-60 seconds)."""
+        cancel_after: int | float | _dt.timedelta | str
+        """Cancel the prediction this long after creation (``Cancel-After``; at least 5 s)."""
+        webhook: str
+        """URL to call when the prediction changes."""
+        webhook_completed: str
+        """Legacy: URL to call when the prediction completes."""
+        webhook_events_filter: list[str]
+        """Which events trigger the webhook: ``start``, ``output``, ``logs``, ``completed``."""
+        stream: bool
+        """Request a streaming URL (deprecated; ``urls.stream`` is always set for streaming models)."""
+        file_encoding_strategy: Literal["base64", "url"] | None
+        """How files in the input are sent: uploaded (``url``, default) or inlined (``base64``)."""
+        extra_headers: Mapping[str, str]
+        """Extra request headers."""
+        extra_query: Mapping[str, Any]
+        """Extra query parameters."""
+        extra_body: Mapping[str, Any]
+        """Extra JSON body fields (merged last)."""
+
+    # ------------------------------------------------------------------ get
+
+    def get(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Get a prediction by id."""
+        op = _get_operation(self._client, id)
+        if extra_headers or extra_query or extra_body:
+            op.with_extras(extra_headers, extra_query, extra_body)
+        return self._client._call(op)
+
+    async def async_get(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Async twin of :meth:`get`."""
+        op = _get_operation(self._client, id)
+        if extra_headers or extra_query or extra_body:
+            op.with_extras(extra_headers, extra_query, extra_body)
+        return await self._client._acall(op)
+
+    # ------------------------------------------------------------------ list
+
+    def list(
+        self,
+        cursor: str | None = ...,  # type: ignore[assignment]
+        *,
+        created_after: _dt.datetime | str | None = None,
+        created_before: _dt.datetime | str | None = None,
+        source: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Prediction]:
+        """List predictions, newest first (100 per page).
+
+        ``created_after`` / ``created_before`` filter by creation time (naive datetimes are UTC);
+        ``source="web"`` lists predictions made on the website (last 14 days).
+        """
+        return self._call(
+            self._list(
+                cursor,
+                created_after,
+                created_before,
+                source,
+                extra_headers,
+                extra_query,
+                extra_body,
+            )
+        )
+
+    async def async_list(
+        self,
+        cursor: str | None = ...,  # type: ignore[assignment]
+        *,
+        created_after: _dt.datetime | str | None = None,
+        created_before: _dt.datetime | str | None = None,
+        source: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Prediction]:
+        """Async twin of :meth:`list`."""
+        return await self._acall(
+            self._list(
+                cursor,
+                created_after,
+                created_before,
+                source,
+                extra_headers,
+                extra_query,
+                extra_body,
+            )
+        )
+
+    def _list(
+        self,
+        cursor: Any,
+        created_after: Any,
+        created_before: Any,
+        source: Any,
+        extra_headers: Mapping[str, str] | None,
+        extra_query: Mapping[str, Any] | None,
+        extra_body: Mapping[str, Any] | None,
+    ) -> Operation[Page[Prediction]]:
+        url = _cursor_url(self._client, cursor)
+        query: dict[str, Any] = {}
+        if url is None:
+            url = "/v1/predictions"
+            if created_after is not None:
+                query["created_after"] = _iso(created_after, "created_after")
+            if created_before is not None:
+                query["created_before"] = _iso(created_before, "created_before")
+            if source is not None:
+                if not isinstance(source, str):
+                    raise TypeError(f"source must be a string such as 'web', not {source!r}")
+                query["source"] = source
+        op = Operation(
+            "GET", url, parse=_page_parser(Prediction, self._client), params=query or None
+        )
+        return op.with_extras(extra_headers, extra_query, extra_body)
+
+    # ------------------------------------------------------------------ cancel
+
+    def cancel(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Cancel a prediction (retried like an idempotent call)."""
+        op = _cancel_operation(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        return self._call(op)
+
+    async def async_cancel(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Prediction:
+        """Async twin of :meth:`cancel`."""
+        op = _cancel_operation(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        return await self._acall(op)
+
+    # ------------------------------------------------------------------ wait
+
+    def wait(
+        self,
+        prediction: Prediction | str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> Prediction:
+        """Poll a prediction (an id or a :class:`Prediction`) until it finishes and return it.
+
+        A :class:`Prediction` is updated in place. Does not raise for failed/canceled/aborted
+        predictions; raises :class:`~replicate.exceptions.PredictionTimeoutError` after
+        ``timeout`` seconds.
+        """
+        target = prediction
+        if isinstance(target, str):
+            _polling.check_timeout(timeout)
+            _polling.check_poll_interval(poll_interval)
+            target = self.get(target)
+        elif not isinstance(target, Prediction):
+            raise TypeError(f"prediction must be a Prediction or an id, not {prediction!r}")
+        return _wait(self._client, target, timeout, poll_interval)
+
+    async def async_wait(
+        self,
+        prediction: Prediction | str,
+        *,
+        timeout: float | None = None,
+        poll_interval: float | None = None,
+    ) -> Prediction:
+        """Async twin of :meth:`wait`."""
+        target = prediction
+        if isinstance(target, str):
+            _polling.check_timeout(timeout)
+            _polling.check_poll_interval(poll_interval)
+            target = await self.async_get(target)
+        elif not isinstance(target, Prediction):
+            raise TypeError(f"prediction must be a Prediction or an id, not {prediction!r}")
+        return await _async_wait(self._client, target, timeout, poll_interval)
+
+    # ------------------------------------------------------------------ create
+
+    def create(
+        self,
+        *args: Any,
+        model: Any = None,
+        version: Any = None,
+        deployment: Any = None,
+        input: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Prediction:
+        """Create a prediction.
+
+        Name exactly one of ``model`` (``"owner/name"``, ``(owner, name)`` or a ``Model``),
+        ``version`` (a ``Version`` or a version id / ``"owner/name:id"`` string) or
+        ``deployment``. The 1.0.x positional form ``create(version, input)`` still works.
+        Parameters: see :class:`Predictions.CreatePredictionParams`; unknown ones raise
+        ``TypeError``. Returns the prediction as the server sent it (no polling).
+        """
+        kind, target, input = _route_create(args, model, version, deployment, input)
+        if kind == "model":
+            return self._client.models.predictions.create(target, input, **params)  # type: ignore[no-any-return]
+        if kind == "deployment":
+            return self._client.deployments.predictions.create(target, input, **params)  # type: ignore[no-any-return]
+        return _create(self._client, "/v1/predictions", input, params, target)
+
+    async def async_create(
+        self,
+        *args: Any,
+        model: Any = None,
+        version: Any = None,
+        deployment: Any = None,
+        input: dict[str, Any] | None = None,
+        **params: Any,
+    ) -> Prediction:
+        """Async twin of :meth:`create`."""
+        kind, target, input = _route_create(args, model, version, deployment, input)
+        if kind == "model":
+            return await self._client.models.predictions.async_create(target, input, **params)  # type: ignore[no-any-return]
+        if kind == "deployment":
+            return await self._client.deployments.predictions.async_create(target, input, **params)  # type: ignore[no-any-return]
+        return await _async_create(self._client, "/v1/predictions", input, params, target)
+
+
+def _route_create(
+    args: tuple[Any, ...], model: Any, version: Any, deployment: Any, input: Any
+) -> tuple[str, Any, Any]:
+    if len(args) > 2:
+        raise TypeError(
+            f"create() takes at most 2 positional arguments (version, input), {len(args)} given"
+        )
+    if len(args) >= 1:
+        version = args[0]
+    if len(args) == 2:
+        input = args[1]
+    if sum(1 for value in (model, version, deployment) if value) != 1:
+        raise ValueError("Exactly one of 'model', 'version', or 'deployment' must be specified.")
+    if model:
+        return "model", model, input
+    if deployment:
+        return "deployment", deployment, input
+    return "version", _version_id(version), input
