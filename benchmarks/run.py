@@ -197,7 +197,6 @@ def ensure_v107(venv: Path) -> Path:
         return python
     log(f"creating a virtual environment for {V107_SPEC} at {venv} ...")
     venv.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     pins = []
     from importlib.metadata import PackageNotFoundError, version
 
@@ -206,7 +205,21 @@ def ensure_v107(venv: Path) -> Path:
             pins.append(f"{dist}=={version(dist)}")
         except PackageNotFoundError:
             pass
-    base = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # Fast path: a venv without its own pip, filled by this interpreter's pip (pip >= 22.3
+    # has --python); otherwise a classic venv with pip inside.
+    try:
+        pip_major_minor = tuple(int(p) for p in version("pip").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        pip_major_minor = (0, 0)
+    if pip_major_minor >= (22, 3):
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", "--without-pip", str(venv)], check=True
+        )
+        base = [sys.executable, "-m", "pip", "--python", str(python), "install"]
+    else:
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        base = [str(python), "-m", "pip", "install"]
+    base += ["--quiet", "--disable-pip-version-check"]
     proc = subprocess.run([*base, V107_SPEC, *pins], check=False)
     if proc.returncode != 0 and pins:
         log(f"installing with pins {pins} failed; retrying without them")
