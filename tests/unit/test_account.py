@@ -41,7 +41,7 @@ class Api:
         return Client("r8_test", transport=httpx.MockTransport(self), retry=False)
 
 
-def invoke(mode: str, target: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+def invoke(mode: str, target: Any, name: str, /, *args: Any, **kwargs: Any) -> Any:
     if mode == "sync":
         return getattr(target, name)(*args, **kwargs)
     return asyncio.run(getattr(target, f"async_{name}")(*args, **kwargs))

@@ -1,0 +1,118 @@
+"""Curated collections of models: ``client.collections.list()`` / ``.get(slug)``."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any, overload
+from urllib.parse import quote
+
+from ._http import Operation, json_object_of
+from .model import Model
+from .pagination import Page, _cursor_url, _page_parser
+from .resource import Namespace, Resource
+
+__all__ = ["Collection", "Collections"]
+
+
+class Collection(Resource):
+    """A collection of models.
+
+    Iterating over a collection, indexing it and ``len()`` work on its :attr:`models` (``models`` is
+    ``None`` for the items of ``collections.list()``; fetch one with ``collections.get(slug)``).
+    """
+
+    slug: str | None = None
+    """The collection's slug, e.g. ``"text-to-image"``."""
+
+    name: str | None = None
+    """The collection's name."""
+
+    description: str | None = None
+    """A short description."""
+
+    full_description: str | None = None
+    """A longer description in Markdown, when the API sends one."""
+
+    models: list[Model] | None = None
+    """The models in the collection (``None`` in list results)."""
+
+    @property
+    def id(self) -> str | None:
+        """Deprecated alias of :attr:`slug`."""
+        warnings.warn("Use `slug` instead of `id`", DeprecationWarning, stacklevel=2)
+        return self.slug
+
+    def __iter__(self) -> Iterator[Model]:  # type: ignore[override]
+        return iter(self.models or [])
+
+    @overload
+    def __getitem__(self, index: int) -> Model | None: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Model] | None: ...
+
+    def __getitem__(self, index: int | slice) -> Model | list[Model] | None:
+        if self.models is None:
+            return None
+        return self.models[index]
+
+    def __len__(self) -> int:
+        return len(self.models or [])
+
+
+class Collections(Namespace):
+    """The ``collections`` namespace.
+
+    Every method also accepts the keyword-only escape hatches ``extra_headers``, ``extra_query``
+    and ``extra_body``.
+    """
+
+    def list(self, cursor: str | Any = ..., **extras: Any) -> Page[Collection]:
+        """A page of collections (``GET /v1/collections``).
+
+        ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
+        """
+        return self._call(self._list(cursor, **extras))
+
+    async def async_list(self, cursor: str | Any = ..., **extras: Any) -> Page[Collection]:
+        """Async twin of :meth:`list`."""
+        return await self._acall(self._list(cursor, **extras))
+
+    def get(self, slug: str, **extras: Any) -> Collection:
+        """A collection with its models (``GET /v1/collections/{slug}``)."""
+        return self._call(self._get(slug, **extras))
+
+    async def async_get(self, slug: str, **extras: Any) -> Collection:
+        """Async twin of :meth:`get`."""
+        return await self._acall(self._get(slug, **extras))
+
+    def _list(
+        self,
+        cursor: Any,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Operation[Page[Collection]]:
+        path = _cursor_url(self._client, cursor) or "/v1/collections"
+        return Operation("GET", path, parse=_page_parser(Collection, self._client)).with_extras(
+            extra_headers, extra_query, extra_body
+        )
+
+    def _get(
+        self,
+        slug: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Operation[Collection]:
+        if not isinstance(slug, str) or not slug:
+            raise ValueError(f"slug must be a non-empty string, not {slug!r}")
+        client = self._client
+        return Operation(
+            "GET",
+            f"/v1/collections/{quote(slug, safe='')}",
+            parse=lambda response: Collection._from_api(json_object_of(response), client),
+        ).with_extras(extra_headers, extra_query, extra_body)
