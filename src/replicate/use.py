@@ -265,13 +265,11 @@ class _Target:
                 "format owner/name or owner/name:version"
             )
 
-    @property
-    def needs_model_lookup(self) -> bool:
-        return not self.resolved and self.version is None
-
-    @property
-    def needs_version_lookup(self) -> bool:
-        return not self.resolved and self.version is not None and self.model is not None
+    def pending_lookup(self) -> tuple[str, str | None] | None:
+        """The (model, version or None) to fetch before the first run, if any."""
+        if self.resolved or self.model is None:
+            return None
+        return self.model, self.version
 
     def adopt_model(self, model: Any) -> None:
         latest = model.latest_version
@@ -342,10 +340,13 @@ class Function:
     def _resolve(self) -> _Target:
         target = self._target
         with target.lock:
-            if target.needs_model_lookup:
-                target.adopt_model(self._client.models.get(target.model))
-            elif target.needs_version_lookup:
-                target.adopt_version(self._client.models.versions.get(target.model, target.version))
+            lookup = target.pending_lookup()
+            if lookup is not None:
+                model, version = lookup
+                if version is None:
+                    target.adopt_model(self._client.models.get(model))
+                else:
+                    target.adopt_version(self._client.models.versions.get(model, version))
         return target
 
     def _schema_after(self, prediction: Prediction) -> dict[str, Any] | None:
@@ -442,11 +443,15 @@ class AsyncFunction:
     async def _resolve(self) -> _Target:
         target = self._target
         async with self._alock:
-            if target.needs_model_lookup:
-                target.adopt_model(await self._client.models.async_get(target.model))
-            elif target.needs_version_lookup:
-                version = await self._client.models.versions.async_get(target.model, target.version)
-                target.adopt_version(version)
+            lookup = target.pending_lookup()
+            if lookup is not None:
+                model, version = lookup
+                if version is None:
+                    target.adopt_model(await self._client.models.async_get(model))
+                else:
+                    target.adopt_version(
+                        await self._client.models.versions.async_get(model, version)
+                    )
         return target
 
     async def _schema_after(self, prediction: Prediction) -> dict[str, Any] | None:
