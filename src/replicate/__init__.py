@@ -104,11 +104,13 @@ class _StreamFunction:
         self.__module__ = __name__
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("ServerSentEvent", "EventSource", "Stream", "AsyncStream"):
-            from . import stream as _stream_module
+        # Names of the replicate.stream module (ServerSentEvent, EventSource, ...) are reachable
+        # here too, also for code that did ``from replicate import stream`` expecting the module.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        import importlib
 
-            return getattr(sys.modules[_stream_module.__name__], name)
-        raise AttributeError(name)
+        return getattr(importlib.import_module(f"{__name__}.stream"), name)
 
 
 class _Stream(_StreamFunction):

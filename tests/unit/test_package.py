@@ -92,9 +92,10 @@ def test_top_level_names() -> None:
 
 
 def test_functions_shadow_their_submodules() -> None:
-    import replicate.hardware as hardware_module  # noqa: F401
-    import replicate.run as run_module
-    import replicate.stream as stream_module
+    # ``import replicate.run as m`` would give the function (attribute lookup comes first).
+    importlib.import_module("replicate.hardware")
+    run_module = importlib.import_module("replicate.run")
+    stream_module = importlib.import_module("replicate.stream")
 
     assert callable(replicate.run) and not inspect.ismodule(replicate.run)
     assert callable(replicate.stream) and not inspect.ismodule(replicate.stream)
