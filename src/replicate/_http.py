@@ -16,9 +16,27 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ._retry import DEADLINE_EXTENSION, IDEMPOTENT_EXTENSION
 from .exceptions import APIResponseValidationError, ReplicateError
 
 logger = logging.getLogger("replicate")
+
+__all__ = [
+    "DEADLINE_EXTENSION",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "IDEMPOTENT_EXTENSION",
+    "Operation",
+    "TokenAuth",
+    "check_response",
+    "json_object_of",
+    "json_of",
+    "normalize_base_url",
+    "origin_of",
+    "resolve_timeout",
+    "returns_true",
+    "with_min_read",
+]
 
 T = TypeVar("T")
 
@@ -26,8 +44,6 @@ DEFAULT_BASE_URL = "https://api.replicate.com"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 UPLOAD_MIN_READ = 120.0
 STREAM_MIN_READ = 60.0
-DEADLINE_EXTENSION = "replicate.deadline"
-IDEMPOTENT_EXTENSION = "replicate.idempotent"
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
