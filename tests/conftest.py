@@ -109,19 +109,19 @@ def use_async(request: pytest.FixtureRequest) -> bool:
     return bool(request.param)
 
 
-async def call(obj: Any, name: str, *args: Any, use_async: bool, **kwargs: Any) -> Any:
-    """Call ``obj.name(...)`` or ``await obj.async_name(...)``."""
+async def call(obj: Any, method: str, /, *args: Any, use_async: bool, **kwargs: Any) -> Any:
+    """Call ``obj.<method>(...)`` or ``await obj.async_<method>(...)``."""
     if use_async:
-        return await getattr(obj, f"async_{name}")(*args, **kwargs)
-    return getattr(obj, name)(*args, **kwargs)
+        return await getattr(obj, f"async_{method}")(*args, **kwargs)
+    return getattr(obj, method)(*args, **kwargs)
 
 
 @pytest.fixture
 def invoke(use_async: bool) -> Callable[..., Any]:
     """``await invoke(obj, "get", ...)``: the sync or async twin, per the ``use_async`` param."""
 
-    async def run(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        return await call(obj, name, *args, use_async=use_async, **kwargs)
+    async def run(obj: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        return await call(obj, method, *args, use_async=use_async, **kwargs)
 
     return run
 
