@@ -1,0 +1,519 @@
+"""``run`` / ``async_run``: create a prediction, wait for it, return its output (design §6.1-§6.11).
+
+The algorithm (§6.11):
+
+1. resolve the ref (no I/O; bad refs raise ``ValueError``),
+2. encode the input (file uploads happen here),
+3. create the prediction (``Prefer: wait`` by default; ``Cancel-After`` when ``timeout`` is given),
+4. look up the version schema when a version id is known (after the create; cached per client),
+5. a complete create answer (terminal, or 201 + ``Preference-Applied: wait``) is returned at once,
+6. an iterator output that is not complete yet becomes a lazy generator that polls,
+7. anything else is polled to a terminal status.
+
+``timeout=T`` bounds everything from the call on; on expiry the prediction is canceled (best effort)
+and :class:`~replicate.exceptions.PredictionTimeoutError` is raised. Ctrl-C while waiting cancels
+the prediction before the ``KeyboardInterrupt`` propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from . import _polling
+from ._http import DEADLINE_EXTENSION, Operation, json_object_of
+from .exceptions import PredictionTimeoutError, ReplicateError
+from .helpers import transform_output
+from .identifier import ResolvedRef, resolve_ref
+from .prediction import (
+    Prediction,
+    _async_encode_input,
+    _cancel_operation,
+    _check_create_params,
+    _create_operation,
+    _encode_input,
+    _get_operation,
+    _raise_for_status,
+)
+from .schema import make_schema_backwards_compatible, output_is_iterator
+
+if TYPE_CHECKING:
+    from .client import Client
+
+__all__ = ["async_run", "run"]
+
+logger = logging.getLogger("replicate")
+
+#: Versions whose schema is remembered per client (versions are immutable).
+SCHEMA_CACHE_SIZE = 256
+
+Progress = Callable[[Prediction], Any]
+
+
+# --------------------------------------------------------------------------------------------
+# Version schema cache (§6.6)
+# --------------------------------------------------------------------------------------------
+
+
+class _Unknown:
+    """Marker for "no usable schema" (cached after a permanent lookup failure)."""
+
+
+UNKNOWN: Any = _Unknown()
+
+
+class SchemaCache:
+    """A thread-safe bounded LRU of version id → backwards-compatible OpenAPI schema."""
+
+    def __init__(self, maxsize: int = SCHEMA_CACHE_SIZE) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        """The cached schema (or ``UNKNOWN``), or ``None`` when not cached."""
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: Any) -> None:
+        """Remember ``value`` for ``key``, evicting the least recently used entries."""
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _schema_cache(client: Client) -> SchemaCache:
+    cache = client._schema_cache
+    if cache is None:
+        with client._lock:
+            cache = client._schema_cache
+            if cache is None:
+                cache = client._schema_cache = SchemaCache()
+    return cache  # type: ignore[no-any-return]
+
+
+def _compatible(data: Mapping[str, Any]) -> Any:
+    schema = data.get("openapi_schema")
+    if not isinstance(schema, dict):
+        return UNKNOWN
+    return make_schema_backwards_compatible(schema, data.get("cog_version"))
+
+
+def _version_model(resolved: ResolvedRef, prediction: Prediction) -> tuple[str, str] | None:
+    if resolved.owner and resolved.name:
+        return resolved.owner, resolved.name
+    model = prediction.model
+    if isinstance(model, str):
+        owner, sep, name = model.partition("/")
+        if sep and owner and name and "/" not in name:
+            return owner, name
+    return None
+
+
+def _lookup_operation(owner: str, name: str, version_id: str) -> Operation[Any]:
+    path = (
+        f"/v1/models/{quote(owner, safe='')}/{quote(name, safe='')}"
+        f"/versions/{quote(version_id, safe='')}"
+    )
+    return Operation("GET", path, parse=lambda response: _compatible(json_object_of(response)))
+
+
+def _known_schema(client: Client, resolved: ResolvedRef) -> Any:
+    """The schema when known without I/O (``UNKNOWN`` when there is nothing to look up), else
+    ``None`` (a lookup is needed)."""
+    version = resolved.version
+    if version is not None:
+        data = {
+            "openapi_schema": getattr(version, "openapi_schema", None),
+            "cog_version": getattr(version, "cog_version", None),
+        }
+        return _compatible(data)
+    vid = resolved.version_id
+    if vid is None or resolved.deployment is not None:
+        return UNKNOWN
+    return _schema_cache(client).get(vid)
+
+
+def _lookup_failed(client: Client, vid: str, exc: Exception) -> Any:
+    logger.warning(
+        "Could not fetch the schema of version %s (%s); treating the output as a plain value",
+        vid,
+        type(exc).__name__,
+    )
+    status = exc.status if isinstance(exc, ReplicateError) else None
+    if status is not None and 400 <= status < 500 and status not in (408, 429):
+        _schema_cache(client).put(vid, UNKNOWN)
+    return UNKNOWN
+
+
+def _schema_for(client: Client, resolved: ResolvedRef, prediction: Prediction) -> Any:
+    schema = _known_schema(client, resolved)
+    if schema is not None:
+        return schema
+    vid = resolved.version_id
+    model = _version_model(resolved, prediction)
+    if vid is None or model is None:
+        return UNKNOWN
+    try:
+        schema = client._call(_lookup_operation(model[0], model[1], vid))
+    except Exception as exc:
+        return _lookup_failed(client, vid, exc)
+    _schema_cache(client).put(vid, schema)
+    return schema
+
+
+async def _async_schema_for(client: Client, resolved: ResolvedRef, prediction: Prediction) -> Any:
+    schema = _known_schema(client, resolved)
+    if schema is not None:
+        return schema
+    vid = resolved.version_id
+    model = _version_model(resolved, prediction)
+    if vid is None or model is None:
+        return UNKNOWN
+    try:
+        schema = await client._acall(_lookup_operation(model[0], model[1], vid))
+    except Exception as exc:
+        return _lookup_failed(client, vid, exc)
+    _schema_cache(client).put(vid, schema)
+    return schema
+
+
+def _is_iterator(schema: Any) -> bool:
+    return schema is not UNKNOWN and output_is_iterator(schema)
+
+
+# --------------------------------------------------------------------------------------------
+# Preparing the create
+# --------------------------------------------------------------------------------------------
+
+
+class _Plan:
+    """Everything decided before I/O: route, parameters, deadline, output handling."""
+
+    __slots__ = (
+        "client",
+        "deadline",
+        "limit",
+        "params",
+        "path",
+        "progress",
+        "resolved",
+        "transform",
+        "version",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        ref: Any,
+        use_file_output: Any,
+        timeout: Any,
+        progress: Progress | None,
+        params: dict[str, Any],
+    ) -> None:
+        self.client = client
+        self.resolved = resolved = resolve_ref(ref)
+        self.limit = _polling.check_timeout(timeout)
+        self.deadline = _polling.deadline_after(self.limit)
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a callable taking a Prediction, not {progress!r}")
+        self.progress = progress
+        self.transform = bool(use_file_output)
+        params.setdefault("wait", True)
+        if self.limit is not None and params.get("cancel_after") is None:
+            params["cancel_after"] = max(
+                _polling.MIN_CANCEL_AFTER_SECONDS, math.ceil(min(self.limit, 1e9))
+            )
+        _check_create_params(params, "run")
+        self.params = params
+        self.version: str | None = None
+        if resolved.deployment is not None:
+            owner, name = resolved.deployment
+            self.path = (
+                f"/v1/deployments/{quote(owner, safe='')}/{quote(name, safe='')}/predictions"
+            )
+        elif resolved.version_id is not None:
+            self.path = "/v1/predictions"
+            self.version = resolved.version_id
+        else:
+            assert resolved.owner is not None and resolved.name is not None
+            self.path = (
+                f"/v1/models/{quote(resolved.owner, safe='')}/"
+                f"{quote(resolved.name, safe='')}/predictions"
+            )
+
+    def create_operation(self, encoded: Any) -> Operation[Prediction]:
+        params = self.params
+        left = _polling.remaining(self.deadline)
+        if left is not None:
+            if left <= 0:
+                raise PredictionTimeoutError(None, self.limit)
+            wait = params.get("wait")
+            bound = max(1, math.ceil(left))
+            if wait is True:
+                too_long = bound < _polling.MAX_WAIT_SECONDS
+            else:
+                too_long = wait is not None and wait is not False and wait > bound
+            if too_long:
+                params = {**params, "wait": bound}
+        return _create_operation(
+            self.client, self.path, encoded, params, self.version, deadline=self.deadline
+        )
+
+    def output(self, value: Any) -> Any:
+        return transform_output(value, self.client) if self.transform else value
+
+    def notify(self, prediction: Prediction) -> None:
+        if self.progress is not None:
+            self.progress(prediction)
+
+    def poll_operation(self, prediction: Prediction) -> Operation[Prediction]:
+        op = _get_operation(self.client, prediction._require_id())
+        if self.deadline is not None:
+            op.extensions = {**op.extensions, DEADLINE_EXTENSION: self.deadline}
+        return op
+
+
+def _complete(prediction: Prediction) -> bool:
+    return prediction.is_terminal or bool(prediction._sync_complete)
+
+
+def _list_items(output: Any) -> list[Any]:
+    return output if isinstance(output, list) else [output]
+
+
+# --------------------------------------------------------------------------------------------
+# sync
+# --------------------------------------------------------------------------------------------
+
+
+def _cancel(plan: _Plan, prediction: Prediction) -> bool:
+    """Best-effort cancel: errors are logged, never raised. Returns whether it was sent."""
+    try:
+        prediction._replace_from(
+            plan.client._call(_cancel_operation(plan.client, prediction._require_id()))
+        )
+        return True
+    except Exception as exc:
+        logger.warning("Could not cancel prediction %s: %s", prediction.id, type(exc).__name__)
+        return False
+
+
+def _expired(plan: _Plan, prediction: Prediction) -> PredictionTimeoutError:
+    canceled = _cancel(plan, prediction)
+    return PredictionTimeoutError(prediction, plan.limit, canceled)
+
+
+def _poll_once(plan: _Plan, prediction: Prediction, n: int) -> None:
+    """Sleep before poll ``n`` (never past the deadline), then refresh ``prediction``."""
+    deadline = plan.deadline
+    if deadline is not None and _polling.remaining(deadline) == 0:
+        raise _expired(plan, prediction)
+    delay = _polling.sleep_time(_polling.poll_delay(n, plan.client.poll_interval), deadline)
+    if delay > 0:
+        time.sleep(delay)
+    if deadline is not None and _polling.remaining(deadline) == 0:
+        raise _expired(plan, prediction)
+    prediction._replace_from(plan.client._call(plan.poll_operation(prediction)))
+    plan.notify(prediction)
+
+
+def _wait(plan: _Plan, prediction: Prediction) -> None:
+    n = 0
+    try:
+        while not prediction.is_terminal:
+            n += 1
+            _poll_once(plan, prediction, n)
+    except KeyboardInterrupt:
+        _cancel(plan, prediction)
+        raise
+
+
+def _items(plan: _Plan, items: list[Any]) -> Iterator[Any]:
+    for item in items:
+        yield plan.output(item)
+
+
+def _iterate(plan: _Plan, prediction: Prediction) -> Iterator[Any]:
+    """Yield list items as they appear while polling (§5.1 output_iterator rules)."""
+    yielded = 0
+    n = 0
+    try:
+        while True:
+            output = prediction.output
+            if isinstance(output, list) and len(output) > yielded:
+                fresh, yielded = output[yielded:], len(output)
+                for item in fresh:
+                    yield plan.output(item)
+            if prediction.is_terminal:
+                break
+            n += 1
+            _poll_once(plan, prediction, n)
+    except KeyboardInterrupt:
+        _cancel(plan, prediction)
+        raise
+    _raise_for_status(prediction)
+    output = prediction.output
+    if output is not None and not isinstance(output, list):
+        yield plan.output(output)
+
+
+def run(
+    client: Client,
+    ref: Any,
+    input: dict[str, Any] | None = None,
+    *,
+    use_file_output: bool | None = True,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    **params: Any,
+) -> Any:
+    """Run a model and return its output (see :func:`replicate.run`).
+
+    ``progress``, when given, is called with the :class:`~replicate.prediction.Prediction` after
+    the create and after every poll.
+    """
+    plan = _Plan(client, ref, use_file_output, timeout, progress, params)
+    encoded = _encode_input(client, input, plan.params.get("file_encoding_strategy"))
+    prediction = client._call(plan.create_operation(encoded))
+    plan.notify(prediction)
+    schema = _schema_for(client, plan.resolved, prediction)
+    iterator = _is_iterator(schema)
+    if _complete(prediction):
+        _raise_for_status(prediction)
+        if iterator and prediction.output is not None:
+            return _items(plan, _list_items(prediction.output))
+        return plan.output(prediction.output)
+    if iterator:
+        return _iterate(plan, prediction)
+    _wait(plan, prediction)
+    _raise_for_status(prediction)
+    return plan.output(prediction.output)
+
+
+# --------------------------------------------------------------------------------------------
+# async
+# --------------------------------------------------------------------------------------------
+
+
+async def _async_cancel(plan: _Plan, prediction: Prediction) -> bool:
+    try:
+        answer: Prediction = await plan.client._acall(
+            _cancel_operation(plan.client, prediction._require_id())
+        )
+        prediction._replace_from(answer)
+        return True
+    except Exception as exc:
+        logger.warning("Could not cancel prediction %s: %s", prediction.id, type(exc).__name__)
+        return False
+
+
+async def _async_expired(plan: _Plan, prediction: Prediction) -> PredictionTimeoutError:
+    canceled = await _async_cancel(plan, prediction)
+    return PredictionTimeoutError(prediction, plan.limit, canceled)
+
+
+async def _async_poll_once(plan: _Plan, prediction: Prediction, n: int) -> None:
+    deadline = plan.deadline
+    if deadline is not None and _polling.remaining(deadline) == 0:
+        raise await _async_expired(plan, prediction)
+    delay = _polling.sleep_time(_polling.poll_delay(n, plan.client.poll_interval), deadline)
+    if delay > 0:
+        await asyncio.sleep(delay)
+    if deadline is not None and _polling.remaining(deadline) == 0:
+        raise await _async_expired(plan, prediction)
+    update: Prediction = await plan.client._acall(plan.poll_operation(prediction))
+    prediction._replace_from(update)
+    plan.notify(prediction)
+
+
+async def _cancel_on_interrupt(plan: _Plan, prediction: Prediction) -> None:
+    # The task was cancelled (Ctrl-C under asyncio.run, or a caller's cancel): best effort,
+    # shielded so that the cancel request itself is not interrupted.
+    try:
+        await asyncio.shield(_async_cancel(plan, prediction))
+    except BaseException:  # pragma: no cover - a second interruption
+        pass
+
+
+async def _async_wait(plan: _Plan, prediction: Prediction) -> None:
+    n = 0
+    try:
+        while not prediction.is_terminal:
+            n += 1
+            await _async_poll_once(plan, prediction, n)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        await _cancel_on_interrupt(plan, prediction)
+        raise
+
+
+async def _async_items(plan: _Plan, items: list[Any]) -> AsyncIterator[Any]:
+    for item in items:
+        yield plan.output(item)
+
+
+async def _async_iterate(plan: _Plan, prediction: Prediction) -> AsyncIterator[Any]:
+    yielded = 0
+    n = 0
+    try:
+        while True:
+            output = prediction.output
+            if isinstance(output, list) and len(output) > yielded:
+                fresh, yielded = output[yielded:], len(output)
+                for item in fresh:
+                    yield plan.output(item)
+            if prediction.is_terminal:
+                break
+            n += 1
+            await _async_poll_once(plan, prediction, n)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        await _cancel_on_interrupt(plan, prediction)
+        raise
+    _raise_for_status(prediction)
+    output = prediction.output
+    if output is not None and not isinstance(output, list):
+        yield plan.output(output)
+
+
+async def async_run(
+    client: Client,
+    ref: Any,
+    input: dict[str, Any] | None = None,
+    *,
+    use_file_output: bool | None = True,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    **params: Any,
+) -> Any:
+    """Async twin of :func:`run`; iterator outputs are async generators."""
+    plan = _Plan(client, ref, use_file_output, timeout, progress, params)
+    encoded = await _async_encode_input(client, input, plan.params.get("file_encoding_strategy"))
+    prediction = await client._acall(plan.create_operation(encoded))
+    plan.notify(prediction)
+    schema = await _async_schema_for(client, plan.resolved, prediction)
+    iterator = _is_iterator(schema)
+    if _complete(prediction):
+        _raise_for_status(prediction)
+        if iterator and prediction.output is not None:
+            return _async_items(plan, _list_items(prediction.output))
+        return plan.output(prediction.output)
+    if iterator:
+        return _async_iterate(plan, prediction)
+    await _async_wait(plan, prediction)
+    _raise_for_status(prediction)
+    return plan.output(prediction.output)
