@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -167,12 +168,19 @@ def _as_bytes(value: Any) -> bytes:
 
 def load_recording(name: str) -> list[Interaction]:
     """The interactions of ``recordings/<name>.yaml`` with decoded (un-gzipped) bodies."""
-    import yaml
-
     path = RECORDINGS_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
     if not path.exists():
         pytest.skip(f"recording {path} is not available")
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return list(_load_path(str(path)))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_path(path: str) -> tuple[Interaction, ...]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.load(fh, Loader=loader)
     out: list[Interaction] = []
     for item in data["interactions"]:
         request, response = item["request"], item["response"]
@@ -203,7 +211,7 @@ def load_recording(name: str) -> list[Interaction]:
                 content=content,
             )
         )
-    return out
+    return tuple(out)
 
 
 def _same_body(sent: bytes, recorded: bytes) -> bool:
