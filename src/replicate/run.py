@@ -18,6 +18,7 @@ the prediction before the ``KeyboardInterrupt`` propagates.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import threading
@@ -282,6 +283,12 @@ class _Plan:
         if self.progress is not None:
             self.progress(prediction)
 
+    async def anotify(self, prediction: Prediction) -> None:
+        if self.progress is not None:
+            result = self.progress(prediction)
+            if inspect.isawaitable(result):
+                await result
+
     def poll_operation(self, prediction: Prediction) -> Operation[Prediction]:
         op = _get_operation(self.client, prediction._require_id())
         if self.deadline is not None:
@@ -386,7 +393,7 @@ def run(
     """Run a model and return its output (see :func:`replicate.run`).
 
     ``progress``, when given, is called with the :class:`~replicate.prediction.Prediction` after
-    the create and after every poll.
+    the create and after every poll (in ``async_run`` it may also be a coroutine function).
     """
     plan = _Plan(client, ref, use_file_output, timeout, progress, params)
     encoded = _encode_input(client, input, plan.params.get("file_encoding_strategy"))
@@ -439,7 +446,7 @@ async def _async_poll_once(plan: _Plan, prediction: Prediction, n: int) -> None:
         raise await _async_expired(plan, prediction)
     update: Prediction = await plan.client._acall(plan.poll_operation(prediction))
     prediction._replace_from(update)
-    plan.notify(prediction)
+    await plan.anotify(prediction)
 
 
 async def _cancel_on_interrupt(plan: _Plan, prediction: Prediction) -> None:
@@ -504,7 +511,7 @@ async def async_run(
     plan = _Plan(client, ref, use_file_output, timeout, progress, params)
     encoded = await _async_encode_input(client, input, plan.params.get("file_encoding_strategy"))
     prediction = await client._acall(plan.create_operation(encoded))
-    plan.notify(prediction)
+    await plan.anotify(prediction)
     schema = await _async_schema_for(client, plan.resolved, prediction)
     iterator = _is_iterator(schema)
     if _complete(prediction):

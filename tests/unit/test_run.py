@@ -549,3 +549,24 @@ async def test_async_task_cancellation_cancels_the_prediction() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert api.log[-1] == "POST /v1/predictions/p1/cancel"
+
+
+async def test_async_progress_may_be_a_coroutine_function() -> None:
+    api = FakeAPI((201, prediction("starting"), {}), polls=[prediction("succeeded", "x")])
+    seen: list[str] = []
+
+    async def progress(p: Any) -> None:
+        await asyncio.sleep(0)
+        seen.append(p.status)
+
+    assert await make_client(api).async_run(f"{OWNER}/{NAME}", progress=progress) == "x"
+    assert seen == ["starting", "succeeded"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_deadline_passed_before_create_sends_nothing(mode: str) -> None:
+    api = FakeAPI((201, prediction("succeeded", "x"), DONE))
+    with pytest.raises(PredictionTimeoutError) as info:
+        do_run(make_client(api), mode, f"{OWNER}/{NAME}", timeout=0)
+    assert info.value.prediction is None and info.value.canceled is False
+    assert api.requests == []
