@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import quote
 
 from ._http import Operation, json_object_of
 from .model import Model
 from .pagination import Page, _cursor_url, _page_parser
 from .resource import Namespace, Resource
+
+if TYPE_CHECKING:
+    from .client import Client
 
 __all__ = ["Collection", "Collections"]
 
@@ -36,6 +39,21 @@ class Collection(Resource):
 
     models: list[Model] | None = None
     """The models in the collection (``None`` in list results)."""
+
+    @classmethod
+    def _from_api(cls, data: Any, client: Client | None = None) -> Collection:
+        models = data.get("models") if isinstance(data, dict) else None
+        if isinstance(models, list):
+            # Each model is parsed on its own (tolerantly), so one odd model cannot turn the
+            # whole list back into plain dicts.
+            data = {
+                **data,
+                "models": [
+                    Model._from_api(item, client) if isinstance(item, dict) else item
+                    for item in models
+                ],
+            }
+        return super()._from_api(data, client)
 
     @property
     def id(self) -> str | None:

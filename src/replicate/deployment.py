@@ -61,12 +61,24 @@ class Deployment(Resource):
         """The account that created the release."""
         configuration: Configuration | None = None
 
+        @classmethod
+        def _from_api(cls, data: Any, client: Client | None = None) -> Deployment.Release:
+            if isinstance(data, dict):
+                data = _nested(data, client, created_by=Account, configuration=cls.Configuration)
+            return super()._from_api(data, client)
+
     owner: str | None = None
     """The owner of the deployment."""
     name: str | None = None
     """The name of the deployment."""
     current_release: Release | None = None
     """The release currently serving predictions."""
+
+    @classmethod
+    def _from_api(cls, data: Any, client: Client | None = None) -> Deployment:
+        if isinstance(data, dict):
+            data = _nested(data, client, current_release=cls.Release)
+        return super()._from_api(data, client)
 
     @property
     def id(self) -> str:
@@ -86,6 +98,18 @@ class Deployment(Resource):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _nested(
+    data: dict[str, Any], client: Client | None, **fields: type[Resource]
+) -> dict[str, Any]:
+    """``data`` with the named nested objects parsed on their own (tolerantly)."""
+    out = dict(data)
+    for key, cls in fields.items():
+        value = out.get(key)
+        if isinstance(value, dict):
+            out[key] = cls._from_api(value, client)
+    return out
 
 
 def _deployment_path(owner: Any, name: Any) -> str:

@@ -126,9 +126,26 @@ def _parse(response: Any, client: Client) -> SearchResponse:
     return SearchResponse._from_api(
         {
             **data,
-            "models": _list_of(data.get("models")),
+            "models": [_model_result(item, client) for item in _list_of(data.get("models"))],
             "collections": _list_of(data.get("collections")),
             "pages": _list_of(data.get("pages")),
+        },
+        client,
+    )
+
+
+def _model_result(item: Any, client: Client) -> Any:
+    """Each result's model is parsed on its own (tolerantly) as a client-bound Model."""
+    if not isinstance(item, dict):
+        return item
+    model, metadata = item.get("model"), item.get("metadata")
+    return SearchModelResult._from_api(
+        {
+            **item,
+            "model": Model._from_api(model, client) if isinstance(model, dict) else model,
+            "metadata": SearchModelMetadata._from_api(metadata, client)
+            if isinstance(metadata, dict)
+            else metadata,
         },
         client,
     )

@@ -194,3 +194,16 @@ def test_collection_tolerates_missing_fields_and_keeps_extras() -> None:
     assert collection.weird is True
     assert len(collection) == 0
     assert collection[0:1] == []
+
+
+def test_one_odd_model_does_not_demote_the_others() -> None:
+    odd = {
+        **MODEL,
+        "name": "odd",
+        "run_count": "many",
+        "latest_version": {"id": 5, "created_at": "?"},
+    }
+    collection = Collection._from_api({**COLLECTION, "models": [MODEL, odd]})
+    assert all(isinstance(m, Model) for m in collection)
+    assert collection[1].run_count == "many"
+    assert collection[0].run_count == 12

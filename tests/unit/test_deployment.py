@@ -450,3 +450,20 @@ def test_deployment_tolerates_unknown_fields_and_wrong_types() -> None:
     assert deployment.owner == 7
     assert deployment.current_release is not None
     assert deployment.current_release.extra is True
+
+
+def test_odd_nested_values_keep_nested_objects_typed() -> None:
+    release = {
+        **DEPLOYMENT["current_release"],  # type: ignore[dict-item]
+        "number": "two",
+        "created_by": {"type": "user", "username": 5},
+        "configuration": {"hardware": "cpu", "min_instances": "none", "max_instances": 2},
+    }
+    deployment = Deployment._from_api({**DEPLOYMENT, "current_release": release})
+    assert isinstance(deployment.current_release, Deployment.Release)
+    assert deployment.current_release.number == "two"
+    assert isinstance(deployment.current_release.created_by, Account)
+    assert deployment.current_release.created_by.username == 5
+    configuration = deployment.current_release.configuration
+    assert isinstance(configuration, Deployment.Release.Configuration)
+    assert (configuration.min_instances, configuration.max_instances) == ("none", 2)

@@ -180,3 +180,16 @@ def test_search_extras_and_unknown_keyword() -> None:
     with pytest.raises(TypeError, match="nonsense"):
         client.search("x", nonsense=1)
     assert len(api.requests) == 1
+
+
+def test_one_odd_result_does_not_demote_the_others() -> None:
+    odd = {
+        "model": {"owner": "x", "name": "y", "run_count": "lots"},
+        "metadata": {"tags": "not-a-list", "score": "high"},
+    }
+    api = Api(body={**RESPONSE, "models": [*RESPONSE["models"], odd]})
+    result = api.client().search("x")
+    assert [type(r.model) for r in result.models] == [Model, Model]
+    assert result.models[1].model.run_count == "lots"
+    assert result.models[1].metadata.tags == "not-a-list"
+    assert result.models[0].metadata.score == pytest.approx(1.38)
