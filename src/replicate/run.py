@@ -138,13 +138,18 @@ def _known_schema(client: Client, resolved: ResolvedRef) -> Any:
     """The schema when known without I/O (``UNKNOWN`` when there is nothing to look up), else
     ``None`` (a lookup is needed)."""
     version = resolved.version
-    if version is not None:
-        data = {
-            "openapi_schema": getattr(version, "openapi_schema", None),
-            "cog_version": getattr(version, "cog_version", None),
-        }
-        return _compatible(data)
     vid = resolved.version_id
+    if version is not None:
+        schema = getattr(version, "openapi_schema", None)
+        if not isinstance(schema, dict):
+            return UNKNOWN
+        cache = _schema_cache(client)
+        cached = cache.get(vid) if vid else None
+        if cached is None:
+            cached = _compatible({"openapi_schema": schema, "cog_version": version.cog_version})
+            if vid:
+                cache.put(vid, cached)
+        return cached
     if vid is None or resolved.deployment is not None:
         return UNKNOWN
     return _schema_cache(client).get(vid)
