@@ -25,8 +25,12 @@ Filtering of unknown event names, mapping to ``ServerSentEvent`` and reconnects
 belong to the stream layer; :class:`SeenIds` helps it drop replayed events.
 
 Speed matters (this runs for every LLM token), so :meth:`SSEDecoder.feed`
-decodes each chunk to ``str`` once, splits it with C-level string methods and
-walks the lines in one tight loop with the event state held in locals.
+decodes each chunk to ``str`` once and normalises line ends only when a ``\r``
+is present. Runs of simple blocks (Replicate's ``event``/``id``/``data`` block, or
+``[event][id]data``) are cut out by one regular expression split and turned into
+events in C (``map`` over ``zip``); anything else is walked line by line in one
+tight loop with the event state held in locals. Both paths give the same events
+for every input (see tests/unit/test_sse.py); benchmarks/bench_sse.py measures.
 """
 
 from __future__ import annotations
@@ -45,7 +49,22 @@ _utf8_decode = codecs.utf_8_decode
 # Replicate's usual event block, at a line start; ``split`` yields (gap, event, id, data)
 # per block, then the text after the last block. Only used on NUL-free text, so the
 # id is valid; ``.`` does not match ``\n`` and the text has no other line ends left.
-_split_blocks = re.compile(r"^event: (.*)\nid: (.*)\ndata: (.*)\n\n", re.MULTILINE).split
+_split_usual = re.compile(r"^event: (.*)\nid: (.*)\ndata: (.*)\n\n", re.MULTILINE).split
+# The same with ``event`` and ``id`` optional (an absent one splits out as None); a bit
+# slower, so only tried when the usual form does not fit the whole text.
+_split_simple = re.compile(r"^(?:event: (.*)\n|)(?:id: (.*)\n|)data: (.*)\n\n", re.MULTILINE).split
+
+
+# After a chunk that the fast path did not fit, this many chunks skip trying it.
+_SKIP_AFTER_MISS = 8
+
+
+def _block(event: str | None, event_id: str | None, data: str) -> str:
+    """The lines of a simple block, to interpret one by one."""
+    lines = "" if event is None else f"event: {event}\n"
+    if event_id is not None:
+        lines += f"id: {event_id}\n"
+    return f"{lines}data: {data}\n\n"
 
 
 class RawEvent(NamedTuple):
@@ -91,6 +110,7 @@ class SSEDecoder:
         "_event",
         "_event_id",
         "_event_retry",
+        "_misses",
         "_raw",
         "_start",
         "_tail",
@@ -114,8 +134,9 @@ class SSEDecoder:
         self._raw = b""
         self._start = True
         self._cr = False
-        # Text level: pieces of the unfinished line.
+        # Text level: pieces of the unfinished line; chunks left to take line by line.
         self._tail: list[str] = []
+        self._misses = 0
         # The event being built: name, first data line, further data lines, id, retry.
         self._event: str | None = None
         self._data: str | None = None
@@ -183,45 +204,55 @@ class SSEDecoder:
     def _text(self, text: str) -> list[RawEvent]:
         """Interpret complete lines (``text`` ends with a line end); return the events.
 
-        Fast path: Replicate's usual blocks ``event: E\\nid: I\\ndata: D\\n\\n`` are cut
-        out by one regular expression split and, when nothing else sits between
-        them, turned into events without a Python-level loop. Everything else (and
-        such a block met while another event is still being built) goes through
-        :meth:`_lines`, the general line-by-line interpreter.
+        Fast path: when ``text`` is a run of simple blocks (Replicate's
+        ``event: E\\nid: I\\ndata: D\\n\\n``, else ``[event: E\\n][id: I\\n]data: D\\n\\n``),
+        possibly between the end of an earlier event and the start of a later one,
+        one regular expression split cuts the blocks out and they become events
+        without a Python-level loop. Anything else goes through :meth:`_lines`, the
+        general line-by-line interpreter.
         """
+        if self._misses:
+            # The fast path recently did not fit this stream: do not pay for trying.
+            self._misses -= 1
+            return self._lines(text)
         if "\0" in text:
             return self._lines(text)
-        parts = _split_blocks(text)
+        loose = False
+        parts = _split_usual(text)
         rest = parts.pop()
-        if not parts:
-            return self._lines(rest)
-        out: list[RawEvent]
-        if any(parts[4::4]):
-            # Something other than a usual block sits between two of them.
-            out = []
-            it = iter(parts)
-            for gap, event, event_id, data in zip(it, it, it, it, strict=False):
-                if gap:
-                    out += self._lines(gap)
-                if self._dirty():
-                    out += self._lines(f"event: {event}\nid: {event_id}\ndata: {data}\n\n")
-                else:
-                    self.last_event_id = event_id
-                    out.append(_new_event(RawEvent, (event, data, event_id, None)))
-        else:
-            out = self._lines(parts[0]) if parts[0] else []
-            if self._dirty():
-                # The first block continues an event begun before it.
-                out += self._lines(f"event: {parts[1]}\nid: {parts[2]}\ndata: {parts[3]}\n\n")
-                del parts[:4]
-            if parts:
-                ids = parts[2::4]
-                out += map(
-                    _new_event,
-                    repeat(RawEvent),
-                    zip(parts[1::4], parts[3::4], ids, repeat(None)),
-                )
-                self.last_event_id = ids[-1]
+        if not parts or any(parts[4::4]):
+            # Not only Replicate's usual blocks: try the looser form.
+            loose = True
+            parts = _split_simple(text)
+            rest = parts.pop()
+            if not parts or any(parts[4::4]):
+                # No simple blocks, or something else between two of them: take the
+                # whole text line by line, and skip the fast path for a few chunks.
+                self._misses = _SKIP_AFTER_MISS
+                return self._lines(text)
+        out = self._lines(parts[0]) if parts[0] else []
+        if self._dirty():
+            # The first block continues an event begun before it.
+            out += self._lines(_block(parts[1], parts[2], parts[3]))
+            del parts[:4]
+        if parts:
+            events = parts[1::4]
+            ids = parts[2::4]
+            last_id: str | None = ids[-1]
+            if loose:
+                # Absent fields come out of the split as None.
+                if None in events:
+                    events = [e or "" for e in events]
+                if None in ids:
+                    last_id = next((i for i in reversed(ids) if i is not None), None)
+                    ids = [i or "" for i in ids]
+            out += map(
+                _new_event,
+                repeat(RawEvent),
+                zip(events, parts[3::4], ids, repeat(None)),
+            )
+            if last_id is not None:
+                self.last_event_id = last_id
         if rest:
             out += self._lines(rest)
         return out

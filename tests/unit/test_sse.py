@@ -542,6 +542,69 @@ def test_lines_that_look_like_usual_blocks_inside_values() -> None:
     ]
 
 
+def test_simple_blocks_without_event_or_id() -> None:
+    decoder = SSEDecoder()
+    body = (
+        b"data: a\n\nid: 1\ndata: b\n\nevent: logs\ndata: c\n\n"
+        b"event: output\nid: 2\ndata: d\n\ndata: e\n\nevent:\nid:\ndata:\n\n"
+    )
+    events = decode([body], decoder)
+    assert events == [
+        ev("", "a"),
+        ev("", "b", "1"),
+        ev("logs", "c"),
+        ev("output", "d", "2"),
+        ev("", "e"),
+        ev("", "", ""),
+    ]
+    assert decoder.last_event_id == ""  # the last block had an empty id
+    assert decode_everyhow(body) == events
+
+
+def test_last_event_id_with_id_less_simple_blocks_at_the_end() -> None:
+    decoder = SSEDecoder(last_event_id="0")
+    body = b"data: a\n\nid: 5\ndata: b\n\ndata: c\n\nevent: done\ndata: {}\n\n"
+    assert decode([body], decoder) == [
+        ev("", "a"),
+        ev("", "b", "5"),
+        ev("", "c"),
+        ev("done", "{}"),
+    ]
+    assert decoder.last_event_id == "5"
+    decoder = SSEDecoder(last_event_id="0")
+    assert decode([b"data: a\n\nevent: x\ndata: b\n\n"], decoder) == [ev("", "a"), ev("x", "b")]
+    assert decoder.last_event_id == "0"
+
+
+def test_usual_blocks_around_an_id_less_block() -> None:
+    # A block without id between Replicate's usual ones (e.g. a logs event).
+    body = b"".join(
+        b"event: logs\ndata: log %d\n\n" % i
+        if i % 3 == 0
+        else b"event: output\nid: %d\ndata: t%d\n\n" % (i, i)
+        for i in range(300)
+    )
+    expected, last_id, _ = reference(body)
+    decoder = SSEDecoder()
+    assert decode([body[i : i + 4096] for i in range(0, len(body), 4096)], decoder) == expected
+    assert decoder.last_event_id == last_id == "299"
+    assert decode_everyhow(body) == expected
+
+
+def test_stream_that_changes_shape_midway() -> None:
+    # Chunks the fast path does not fit, then chunks it does, then again not.
+    odd = b"".join(b"id: %d\nevent: output\ndata: o%d\n: c\n\n" % (i, i) for i in range(200))
+    usual = b"".join(b"event: output\nid: u%d\ndata: u%d\n\n" % (i, i) for i in range(400))
+    body = odd + usual + odd + usual
+    expected, last_id, _ = reference(body)
+    assert len(expected) == 1200
+    for size in (100, 1000, 4096):
+        decoder = SSEDecoder()
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert decode(chunks, decoder) == expected, size
+        assert decoder.last_event_id == last_id == "u399"
+
+
 # --------------------------------------------------------------------------------------------
 # Property-style: generated streams, every chunking, against the reference
 
@@ -578,6 +641,16 @@ _LINES = [
 ]
 
 
+_BLOCKS = [
+    "event: output\nid: 1690212292:{n}\ndata: {data}\n\n",
+    "event: output\nid: 1690212292:{n}\ndata: {data}\n\n",
+    "event: logs\ndata: {data}\n\n",
+    "id: {n}\ndata: {data}\n\n",
+    "data: {data}\n\n",
+    "event: output\nid: {n}\ndata: {data}\ndata: more\n\n",
+]
+
+
 def _generated_stream(rng: random.Random) -> bytes:
     parts: list[str] = []
     if rng.random() < 0.3:
@@ -585,8 +658,8 @@ def _generated_stream(rng: random.Random) -> bytes:
     for _ in range(rng.randint(1, 60)):
         if rng.random() < 0.5:
             n = rng.randint(0, 99)
-            block = (
-                f"event: output\nid: 1690212292:{n}\ndata: {rng.choice(['', ' ', 'x', ' é'])}\n\n"
+            block = rng.choice(_BLOCKS).format(
+                n=n, data=rng.choice(["", " ", "x", " é", ": not a comment"])
             )
             if rng.random() < 0.3:
                 block = block.replace("\n", rng.choice(["\r\n", "\r"]))
@@ -598,7 +671,7 @@ def _generated_stream(rng: random.Random) -> bytes:
     return "".join(parts).encode()
 
 
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(60))
 def test_generated_streams_match_the_reference_in_every_chunking(seed: int) -> None:
     rng = random.Random(seed)
     body = _generated_stream(rng)
