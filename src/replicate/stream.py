@@ -201,8 +201,6 @@ _ERROR = _EventType.ERROR
 _DONE = _EventType.DONE
 _KINDS: dict[str, ServerSentEvent.EventType] = {kind.value: kind for kind in _EventType}
 _new = object.__new__
-# A single URL starts with one of these (helpers._is_file_url decides the rest).
-_URL_STARTS = frozenset("hdD")
 
 
 def _event(
@@ -590,7 +588,6 @@ class _Reader:
         seen_add = seen.add
         kinds = _KINDS.get
         use_file_output = self.use_file_output
-        url_starts = _URL_STARTS
         new = _new
         cls = ServerSentEvent
         output = _OUTPUT
@@ -622,7 +619,7 @@ class _Reader:
                             seen_add(eid)
                         progressed = True
                         if kind is output:
-                            if use_file_output and data[:1] in url_starts:
+                            if use_file_output and ":" in data:
                                 data = self.file_output(data)
                         elif kind is not logs:
                             yield self.terminal(kind, data, eid, retry)
@@ -708,7 +705,6 @@ class _Reader:
         seen_add = seen.add
         kinds = _KINDS.get
         use_file_output = self.use_file_output
-        url_starts = _URL_STARTS
         new = _new
         cls = ServerSentEvent
         output = _OUTPUT
@@ -742,7 +738,7 @@ class _Reader:
                             seen_add(eid)
                         progressed = True
                         if kind is output:
-                            if use_file_output and data[:1] in url_starts:
+                            if use_file_output and ":" in data:
                                 data = self.file_output(data)
                         elif kind is not logs:
                             yield self.terminal(kind, data, eid, retry)
@@ -795,6 +791,20 @@ class EventSource:
     :class:`~replicate.exceptions.ModelError`, ``done`` ends the iteration. It reads only the
     given response; :class:`Stream` adds reconnects.
     """
+
+    class Decoder:
+        """The 1.0.x line-by-line decoder: feed lines without their line end."""
+
+        def __init__(self) -> None:
+            self._decoder = SSEDecoder()
+
+        def decode(self, line: str) -> ServerSentEvent | None:
+            """Take one line; return the event a blank line completes (unknown names: ``None``)."""
+            for name, data, eid, retry in self._decoder.feed(line.encode() + b"\n"):
+                kind = _KINDS.get(name)
+                if kind is not None:
+                    return _event(kind, data, eid, retry)
+            return None
 
     def __init__(
         self, client: Client, response: httpx.Response, *, use_file_output: bool | None = True

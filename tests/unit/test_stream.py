@@ -305,9 +305,6 @@ def test_names_importable_from_the_module() -> None:
     assert stream is stream_mod.stream and async_stream is stream_mod.async_stream
 
 
-@pytest.mark.xfail(
-    reason="replicate/__init__.py _StreamFunction.__getattr__ looks up sys.modules['stream']"
-)
 def test_names_reachable_as_attributes_of_the_stream_function() -> None:
     from replicate.stream import AsyncStream as A
     from replicate.stream import EventSource as E
@@ -886,12 +883,24 @@ def test_no_token_in_logs(caplog: pytest.LogCaptureFixture, sleeps: list[float])
     assert TOKEN not in caplog.text
 
 
-@pytest.mark.xfail(
-    reason="prediction.py imports `from . import stream`, which is the replicate.stream function"
-)
 async def test_prediction_stream_methods(sleeps: list[float]) -> None:
-    api = FakeAPI([Conn(outputs(1) + DONE), Conn(outputs(1) + DONE)])
+    api = FakeAPI([Conn(outputs(1) + DONE) for _ in range(3)])
     prediction = make_prediction(api)
-    assert [str(e) for e in prediction.stream()] == ["tok1", ""]
-    assert [str(e) async for e in prediction.async_stream()] == ["tok1", ""]
-    assert [str(e) async for e in await prediction.async_stream()] == []
+    s = prediction.stream()
+    assert isinstance(s, Stream) and s.prediction is prediction
+    assert [str(e) for e in s] == ["tok1", ""]
+    a = prediction.async_stream()
+    assert isinstance(a, AsyncStream) and a.prediction is prediction
+    assert [str(e) async for e in a] == ["tok1", ""]
+    assert [str(e) async for e in await prediction.async_stream()] == ["tok1", ""]
+    raw = prediction.stream(use_file_output=False, timeout=30)
+    assert raw._reader.use_file_output is False and raw._reader.deadline is not None
+
+
+def test_event_source_line_decoder() -> None:
+    decoder = EventSource.Decoder()
+    lines = ["event: output", "id: 1", "data: hi", "", "event: ping", "data: x", ""]
+    results = [decoder.decode(line) for line in lines]
+    assert results[:3] == [None, None, None]
+    assert results[3] == ServerSentEvent(event="output", data="hi", id="1")
+    assert results[4:] == [None, None, None]

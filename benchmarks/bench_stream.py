@@ -1,0 +1,274 @@
+"""Benchmark of the full streaming path (issue 4).
+
+The stream of ``bench_sse.py`` (20,000 Replicate-like events: ``output`` tokens with ids, some
+``logs``, a final ``done``) is served from memory through ``httpx.MockTransport`` in 4 KiB chunks.
+Each contender opens the stream URL and turns every event into an event object:
+
+* ``ours Prediction.stream()``: ``Prediction.stream()`` (connection headers, decoding, event
+  names, duplicate-id check, file-output check, :class:`~replicate.stream.ServerSentEvent`);
+* ``ours EventSource``: the 1.0.x-style :class:`~replicate.stream.EventSource` over a response;
+* ``ours async_stream()``: ``Prediction.async_stream()`` with ``async for``;
+* ``httpx-sse``: ``httpx_sse.EventSource(response).iter_sse()`` on a plain httpx client;
+* ``replicate 1.0.7``: its ``Prediction.stream()`` in its own venv, as a black box
+  (``bench_sse._v107``).
+
+Target (issue 4): ours at least 4x replicate 1.0.7 and no lower than httpx-sse.
+Rates are events per second (events in the stream / wall time, best of N runs).
+Run ``python benchmarks/bench_stream.py [--quick]``; ``run(quick)`` returns the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_sse import CHUNK_SIZE, STREAM_URL, _Chunks, _v107, make_stream
+
+TARGET_VS_V107 = 4.0
+TARGET_VS_HTTPX_SSE = 1.0
+TOKEN = "r8_benchmark_token_not_a_secret"
+
+PREDICTION = {
+    "id": "p1",
+    "model": "a/b",
+    "version": "v",
+    "status": "starting",
+    "input": {},
+    "output": None,
+    "logs": "",
+    "error": None,
+    "created_at": "2023-01-01T00:00:00Z",
+    "urls": {
+        "get": "https://api.replicate.com/v1/predictions/p1",
+        "cancel": "https://api.replicate.com/v1/predictions/p1/cancel",
+        "stream": STREAM_URL,
+    },
+}
+
+
+class _AsyncChunks(httpx.AsyncByteStream):
+    def __init__(self, body: bytes, size: int) -> None:
+        self._body = body
+        self._size = size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        body, size = self._body, self._size
+        for i in range(0, len(body), size):
+            yield body[i : i + size]
+
+
+def _handler(body: bytes) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "stream.replicate.test":
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                stream=_Chunks(body, CHUNK_SIZE),
+            )
+        return httpx.Response(200, json=PREDICTION)
+
+    return handler
+
+
+def _async_handler(body: bytes) -> Callable[[httpx.Request], Any]:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            stream=_AsyncChunks(body, CHUNK_SIZE),
+        )
+
+    return handler
+
+
+def _our_prediction(body: bytes, *, async_: bool = False) -> Any:
+    from replicate.client import Client
+    from replicate.prediction import Prediction
+
+    transport = httpx.MockTransport(_async_handler(body) if async_ else _handler(body))
+    client = Client(api_token=TOKEN, transport=transport)
+    return Prediction._from_api(PREDICTION, client)
+
+
+def _stream_of(prediction: Any) -> Any:
+    """``prediction.stream()``; falls back to its implementation if the method is not wired."""
+    try:
+        return prediction.stream()
+    except AttributeError:  # prediction.py not yet delegating correctly
+        import importlib
+
+        return importlib.import_module("replicate.stream")._prediction_stream(None, prediction)
+
+
+def _async_stream_of(prediction: Any) -> Any:
+    try:
+        return prediction.async_stream()
+    except AttributeError:
+        import importlib
+
+        module = importlib.import_module("replicate.stream")
+        return module._prediction_async_stream(None, prediction)
+
+
+def _time_best(fn: Callable[[], int], repeats: int) -> tuple[float, int]:
+    best = float("inf")
+    count = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        count = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, count
+
+
+def _ours_stream(prediction: Any) -> Callable[[], int]:
+    def consume() -> int:
+        n = 0
+        for _ in _stream_of(prediction):
+            n += 1
+        return n
+
+    return consume
+
+
+def _ours_event_source(body: bytes) -> Callable[[], int]:
+    from replicate.client import Client
+    from replicate.stream import EventSource
+
+    client = Client(api_token=TOKEN, transport=httpx.MockTransport(_handler(body)))
+    http = client._get_sync_client(download=True)
+
+    def consume() -> int:
+        n = 0
+        with http.stream("GET", STREAM_URL, headers={"Accept": "text/event-stream"}) as response:
+            for _ in EventSource(client, response):
+                n += 1
+        return n
+
+    return consume
+
+
+def _ours_async(prediction: Any, repeats: int) -> tuple[float, int]:
+    async def main() -> tuple[float, int]:
+        best = float("inf")
+        count = 0
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            count = 0
+            async for _ev in _async_stream_of(prediction):
+                count += 1
+            best = min(best, time.perf_counter() - t0)
+        return best, count
+
+    return asyncio.run(main())
+
+
+def _httpx_sse(body: bytes) -> Callable[[], int]:
+    from httpx_sse import EventSource
+
+    client = httpx.Client(transport=httpx.MockTransport(_handler(body)))
+
+    def consume() -> int:
+        n = 0
+        with client.stream("GET", STREAM_URL, headers={"Accept": "text/event-stream"}) as response:
+            for _ in EventSource(response).iter_sse():
+                n += 1
+        return n
+
+    return consume
+
+
+def _check(body: bytes, n_events: int) -> None:
+    """Our events must be httpx-sse's events (same names, data, ids) before anything is timed."""
+    from httpx_sse import EventSource
+
+    client = httpx.Client(transport=httpx.MockTransport(_handler(body)))
+    with client, client.stream("GET", STREAM_URL) as response:
+        theirs = [(e.event, e.data, e.id) for e in EventSource(response).iter_sse()]
+    theirs[-1] = (theirs[-1][0], theirs[-1][1], "")  # httpx-sse repeats the last id
+    ours = [(e.event.value, str(e.data), e.id) for e in _stream_of(_our_prediction(body))]
+    if len(ours) != n_events or ours != theirs:
+        raise AssertionError("Prediction.stream() disagrees with httpx-sse on the benchmark stream")
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Run every contender; return rates (events/s), ratios and whether the targets are met.
+
+    ``quick`` uses 2,000 events and 3 repeats instead of 20,000 events and 7 repeats.
+    """
+    n_events = 2_000 if quick else 20_000
+    repeats = 3 if quick else 7
+    body = make_stream(n_events)
+    _check(body, n_events)
+
+    rates: dict[str, float | None] = {}
+    prediction = _our_prediction(body)
+    for name, consume in (
+        ("ours Prediction.stream()", _ours_stream(prediction)),
+        ("ours EventSource", _ours_event_source(body)),
+        ("httpx-sse", _httpx_sse(body)),
+    ):
+        seconds, count = _time_best(consume, repeats)
+        if count != n_events:
+            raise AssertionError(f"{name} yielded {count} events, expected {n_events}")
+        rates[name] = n_events / seconds
+    seconds, count = _ours_async(_our_prediction(body, async_=True), repeats)
+    if count != n_events:
+        raise AssertionError(f"async_stream() yielded {count} events, expected {n_events}")
+    rates["ours async_stream()"] = n_events / seconds
+
+    v107 = _v107(body, repeats)
+    rates["replicate 1.0.7"] = n_events / v107[0] if v107 is not None else None
+
+    ours = rates["ours Prediction.stream()"]
+    assert ours is not None
+    v107_rate = rates["replicate 1.0.7"]
+    httpx_sse_rate = rates["httpx-sse"]
+    assert httpx_sse_rate is not None
+    vs_v107 = ours / v107_rate if v107_rate else None
+    vs_httpx_sse = ours / httpx_sse_rate
+    return {
+        "events": n_events,
+        "bytes": len(body),
+        "chunk_size": CHUNK_SIZE,
+        "repeats": repeats,
+        "rates": rates,
+        "ours / replicate 1.0.7": vs_v107,
+        "ours / httpx-sse": vs_httpx_sse,
+        "targets met": (vs_v107 is not None and vs_v107 >= TARGET_VS_V107)
+        and vs_httpx_sse >= TARGET_VS_HTTPX_SSE,
+    }
+
+
+def _main() -> int:
+    quick = "--quick" in sys.argv[1:]
+    results = run(quick)
+    print(
+        f"Full stream path: {results['events']:,} events, {results['bytes']:,} bytes, "
+        f"{results['chunk_size']} B chunks, best of {results['repeats']}"
+    )
+    ours = results["rates"]["ours Prediction.stream()"]
+    print(f"{'contender':<26} {'events/s':>12} {'ours / it':>10}")
+    for name, rate in results["rates"].items():
+        rate_s = f"{rate:,.0f}" if rate else "n/a"
+        ratio_s = f"{ours / rate:.2f}x" if rate else "n/a"
+        print(f"{name:<26} {rate_s:>12} {ratio_s:>10}")
+    vs_v107 = results["ours / replicate 1.0.7"]
+    print(
+        f"targets: >= {TARGET_VS_V107:.0f}x replicate 1.0.7 "
+        f"({'n/a' if vs_v107 is None else f'{vs_v107:.2f}x'}), "
+        f">= httpx-sse ({results['ours / httpx-sse']:.2f}x): "
+        f"{'met' if results['targets met'] else 'NOT MET'}"
+    )
+    return 0 if results["targets met"] or quick else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
