@@ -40,24 +40,32 @@ class Accounts(Namespace):
     and ``extra_body``.
     """
 
-    def current(self, **extras: Any) -> Account:
-        """The account that owns the API token (``GET /v1/account``)."""
-        return self._call(self._current(**extras))
-
-    async def async_current(self, **extras: Any) -> Account:
-        """Async twin of :meth:`current`."""
-        return await self._acall(self._current(**extras))
-
-    def _current(
+    def current(
         self,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[Account]:
+    ) -> Account:
+        """The account that owns the API token (``GET /v1/account``)."""
+        return self._call(self._current().with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_current(
+        self,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Account:
+        """Async twin of :meth:`current`."""
+        return await self._acall(
+            self._current().with_extras(extra_headers, extra_query, extra_body)
+        )
+
+    def _current(self) -> Operation[Account]:
         client = self._client
         return Operation(
             "GET",
             "/v1/account",
             parse=lambda response: Account._from_api(json_object_of(response), client),
-        ).with_extras(extra_headers, extra_query, extra_body)
+        )

@@ -86,46 +86,62 @@ class Collections(Namespace):
     and ``extra_body``.
     """
 
-    def list(self, cursor: str | Any = ..., **extras: Any) -> Page[Collection]:
-        """A page of collections (``GET /v1/collections``).
-
-        ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
-        """
-        return self._call(self._list(cursor, **extras))
-
-    async def async_list(self, cursor: str | Any = ..., **extras: Any) -> Page[Collection]:
-        """Async twin of :meth:`list`."""
-        return await self._acall(self._list(cursor, **extras))
-
-    def get(self, slug: str, **extras: Any) -> Collection:
-        """A collection with its models (``GET /v1/collections/{slug}``)."""
-        return self._call(self._get(slug, **extras))
-
-    async def async_get(self, slug: str, **extras: Any) -> Collection:
-        """Async twin of :meth:`get`."""
-        return await self._acall(self._get(slug, **extras))
-
-    def _list(
+    def list(
         self,
-        cursor: Any,
+        cursor: str | Any = ...,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[Page[Collection]]:
-        path = _cursor_url(self._client, cursor) or "/v1/collections"
-        return Operation("GET", path, parse=_page_parser(Collection, self._client)).with_extras(
-            extra_headers, extra_query, extra_body
+    ) -> Page[Collection]:
+        """A page of collections (``GET /v1/collections``).
+
+        ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
+        """
+        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_list(
+        self,
+        cursor: str | Any = ...,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Collection]:
+        """Async twin of :meth:`list`."""
+        return await self._acall(
+            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
         )
 
-    def _get(
+    def get(
         self,
         slug: str,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[Collection]:
+    ) -> Collection:
+        """A collection with its models (``GET /v1/collections/{slug}``)."""
+        return self._call(self._get(slug).with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_get(
+        self,
+        slug: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Collection:
+        """Async twin of :meth:`get`."""
+        return await self._acall(
+            self._get(slug).with_extras(extra_headers, extra_query, extra_body)
+        )
+
+    def _list(self, cursor: Any) -> Operation[Page[Collection]]:
+        path = _cursor_url(self._client, cursor) or "/v1/collections"
+        return Operation("GET", path, parse=_page_parser(Collection, self._client))
+
+    def _get(self, slug: str) -> Operation[Collection]:
         if not isinstance(slug, str) or not slug:
             raise ValueError(f"slug must be a non-empty string, not {slug!r}")
         client = self._client
@@ -133,4 +149,4 @@ class Collections(Namespace):
             "GET",
             f"/v1/collections/{quote(slug, safe='')}",
             parse=lambda response: Collection._from_api(json_object_of(response), client),
-        ).with_extras(extra_headers, extra_query, extra_body)
+        )

@@ -205,29 +205,63 @@ class Deployments(Namespace):
         """``deployments.predictions.create(deployment, input, ...)``."""
         return DeploymentsPredictions(self._client)
 
-    def list(self, cursor: str | Any = ..., **extras: Any) -> Page[Deployment]:
+    def list(
+        self,
+        cursor: str | Any = ...,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Deployment]:
         """A page of the account's deployments (``GET /v1/deployments``).
 
         ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
         """
-        return self._call(self._list(cursor, extras))
+        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
 
-    async def async_list(self, cursor: str | Any = ..., **extras: Any) -> Page[Deployment]:
+    async def async_list(
+        self,
+        cursor: str | Any = ...,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Deployment]:
         """Async twin of :meth:`list`."""
-        return await self._acall(self._list(cursor, extras))
+        return await self._acall(
+            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
+        )
 
-    def get(self, name: str, deployment_name: str | None = None, **extras: Any) -> Deployment:
+    def get(
+        self,
+        name: str,
+        deployment_name: str | None = None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Deployment:
         """A deployment: ``get("owner/name")`` or ``get(owner, name)``.
 
         ``GET /v1/deployments/{owner}/{name}``.
         """
-        return self._call(self._get(name, deployment_name, extras))
+        return self._call(
+            self._get(name, deployment_name).with_extras(extra_headers, extra_query, extra_body)
+        )
 
     async def async_get(
-        self, name: str, deployment_name: str | None = None, **extras: Any
+        self,
+        name: str,
+        deployment_name: str | None = None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Deployment:
         """Async twin of :meth:`get`."""
-        return await self._acall(self._get(name, deployment_name, extras))
+        return await self._acall(
+            self._get(name, deployment_name).with_extras(extra_headers, extra_query, extra_body)
+        )
 
     def create(self, **params: Unpack[CreateDeploymentParams]) -> Deployment:
         """Create a deployment (``POST /v1/deployments``).
@@ -265,32 +299,48 @@ class Deployments(Namespace):
         """Async twin of :meth:`update`."""
         return await self._acall(self._update(deployment_owner, deployment_name, dict(params)))
 
-    def delete(self, deployment_owner: str, deployment_name: str, **extras: Any) -> bool:
+    def delete(
+        self,
+        deployment_owner: str,
+        deployment_name: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> bool:
         """Delete a deployment (``DELETE /v1/deployments/{owner}/{name}``); ``True`` on success.
 
         The API only deletes deployments that have been offline and unused for 15 minutes.
         """
-        return self._call(self._delete(deployment_owner, deployment_name, extras))
+        return self._call(
+            self._delete(deployment_owner, deployment_name).with_extras(
+                extra_headers, extra_query, extra_body
+            )
+        )
 
     async def async_delete(
-        self, deployment_owner: str, deployment_name: str, **extras: Any
+        self,
+        deployment_owner: str,
+        deployment_name: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> bool:
         """Async twin of :meth:`delete`."""
-        return await self._acall(self._delete(deployment_owner, deployment_name, extras))
+        return await self._acall(
+            self._delete(deployment_owner, deployment_name).with_extras(
+                extra_headers, extra_query, extra_body
+            )
+        )
 
     # ------------------------------------------------------------------ operations
 
-    def _list(self, cursor: Any, extras: dict[str, Any]) -> Operation[Page[Deployment]]:
-        _check_keys(extras, (), "list")
+    def _list(self, cursor: Any) -> Operation[Page[Deployment]]:
         path = _cursor_url(self._client, cursor) or "/v1/deployments"
-        return _with_extras(
-            Operation("GET", path, parse=_page_parser(Deployment, self._client)), extras
-        )
+        return Operation("GET", path, parse=_page_parser(Deployment, self._client))
 
-    def _get(
-        self, name: Any, deployment_name: Any, extras: dict[str, Any]
-    ) -> Operation[Deployment]:
-        _check_keys(extras, (), "get")
+    def _get(self, name: Any, deployment_name: Any) -> Operation[Deployment]:
         if deployment_name is None:
             if not isinstance(name, str):
                 raise TypeError(f"name must be a string 'owner/name', not {type(name).__name__}")
@@ -299,8 +349,7 @@ class Deployments(Namespace):
                 raise ValueError(_BAD_NAME)
         else:
             owner, name = name, deployment_name
-        op = Operation("GET", _deployment_path(owner, name), parse=_parser(self._client))
-        return _with_extras(op, extras)
+        return Operation("GET", _deployment_path(owner, name), parse=_parser(self._client))
 
     def _create(self, params: dict[str, Any]) -> Operation[Deployment]:
         _check_keys(params, _CREATE_KEYS, "create")
@@ -319,11 +368,8 @@ class Deployments(Namespace):
             Operation("PATCH", path, json=body, parse=_parser(self._client)), params
         )
 
-    def _delete(self, owner: Any, name: Any, extras: dict[str, Any]) -> Operation[bool]:
-        _check_keys(extras, (), "delete")
-        return _with_extras(
-            Operation("DELETE", _deployment_path(owner, name), parse=returns_true), extras
-        )
+    def _delete(self, owner: Any, name: Any) -> Operation[bool]:
+        return Operation("DELETE", _deployment_path(owner, name), parse=returns_true)
 
 
 class DeploymentsPredictions(Namespace):

@@ -39,21 +39,27 @@ class HardwareNamespace(Namespace):
     and ``extra_body``.
     """
 
-    def list(self, **extras: Any) -> builtins.list[Hardware]:
-        """The hardware available for running models (``GET /v1/hardware``; not paginated)."""
-        return self._call(self._list(**extras))
-
-    async def async_list(self, **extras: Any) -> builtins.list[Hardware]:
-        """Async twin of :meth:`list`."""
-        return await self._acall(self._list(**extras))
-
-    def _list(
+    def list(
         self,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[builtins.list[Hardware]]:
+    ) -> builtins.list[Hardware]:
+        """The hardware available for running models (``GET /v1/hardware``; not paginated)."""
+        return self._call(self._list().with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_list(
+        self,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> builtins.list[Hardware]:
+        """Async twin of :meth:`list`."""
+        return await self._acall(self._list().with_extras(extra_headers, extra_query, extra_body))
+
+    def _list(self) -> Operation[builtins.list[Hardware]]:
         client = self._client
 
         def parse(response: httpx.Response) -> builtins.list[Hardware]:
@@ -69,6 +75,4 @@ class HardwareNamespace(Namespace):
                 )
             return [Hardware._from_api(item, client) for item in body]
 
-        return Operation("GET", "/v1/hardware", parse=parse).with_extras(
-            extra_headers, extra_query, extra_body
-        )
+        return Operation("GET", "/v1/hardware", parse=parse)

@@ -80,28 +80,36 @@ class SearchResponse(Resource):
 
 
 def search(
-    client: Client, query: str, *, limit: int | None = None, **extras: Any
-) -> SearchResponse:
-    """Search with ``client`` (``GET /v1/search``). See :meth:`replicate.client.Client.search`."""
-    return client._call(_search(client, query, limit, **extras))
-
-
-async def async_search(
-    client: Client, query: str, *, limit: int | None = None, **extras: Any
-) -> SearchResponse:
-    """Async twin of :func:`search`."""
-    return await client._acall(_search(client, query, limit, **extras))
-
-
-def _search(
     client: Client,
     query: str,
-    limit: int | None,
     *,
+    limit: int | None = None,
     extra_headers: Mapping[str, str] | None = None,
     extra_query: Mapping[str, Any] | None = None,
     extra_body: Mapping[str, Any] | None = None,
-) -> Operation[SearchResponse]:
+) -> SearchResponse:
+    """Search with ``client`` (``GET /v1/search``). See :meth:`replicate.client.Client.search`."""
+    return client._call(
+        _search(client, query, limit).with_extras(extra_headers, extra_query, extra_body)
+    )
+
+
+async def async_search(
+    client: Client,
+    query: str,
+    *,
+    limit: int | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_query: Mapping[str, Any] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+) -> SearchResponse:
+    """Async twin of :func:`search`."""
+    return await client._acall(
+        _search(client, query, limit).with_extras(extra_headers, extra_query, extra_body)
+    )
+
+
+def _search(client: Client, query: str, limit: int | None) -> Operation[SearchResponse]:
     if not isinstance(query, str):
         raise TypeError(f"query must be a string, not {type(query).__name__}")
     if not query.strip():
@@ -118,7 +126,7 @@ def _search(
         "/v1/search",
         params=params,
         parse=lambda response: _parse(response, client),
-    ).with_extras(extra_headers, extra_query, extra_body)
+    )
 
 
 def _parse(response: Any, client: Client) -> SearchResponse:

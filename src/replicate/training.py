@@ -134,32 +134,84 @@ class Trainings(Namespace):
         extra_query: NotRequired[Mapping[str, Any]]
         extra_body: NotRequired[Mapping[str, Any]]
 
-    def list(self, cursor: str | Any = ..., **extras: Any) -> Page[Training]:
+    def list(
+        self,
+        cursor: str | Any = ...,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Training]:
         """A page of trainings, most recent first (``GET /v1/trainings``; 100 per page).
 
         ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
         """
-        return self._call(self._list(cursor, **extras))
+        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
 
-    async def async_list(self, cursor: str | Any = ..., **extras: Any) -> Page[Training]:
+    async def async_list(
+        self,
+        cursor: str | Any = ...,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[Training]:
         """Async twin of :meth:`list`."""
-        return await self._acall(self._list(cursor, **extras))
+        return await self._acall(
+            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
+        )
 
-    def get(self, id: str, **extras: Any) -> Training:
+    def get(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Training:
         """A training by id (``GET /v1/trainings/{id}``)."""
-        return self._call(_get(self._client, id, **extras))
+        return self._call(
+            _get(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        )
 
-    async def async_get(self, id: str, **extras: Any) -> Training:
+    async def async_get(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Training:
         """Async twin of :meth:`get`."""
-        return await self._acall(_get(self._client, id, **extras))
+        return await self._acall(
+            _get(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        )
 
-    def cancel(self, id: str, **extras: Any) -> Training:
+    def cancel(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Training:
         """Cancel a training (``POST /v1/trainings/{id}/cancel``)."""
-        return self._call(_cancel(self._client, id, **extras))
+        return self._call(
+            _cancel(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        )
 
-    async def async_cancel(self, id: str, **extras: Any) -> Training:
+    async def async_cancel(
+        self,
+        id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Training:
         """Async twin of :meth:`cancel`."""
-        return await self._acall(_cancel(self._client, id, **extras))
+        return await self._acall(
+            _cancel(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        )
 
     def create(
         self,
@@ -207,6 +259,9 @@ class Trainings(Namespace):
         A ``Training`` object is updated in place. See :meth:`Training.wait`.
         """
         if not isinstance(training, Training):
+            _wait_settings(self._client, timeout, poll_interval)  # argument errors first
+            if not isinstance(training, str):
+                raise TypeError(f"training must be a Training or an id, not {training!r}")
             training = self.get(training)
         return _wait(self._client, training, timeout, poll_interval)
 
@@ -219,21 +274,15 @@ class Trainings(Namespace):
     ) -> Training:
         """Async twin of :meth:`wait`."""
         if not isinstance(training, Training):
+            _wait_settings(self._client, timeout, poll_interval)  # argument errors first
+            if not isinstance(training, str):
+                raise TypeError(f"training must be a Training or an id, not {training!r}")
             training = await self.async_get(training)
         return await _async_wait(self._client, training, timeout, poll_interval)
 
-    def _list(
-        self,
-        cursor: Any,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[Page[Training]]:
+    def _list(self, cursor: Any) -> Operation[Page[Training]]:
         path = _cursor_url(self._client, cursor) or "/v1/trainings"
-        return Operation("GET", path, parse=_page_parser(Training, self._client)).with_extras(
-            extra_headers, extra_query, extra_body
-        )
+        return Operation("GET", path, parse=_page_parser(Training, self._client))
 
 
 # --------------------------------------------------------------------------- operations
@@ -255,33 +304,17 @@ def _id_of(training: Training) -> str:
     return training.id
 
 
-def _get(
-    client: Client,
-    id: str,
-    *,
-    extra_headers: Mapping[str, str] | None = None,
-    extra_query: Mapping[str, Any] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-) -> Operation[Training]:
-    return Operation("GET", _training_path(id), parse=_parser(client)).with_extras(
-        extra_headers, extra_query, extra_body
-    )
+def _get(client: Client, id: str) -> Operation[Training]:
+    return Operation("GET", _training_path(id), parse=_parser(client))
 
 
-def _cancel(
-    client: Client,
-    id: str,
-    *,
-    extra_headers: Mapping[str, str] | None = None,
-    extra_query: Mapping[str, Any] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
-) -> Operation[Training]:
+def _cancel(client: Client, id: str) -> Operation[Training]:
     return Operation(
         "POST",
         _training_path(id) + "/cancel",
         parse=_parser(client),
         extensions={IDEMPOTENT_EXTENSION: True},
-    ).with_extras(extra_headers, extra_query, extra_body)
+    )
 
 
 # --------------------------------------------------------------------------- create

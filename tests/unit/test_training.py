@@ -516,3 +516,16 @@ def test_user_built_training_uses_default_client(monkeypatch: pytest.MonkeyPatch
 def test_training_without_id_cannot_reload() -> None:
     with pytest.raises(ValueError, match="no id"):
         Training(status="starting").reload()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_namespace_wait_argument_errors_before_any_request(mode: str) -> None:
+    api = Api({("GET", "/v1/trainings/tr1"): training("processing")})
+    client = api.client()
+    with pytest.raises(TypeError, match="Training or an id"):
+        invoke(mode, client.trainings, "wait", 42)
+    with pytest.raises(ValueError):
+        invoke(mode, client.trainings, "wait", "tr1", timeout=-1)
+    with pytest.raises(TypeError):
+        invoke(mode, client.trainings, "wait", "tr1", poll_interval="fast")
+    assert api.requests == []
