@@ -49,6 +49,8 @@ BASE64_WARN_BYTES = 256 * 1024
 #: Bytes read from a file per step while base64-encoding (a multiple of 3: no padding mid-stream).
 _B64_READ = 3 * 256 * 1024
 _MAX_ERROR_BODY = 2000
+#: At most this much of an error response body is read (it only feeds the message).
+_MAX_ERROR_READ = 64 * 1024
 
 # "https://" + a non-empty host, no whitespace anywhere.
 _HTTPS_URL = re.compile(r"https://[^\s/?#]+[^\s]*")
@@ -150,9 +152,20 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         return http.build_request("GET", self.url, headers=self._api._download_auth(self.url))
 
     @staticmethod
-    def _error(response: httpx.Response) -> DownloadError:
+    def _error(response: httpx.Response, body: bytes) -> DownloadError:
+        """The :class:`DownloadError` for an error response whose (bounded) ``body`` was read."""
+        # A fresh, fully read response: callers of 1.0.x read ``err.response.text``.
+        headers = response.headers.copy()
+        for name in ("content-encoding", "content-length", "transfer-encoding"):
+            headers.pop(name, None)
+        copy = httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=response.request,
+        )
         try:
-            text = response.text.strip()
+            text = copy.text.strip()
         except Exception:
             text = ""
         status = response.status_code
@@ -166,8 +179,26 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
             body=text or None,
             headers=response.headers,
             request=response.request,
-            response=response,
+            response=copy,
         )
+
+    @staticmethod
+    def _error_body(response: httpx.Response) -> bytes:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) >= _MAX_ERROR_READ:
+                break
+        return bytes(body[:_MAX_ERROR_READ])
+
+    @staticmethod
+    async def _aerror_body(response: httpx.Response) -> bytes:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= _MAX_ERROR_READ:
+                break
+        return bytes(body[:_MAX_ERROR_READ])
 
     # ---------------------------------------------------------------- sync
 
@@ -186,14 +217,13 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         try:
             response = http.send(self._build_request(http), stream=True)
             try:
-                response.read()
+                if response.status_code >= 400:
+                    raise self._error(response, self._error_body(response))
+                return response.read()
             finally:
                 response.close()
         except httpx.RequestError as exc:
             raise wrap_transport_error(exc) from exc
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response.content
 
     def _iter(self, chunk_size: int | None) -> Iterator[bytes]:
         if self._is_data():
@@ -212,8 +242,7 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
             self._response = response
             try:
                 if response.status_code >= 400:
-                    response.read()
-                    raise self._error(response)
+                    raise self._error(response, self._error_body(response))
                 yield from response.iter_bytes(chunk_size)
             finally:
                 self._response = None
@@ -278,14 +307,13 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         try:
             response = await http.send(self._build_request(http), stream=True)
             try:
-                await response.aread()
+                if response.status_code >= 400:
+                    raise self._error(response, await self._aerror_body(response))
+                return await response.aread()
             finally:
                 await response.aclose()
         except httpx.RequestError as exc:
             raise wrap_transport_error(exc) from exc
-        if response.status_code >= 400:
-            raise self._error(response)
-        return response.content
 
     async def _aiter(self, chunk_size: int | None) -> AsyncIterator[bytes]:
         if self._is_data():
@@ -298,8 +326,7 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
             self._response = response
             try:
                 if response.status_code >= 400:
-                    await response.aread()
-                    raise self._error(response)
+                    raise self._error(response, await self._aerror_body(response))
                 async for chunk in response.aiter_bytes(chunk_size):
                     yield chunk
             finally:

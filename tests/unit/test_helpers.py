@@ -529,3 +529,27 @@ def test_read_with_size_reads_like_a_file(mode: str) -> None:
         transport=httpx.MockTransport(lambda r: httpx.Response(200, content=r.read()))
     )
     assert echo.post("https://echo.example/", content=fo).content == b"0123456789"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_error_body_read_is_bounded(mode: str) -> None:
+    produced: list[int] = []
+
+    class Body(httpx.SyncByteStream, httpx.AsyncByteStream):
+        def __iter__(self) -> Any:
+            for i in range(64):
+                produced.append(i)
+                yield b"e" * 65536
+
+        async def __aiter__(self) -> Any:
+            for i in range(64):
+                produced.append(i)
+                yield b"e" * 65536
+
+    url = "https://replicate.delivery/huge-error"
+    server = Server({url: lambda r: httpx.Response(500, stream=Body())})
+    with pytest.raises(DownloadError) as info:
+        read(FileOutput(url, make_client(server, retry=False)), mode)
+    assert len(produced) < 4  # the 4 MiB error page was not read whole
+    assert info.value.response.text.startswith("eee")  # a readable response for callers
+    assert len(str(info.value)) < 3000
