@@ -317,10 +317,10 @@ def _v107(body: bytes, repeats: int) -> tuple[float, int] | None:
 def run(quick: bool = False) -> dict[str, Any]:
     """Run every contender on one stream; return rates (events/s) and ratios.
 
-    ``quick`` uses 2,000 events and 5 repeats instead of 20,000 events and 9 repeats.
+    ``quick`` uses 2,000 events and 5 repeats instead of 20,000 events and 15 repeats.
     """
     n_events = 2_000 if quick else 20_000
-    repeats = 5 if quick else 9
+    repeats = 5 if quick else 15
     body = make_stream(n_events)
 
     # Correctness first: our events must equal httpx-sse's on these bytes (httpx-sse
