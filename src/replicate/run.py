@@ -403,8 +403,13 @@ def run(
     plan = _Plan(client, ref, use_file_output, timeout, progress, params)
     encoded = _encode_input(client, input, plan.params.get("file_encoding_strategy"))
     prediction = client._call(plan.create_operation(encoded))
-    plan.notify(prediction)
-    schema = _schema_for(client, plan.resolved, prediction)
+    try:
+        plan.notify(prediction)
+        schema = _schema_for(client, plan.resolved, prediction)
+    except KeyboardInterrupt:
+        if not _complete(prediction):
+            _cancel(plan, prediction)
+        raise
     iterator = _is_iterator(schema)
     if _complete(prediction):
         _raise_for_status(prediction)
@@ -516,8 +521,13 @@ async def async_run(
     plan = _Plan(client, ref, use_file_output, timeout, progress, params)
     encoded = await _async_encode_input(client, input, plan.params.get("file_encoding_strategy"))
     prediction = await client._acall(plan.create_operation(encoded))
-    await plan.anotify(prediction)
-    schema = await _async_schema_for(client, plan.resolved, prediction)
+    try:
+        await plan.anotify(prediction)
+        schema = await _async_schema_for(client, plan.resolved, prediction)
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        if not _complete(prediction):
+            await _cancel_on_interrupt(plan, prediction)
+        raise
     iterator = _is_iterator(schema)
     if _complete(prediction):
         _raise_for_status(prediction)

@@ -369,3 +369,38 @@ def test_download_is_lazy_and_authorized_for_api_origin(mode: str) -> None:
     assert data == b"downloaded"
     assert api.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
     assert api.requests[0].url.params["signature"] == "sig+/="
+
+
+def test_body_parses_with_a_standard_multipart_parser() -> None:
+    pytest.importorskip("multipart")
+    formparsers = pytest.importorskip("starlette.formparsers")
+    from starlette.datastructures import Headers
+
+    server = StreamingServer()
+    data = bytes(range(256)) * 100
+    create(
+        make_client(server),
+        "sync",
+        data,
+        filename='naïve "quoted".bin',
+        content_type="image/webp",
+        metadata={"k": ["v", 1]},
+    )
+    request, body = server.requests[0], server.bodies[0]
+
+    async def parse() -> Any:
+        async def stream() -> Any:
+            yield body
+
+        parser = formparsers.MultiPartParser(Headers(dict(request.headers)), stream())
+        return await parser.parse()
+
+    async def check() -> None:
+        form = await parse()
+        assert json.loads(form["metadata"]) == {"k": ["v", 1]}
+        upload = form["content"]
+        assert upload.filename == "naïve %22quoted%22.bin"
+        assert upload.content_type == "image/webp"
+        assert await upload.read() == data
+
+    asyncio.run(check())

@@ -570,3 +570,14 @@ def test_deadline_passed_before_create_sends_nothing(mode: str) -> None:
         do_run(make_client(api), mode, f"{OWNER}/{NAME}", timeout=0)
     assert info.value.prediction is None and info.value.canceled is False
     assert api.requests == []
+
+
+def test_keyboard_interrupt_right_after_the_create_cancels() -> None:
+    api = FakeAPI((201, prediction("starting"), {}), version=version_json())
+
+    def interrupt(p: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_client(api).run(f"{OWNER}/{NAME}:{VID}", progress=interrupt)
+    assert api.log == ["POST /v1/predictions", "POST /v1/predictions/p1/cancel"]
