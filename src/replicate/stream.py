@@ -370,8 +370,6 @@ class _Reader:
         remaining = self.remaining()
         if remaining is None:
             return
-        if remaining <= 0:
-            self.expire()
         timeouts = response.request.extensions.get("timeout")
         if isinstance(timeouts, dict):
             read = timeouts.get("read")
@@ -607,6 +605,7 @@ class _Reader:
             try:
                 for chunk in response.iter_bytes():
                     if has_deadline:
+                        self.check_deadline()
                         self.refresh_read_timeout(response)
                     for name, data, eid, retry in feed(chunk):
                         kind = kinds(name)

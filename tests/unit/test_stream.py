@@ -684,6 +684,26 @@ async def test_deadline_passing_mid_stream(mode: str) -> None:
     assert api.closed_all()
 
 
+async def test_read_timeout_shrinks_with_the_deadline(mode: str) -> None:
+    api = FakeAPI([Conn(outputs(3) + DONE, chunk=7)])
+    clock = FakeClock()
+    obj = make_stream(make_prediction(api), mode, clock, timeout=100)
+    reads: list[float] = []
+    events: list[Any] = []
+    if mode == "sync":
+        for ev in obj:
+            events.append(ev)
+            reads.append(api.stream_requests[0].extensions["timeout"]["read"])
+            clock.now += 30
+    else:
+        async for ev in obj:
+            events.append(ev)
+            reads.append(api.stream_requests[0].extensions["timeout"]["read"])
+            clock.now += 30
+    assert len(events) == 4
+    assert reads == [60, 60, pytest.approx(40), pytest.approx(10)]
+
+
 # ----------------------------------------------------------------------------------- closing
 
 
