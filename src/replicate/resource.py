@@ -53,11 +53,12 @@ class Resource(BaseModel):
         try:
             obj = cls.model_validate(data)
         except ValidationError as exc:
-            bad = {err["loc"][0] for err in exc.errors() if err.get("loc")}
+            bad = {str(err["loc"][0]) for err in exc.errors() if err.get("loc")}
             obj = cls.model_validate({k: v for k, v in data.items() if k not in bad})
             for name in bad:
-                if name in cls.model_fields:
-                    obj.__dict__[name] = data[name]
+                field = cls.model_fields.get(name)
+                if field is not None:
+                    obj.__dict__[name] = _tolerant_value(field.annotation, data[name], client)
         if client is not None:
             obj._bind(client)
         return obj
@@ -129,6 +130,38 @@ class Resource(BaseModel):
         private["_client"] = None
         state["__pydantic_private__"] = private
         return state
+
+
+def _resource_types(annotation: Any) -> tuple[type[Resource] | None, bool]:
+    """The Resource class inside ``annotation`` (``X``, ``X | None``, ``list[X]``) and if it is a list."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        (item,) = typing.get_args(annotation) or (None,)
+        inner, _ = _resource_types(item)
+        return inner, True
+    if origin is not None:
+        for arg in typing.get_args(annotation):
+            inner, is_list = _resource_types(arg)
+            if inner is not None:
+                return inner, is_list
+        return None, False
+    if isinstance(annotation, type) and issubclass(annotation, Resource):
+        return annotation, False
+    return None, False
+
+
+def _tolerant_value(annotation: Any, value: Any, client: Client | None) -> Any:
+    """A nested value that failed validation: parse nested resources leniently, else keep it raw."""
+    resource, is_list = _resource_types(annotation)
+    if resource is None:
+        return value
+    if is_list and isinstance(value, list):
+        return [resource._from_api(v, client) if isinstance(v, dict) else v for v in value]
+    if not is_list and isinstance(value, dict):
+        return resource._from_api(value, client)
+    return value
 
 
 class Namespace:
