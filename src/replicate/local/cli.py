@@ -1,0 +1,144 @@
+"""``replicate serve``: the local server's command line (``python -m replicate.local``)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import socket
+import sys
+from typing import Any
+
+from .server import DEFAULT_TOKEN, _retention
+
+
+def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
+    """The argument parser of ``replicate serve``."""
+    p = argparse.ArgumentParser(
+        prog=prog, description="Run a local Replicate-compatible API server."
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=5080, help="port (default 5080; 0 picks a free port)"
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLite database path, or :memory: (default: the user data directory)",
+    )
+    p.add_argument(
+        "--token",
+        action="append",
+        default=None,
+        help="accept only this token (repeatable); default: any non-empty token",
+    )
+    p.add_argument("--test-controls", action="store_true", help="enable the /_local test controls")
+    p.add_argument(
+        "--retention",
+        default="1h",
+        help="how long prediction data is kept after completion (e.g. 1h, or never)",
+    )
+    p.add_argument(
+        "--webhook-secret", default=None, help="fixed webhook signing secret (whsec_...)"
+    )
+    p.add_argument(
+        "--public-url", default=None, help="origin to use in URLs instead of the request's"
+    )
+    p.add_argument(
+        "--no-demo-models", action="store_true", help="do not register the bundled demo models"
+    )
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    return p
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``replicate serve``; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if not _is_loopback(args.host) and not args.token:
+        print(
+            "error: binding a non-loopback address needs --token (any-token mode is for loopback only)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        retention = _retention(args.retention)
+    except ValueError:
+        print(f"error: invalid --retention {args.retention!r}", file=sys.stderr)
+        return 2
+    try:
+        import uvicorn
+
+        from .app import build_app
+        from .core import Core, ServerConfig, default_db_path
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        print(
+            f"error: the local server needs the [local] extra: pip install 'replicate[local]' ({exc})",
+            file=sys.stderr,
+        )
+        return 1
+    config = ServerConfig(
+        db=args.db or str(default_db_path()),
+        tokens=args.token,
+        test_controls=args.test_controls,
+        retention=retention,
+        webhook_secret=args.webhook_secret,
+        public_url=args.public_url,
+        demo_models=not args.no_demo_models,
+    )
+    core = Core(config)
+    sock = socket.socket(
+        socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM
+    )
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"error: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    base_url = args.public_url or f"http://{host}:{port}"
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        core.start()
+        print(f"Local Replicate server listening on {base_url}", flush=True)
+        print("Use it with:", flush=True)
+        print(f"  REPLICATE_BASE_URL={base_url}", flush=True)
+        print(f"  REPLICATE_API_TOKEN={args.token[0] if args.token else DEFAULT_TOKEN}", flush=True)
+        print(f"Database: {config.db}", flush=True)
+        try:
+            yield
+        finally:
+            core.runner.shutdown()
+
+    app = build_app(core, lifespan=lifespan)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            http="h11",
+            ws="none",
+            lifespan="on",
+            log_level=args.log_level,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        core.stop()
+    return 0
+
+
+def main() -> None:
+    """``python -m replicate.local``."""
+    raise SystemExit(serve_main(sys.argv[1:]))

@@ -1,0 +1,340 @@
+"""The server's state and domain operations, shared by the HTTP app and the Python handle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .demo_models import DEMO_MODELS, register_demo_models
+from .files import DEFAULT_EXPIRY, DEFAULT_MAX_UPLOAD, FileService
+from .hub import Hub
+from .registry import Registry
+from .runner import TERMINAL, Runner, recover
+from .store import Store
+from .util import Clock, iso, new_id
+from .webhooks import WebhookSender, new_secret
+
+log = logging.getLogger("replicate.local")
+
+HARDWARE = [
+    {"sku": "cpu", "name": "CPU"},
+    {"sku": "gpu-t4", "name": "Nvidia T4 GPU"},
+    {"sku": "gpu-a40-small", "name": "Nvidia A40 GPU"},
+    {"sku": "gpu-a40-large", "name": "Nvidia A40 (Large) GPU"},
+]
+
+
+def default_db_path() -> Path:
+    """``replicate/local-server/state.sqlite3`` in the platform's user data directory."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "replicate" / "local-server" / "state.sqlite3"
+
+
+@dataclass
+class ServerConfig:
+    """Settings of one local server."""
+
+    db: str = ":memory:"
+    tokens: list[str] | None = None
+    username: str = "local"
+    account_name: str = "Local User"
+    public_url: str | None = None
+    test_controls: bool = False
+    retention: float | None = 3600.0
+    webhook_secret: str | None = None
+    demo_models: bool = True
+    max_upload_size: int = DEFAULT_MAX_UPLOAD
+    file_expiry: float = DEFAULT_EXPIRY
+    webhook_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    webhook_backoff_scale: float = 1.0
+    webhook_throttle: float = 0.5
+    keepalive: float = 15.0
+    page_sizes: dict[str, int] = field(
+        default_factory=lambda: {
+            "predictions": 100,
+            "files": 100,
+            "models": 25,
+            "versions": 100,
+            "examples": 100,
+        }
+    )
+    sweep_interval: float = 5.0
+
+
+class Core:
+    """Store, registry, runner, files and webhooks of one server."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.clock = Clock()
+        self._tmp: str | None = None
+        if config.db == ":memory:":
+            self._tmp = tempfile.mkdtemp(prefix="replicate-local-")
+            blob_dir = Path(self._tmp) / "blobs"
+        else:
+            db_path = Path(config.db).expanduser()
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+            blob_dir = db_path.parent / "blobs"
+            config.db = str(db_path)
+        self.store = Store(config.db)
+        self.hub = Hub()
+        self.registry = Registry(self.store, self.clock.now)
+        secret = config.webhook_secret or self.store.get_setting("webhook_secret") or new_secret()
+        self.store.set_setting("webhook_secret", secret)
+        files_key = self.store.get_setting("files_key") or secrets.token_hex(32)
+        self.store.set_setting("files_key", files_key)
+        self.stream_key = files_key.encode()
+        self.files = FileService(
+            self.store,
+            blob_dir,
+            bytes.fromhex(files_key),
+            self.clock.now,
+            max_upload_size=config.max_upload_size,
+            expiry=config.file_expiry,
+        )
+        self.webhooks = WebhookSender(
+            self.store,
+            secret,
+            backoff=config.webhook_backoff,
+            backoff_scale=config.webhook_backoff_scale,
+            throttle=config.webhook_throttle,
+        )
+        self.runner = Runner(self.store, self.registry, self.files, self.clock, self._on_change)
+        self.recovered = recover(self.store, self.clock.now())
+        for pid in self.recovered:
+            self._on_change(pid, "completed")
+        if config.demo_models:
+            register_demo_models(self.registry)
+            self._seed_examples()
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self.started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start background work (webhook delivery, janitor)."""
+        if self.started:
+            return
+        self.started = True
+        self.webhooks.start()
+        self._sweeper = threading.Thread(
+            target=self._sweep_loop, name="replicate-local-janitor", daemon=True
+        )
+        self._sweeper.start()
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop: cancel running predictions, drain webhooks, close the database."""
+        self._stop.set()
+        if graceful:
+            self.runner.shutdown()
+        else:
+            self.runner.abandon()
+        if self.started:
+            self.webhooks.stop(drain=5.0 if graceful else 0.0)
+        self.store.close()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.config.sweep_interval):
+            try:
+                self.sweep()
+            except Exception:  # pragma: no cover - keep the janitor alive
+                log.exception("janitor failed")
+
+    def sweep(self) -> None:
+        """Apply retention (data removal) and file expiry now."""
+        if self.config.retention is not None:
+            cutoff = self.clock.now() - self.config.retention
+            rows = self.store.query(
+                "SELECT id FROM predictions WHERE data_removed = 0 AND is_example = 0 "
+                "AND completed_at IS NOT NULL AND completed_at <= ?",
+                (cutoff,),
+            )
+            for row in rows:
+                self.store.update_prediction(
+                    row["id"], data_removed=1, input={}, output=None, logs=""
+                )
+                self.store.execute("DELETE FROM events WHERE prediction_id = ?", (row["id"],))
+                self.files.remove_prediction_outputs(row["id"])
+        self.files.sweep()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the virtual clock forward and apply what became due."""
+        self.clock.advance(seconds)
+        self.sweep()
+        self.runner.check_deadlines()
+
+    # ------------------------------------------------------------------ registration
+    def register(self, model: str, fn: Callable[..., Any], **kwargs: Any) -> str:
+        """Register a callable (see ``Registry.register``); returns the version id."""
+        return self.registry.register(model, fn, **kwargs)
+
+    def _seed_examples(self) -> None:
+        for spec in DEMO_MODELS:
+            model = spec["model"]
+            if self.store.one(
+                "SELECT id FROM predictions WHERE model = ? AND is_example = 1", (model,)
+            ):
+                continue
+            owner, name = model.split("/")
+            version = self.registry.latest_version(owner, name)
+            if version is None:
+                continue
+            inp, out = spec["example"]
+            now = self.clock.now()
+            self.store.insert_prediction(
+                {
+                    "id": new_id(),
+                    "account": owner,
+                    "model": model,
+                    "version": version["id"],
+                    "status": "succeeded",
+                    "input": inp,
+                    "output": out,
+                    "logs": "",
+                    "metrics": {"predict_time": 0.01, "total_time": 0.02},
+                    "created_at": now - 0.02,
+                    "started_at": now - 0.01,
+                    "completed_at": now,
+                    "is_example": 1,
+                }
+            )
+
+    # ------------------------------------------------------------------ predictions
+    def stream_token(self, pid: str) -> str:
+        """Opaque token of a prediction's SSE URL."""
+        import hashlib
+        import hmac
+
+        return (
+            pid
+            + hmac.new(self.stream_key, f"stream {pid}".encode(), hashlib.sha256).hexdigest()[:16]
+        )
+
+    def pid_from_stream_token(self, token: str) -> str | None:
+        """The prediction id behind a stream token, if valid."""
+        import hmac
+
+        pid = token[:26]
+        return (
+            pid if len(token) == 42 and hmac.compare_digest(self.stream_token(pid), token) else None
+        )
+
+    def prediction_json(self, row: dict[str, Any], origin: str) -> dict[str, Any]:
+        """The API's prediction object for a decoded row."""
+        pid = row["id"]
+        base = f"{origin}/v1/{'trainings' if row['kind'] == 'training' else 'predictions'}/{pid}"
+        urls: dict[str, str] = {
+            "cancel": f"{base}/cancel",
+            "get": base,
+            "web": f"{origin}/web/p/{pid}",
+        }
+        if row["stream"] and not row["data_removed"]:
+            urls["stream"] = f"{origin}/v1/streams/{self.stream_token(pid)}"
+        out: dict[str, Any] = {
+            "id": pid,
+            "model": row["model"],
+            "version": row["version"],
+            "input": row["input"],
+            "logs": row["logs"] or "",
+            "output": self.files.render(row["output"], origin),
+            "data_removed": bool(row["data_removed"]),
+            "error": row["error"],
+            "source": row["source"],
+            "status": row["status"],
+            "created_at": iso(row["created_at"]),
+            "urls": urls,
+        }
+        if row["started_at"] is not None:
+            out["started_at"] = iso(row["started_at"])
+        if row["completed_at"] is not None:
+            out["completed_at"] = iso(row["completed_at"])
+        if row["metrics"] is not None:
+            out["metrics"] = row["metrics"]
+        if row["deadline"] is not None:
+            out["deadline"] = iso(row["deadline"])
+        if row["deployment"]:
+            out["deployment"] = row["deployment"]
+        return out
+
+    def _on_change(self, pid: str, event: str) -> None:
+        self.hub.notify(pid)
+        if event == "status":
+            return
+        row = self.store.get_prediction(pid)
+        if row is None or not row["webhook"]:
+            return
+        body = json.dumps(self.prediction_json(row, row["origin"]), separators=(",", ":")).encode()
+        self.webhooks.enqueue(pid, row["webhook"], event, body, row["webhook_events_filter"])
+
+    def create_prediction(
+        self,
+        *,
+        account: str,
+        version: dict[str, Any],
+        input: dict[str, Any],
+        origin: str,
+        webhook: str | None = None,
+        webhook_events_filter: list[str] | None = None,
+        deadline_seconds: float | None = None,
+        deployment: str | None = None,
+    ) -> dict[str, Any]:
+        """Insert and queue a prediction; returns the decoded row."""
+        from .schema import output_is_iterator
+
+        pid = new_id()
+        now = self.clock.now()
+        self.store.insert_prediction(
+            {
+                "id": pid,
+                "account": account,
+                "model": f"{version['owner']}/{version['name']}",
+                "version": version["id"],
+                "deployment": deployment,
+                "status": "starting",
+                "input": input,
+                "created_at": now,
+                "deadline": now + deadline_seconds if deadline_seconds is not None else None,
+                "webhook": webhook,
+                "webhook_events_filter": webhook_events_filter,
+                "stream": int(output_is_iterator(version["openapi_schema"])),
+                "origin": origin,
+            }
+        )
+        self._on_change(pid, "start")
+        self.runner.submit(pid)
+        row = self.store.get_prediction(pid)
+        assert row is not None
+        return row
+
+    def get_prediction(self, account: str, pid: str) -> dict[str, Any] | None:
+        """A prediction of ``account`` (examples are visible to everyone)."""
+        row = self.store.get_prediction(pid)
+        if row is None or (row["account"] != account and not row["is_example"]):
+            return None
+        return row
+
+    def cancel_prediction(self, pid: str) -> None:
+        """Cancel if active; a no-op for terminal predictions."""
+        self.runner.cancel(pid)
+
+    def is_terminal(self, pid: str) -> bool:
+        """Whether a prediction reached a terminal state."""
+        row = self.store.one("SELECT status FROM predictions WHERE id = ?", (pid,))
+        return row is None or row["status"] in TERMINAL

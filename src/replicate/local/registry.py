@@ -1,0 +1,239 @@
+"""The model registry: callables registered as ``owner/name`` with content-hashed versions."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .schema import build_input_schema, build_output_schema, canonical_json, cog_openapi_document
+from .store import Store
+
+log = logging.getLogger("replicate.local")
+
+
+@dataclass
+class ModelImpl:
+    """A runnable model version implementation (a plain Python callable)."""
+
+    owner: str
+    name: str
+    fn: Callable[..., Any]
+    concurrency: int = 1
+    accepts_cancel_event: bool = False
+    accepts_kwargs: bool = False
+    params: set[str] = field(default_factory=set)
+
+    @property
+    def ref(self) -> str:
+        """``owner/name``."""
+        return f"{self.owner}/{self.name}"
+
+
+def _validate_ref(ref: str) -> tuple[str, str]:
+    parts = ref.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"model must be 'owner/name', got {ref!r}")
+    return parts[0], parts[1]
+
+
+class Registry:
+    """Models and versions known to the server (metadata in SQLite, callables in memory)."""
+
+    def __init__(self, store: Store, clock_now: Callable[[], float]) -> None:
+        self.store = store
+        self._now = clock_now
+        self._impls: dict[str, ModelImpl] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ registration
+    def register(
+        self,
+        model: str,
+        fn: Callable[..., Any],
+        *,
+        concurrency: int = 1,
+        description: str | None = None,
+        readme: str | None = None,
+        official: bool = True,
+        visibility: str = "public",
+        hardware: str = "cpu",
+        tags: list[str] | None = None,
+        version_key: str | None = None,
+        version_id: str | None = None,
+        extra_version_ids: list[str] | None = None,
+        source: str = "callable",
+        github_url: str | None = None,
+        cover_image_url: str | None = None,
+    ) -> str:
+        """Register a callable as ``owner/name``; returns the version id.
+
+        The version id is the SHA-256 of the qualified name, the source text, the
+        schema and ``version_key`` unless ``version_id`` pins it. ``extra_version_ids``
+        adds older versions served by the same callable (listed before the latest).
+        """
+        owner, name = _validate_ref(model)
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        input_schema, enums = build_input_schema(fn)
+        output_schema = build_output_schema(fn)
+        doc = cog_openapi_document(input_schema, output_schema, enums)
+        if version_id is None:
+            try:
+                src = inspect.getsource(fn)
+            except (OSError, TypeError):
+                src = ""
+                log.warning(
+                    "source of %s is not available; its version id ignores code changes", model
+                )
+            h = hashlib.sha256()
+            h.update(
+                canonical_json(
+                    {
+                        "qualname": f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}",
+                        "source": src,
+                        "schema": doc,
+                        "version_key": version_key,
+                    }
+                ).encode()
+            )
+            version_id = h.hexdigest()
+        sig = inspect.signature(fn)
+        impl = ModelImpl(
+            owner=owner,
+            name=name,
+            fn=fn,
+            concurrency=concurrency,
+            accepts_cancel_event="cancel_event" in sig.parameters,
+            accepts_kwargs=any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()),
+            params={
+                n
+                for n, p in sig.parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            },
+        )
+        now = self._now()
+        with self.store.transaction():
+            existing = self.store.one(
+                "SELECT created_at FROM models WHERE owner = ? AND name = ?", (owner, name)
+            )
+            if existing is None:
+                self.store.execute(
+                    "INSERT INTO models (owner, name, description, visibility, hardware, readme, tags, "
+                    "is_official, source, created_at, github_url, cover_image_url) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        owner,
+                        name,
+                        description,
+                        visibility,
+                        hardware,
+                        readme,
+                        json.dumps(tags or []),
+                        int(official),
+                        source,
+                        now,
+                        github_url,
+                        cover_image_url,
+                    ),
+                )
+            else:
+                self.store.execute(
+                    "UPDATE models SET description = ?, visibility = ?, hardware = ?, readme = ?, tags = ?, "
+                    "is_official = ?, source = ?, github_url = ?, cover_image_url = ? WHERE owner = ? AND name = ?",
+                    (
+                        description,
+                        visibility,
+                        hardware,
+                        readme,
+                        json.dumps(tags or []),
+                        int(official),
+                        source,
+                        github_url,
+                        cover_image_url,
+                        owner,
+                        name,
+                    ),
+                )
+            ids = [*(extra_version_ids or []), version_id]
+            for i, vid in enumerate(ids):
+                row = self.store.one(
+                    "SELECT created_at, owner, name FROM versions WHERE id = ?", (vid,)
+                )
+                if row is None:
+                    self.store.execute(
+                        "INSERT INTO versions (id, owner, name, created_at, cog_version, openapi_schema) "
+                        "VALUES (?, ?, ?, ?, NULL, ?)",
+                        (vid, owner, name, now - (len(ids) - 1 - i) * 0.001, canonical_json(doc)),
+                    )
+                elif vid == version_id and i == len(ids) - 1:
+                    # Re-registration of an existing version: make it the latest again.
+                    latest = self.store.one(
+                        "SELECT MAX(created_at) AS m FROM versions WHERE owner = ? AND name = ?",
+                        (owner, name),
+                    )
+                    if latest and latest["m"] is not None and latest["m"] > row["created_at"]:
+                        self.store.execute(
+                            "UPDATE versions SET created_at = ? WHERE id = ?", (now, vid)
+                        )
+        with self._lock:
+            for vid in ids:
+                self._impls[vid] = impl
+        return version_id
+
+    # ------------------------------------------------------------------ lookup
+    def impl(self, version_id: str) -> ModelImpl | None:
+        """The callable behind a version, if it is loaded in this process."""
+        with self._lock:
+            return self._impls.get(version_id)
+
+    def get_model(self, owner: str, name: str) -> dict[str, Any] | None:
+        """A model row."""
+        return self.store.one("SELECT * FROM models WHERE owner = ? AND name = ?", (owner, name))
+
+    def get_version(self, version_id: str) -> dict[str, Any] | None:
+        """A version row with its decoded schema."""
+        row = self.store.one("SELECT * FROM versions WHERE id = ?", (version_id,))
+        if row is not None:
+            row["openapi_schema"] = json.loads(row["openapi_schema"])
+        return row
+
+    def latest_version(self, owner: str, name: str) -> dict[str, Any] | None:
+        """The newest version of a model."""
+        row = self.store.one(
+            "SELECT * FROM versions WHERE owner = ? AND name = ? ORDER BY created_at DESC, id DESC LIMIT 1",
+            (owner, name),
+        )
+        if row is not None:
+            row["openapi_schema"] = json.loads(row["openapi_schema"])
+        return row
+
+    def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
+        """All versions of a model, newest first."""
+        rows = self.store.query(
+            "SELECT * FROM versions WHERE owner = ? AND name = ? ORDER BY created_at DESC, id DESC",
+            (owner, name),
+        )
+        for r in rows:
+            r["openapi_schema"] = json.loads(r["openapi_schema"])
+        return rows
+
+    def resolve(self, ref: str) -> dict[str, Any] | None:
+        """Resolve ``owner/name``, ``owner/name:version`` or a bare version id."""
+        if ":" in ref:
+            model, vid = ref.split(":", 1)
+            row = self.get_version(vid)
+            if row is None or f"{row['owner']}/{row['name']}" != model:
+                return None
+            return row
+        if "/" in ref:
+            parts = ref.split("/")
+            if len(parts) != 2:
+                return None
+            return self.latest_version(parts[0], parts[1])
+        return self.get_version(ref)

@@ -1,0 +1,571 @@
+"""Prediction lifecycle: per-version FIFO queues, worker threads, cancel, deadlines, logs.
+
+States: ``starting -> processing -> succeeded | failed | canceled`` and
+``starting -> canceled | aborted | failed``. Every change is written to the store,
+appended to the prediction's SSE event log and reported through ``on_change``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextvars
+import inspect
+import io
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+import urllib.parse
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from .files import FileService
+from .registry import ModelImpl, Registry
+from .schema import _resolve, file_inputs
+from .store import Store
+from .util import Clock
+
+log = logging.getLogger("replicate.local")
+
+TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+MAX_QUEUE_DEPTH = 1000
+LOG_LIMIT = 4 * 1024 * 1024
+CANCEL_GRACE = 10.0
+INTERRUPTED_ERROR = "Prediction interrupted: the local server stopped while it was running"
+
+_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
+    "replicate_local_run", default=None
+)
+
+
+class QueueFull(Exception):
+    """The version's queue holds MAX_QUEUE_DEPTH predictions already."""
+
+
+@dataclass(eq=False)
+class Run:
+    """In-memory state of a prediction that has not finished yet."""
+
+    pid: str
+    version: str
+    impl: ModelImpl
+    created_at: float
+    input: dict[str, Any]
+    iterator: bool
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    status: str = "starting"
+    started_at: float | None = None
+    output: Any = None
+    logs: str = ""
+    partial_line: str = ""
+    finished: bool = False
+    timers: list[threading.Timer] = field(default_factory=list)
+    tmpdir: Path | None = None
+    thread: threading.Thread | None = None
+
+
+class _Capture(io.TextIOBase):
+    """stdout/stderr proxy: text written inside a prediction goes to its logs."""
+
+    def __init__(self, wrapped: Any) -> None:
+        self._wrapped = wrapped
+
+    def write(self, s: str) -> int:  # type: ignore[override]
+        run = _current.get()
+        sink = _SINKS.get(id(run)) if run is not None else None
+        if sink is not None:
+            sink(s)
+            return len(s)
+        return self._wrapped.write(s)
+
+    def flush(self) -> None:
+        try:
+            self._wrapped.flush()
+        except Exception:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+_SINKS: dict[int, Callable[[str], None]] = {}
+
+
+class _LogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        run = _current.get()
+        sink = _SINKS.get(id(run)) if run is not None else None
+        if sink is not None:
+            try:
+                sink(self.format(record) + "\n")
+            except Exception:
+                pass
+
+
+_handler_installed = False
+
+
+def _install_capture() -> None:
+    global _handler_installed
+    for name in ("stdout", "stderr"):
+        cur = getattr(sys, name)
+        if cur is not None and not isinstance(cur, _Capture):
+            setattr(sys, name, _Capture(cur))
+    if not _handler_installed:
+        logging.getLogger().addHandler(_LogHandler())
+        _handler_installed = True
+
+
+def metrics_for(
+    status: str, created: float, started: float | None, completed: float
+) -> dict[str, float]:
+    """``predict_time`` (when started) and ``total_time`` for a terminal prediction."""
+    m: dict[str, float] = {}
+    if status != "aborted" and started is not None:
+        m["predict_time"] = max(0.0, completed - started)
+    m["total_time"] = max(0.0, completed - created)
+    return m
+
+
+class Runner:
+    """Runs predictions of registered callables in worker threads."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        files: FileService,
+        clock: Clock,
+        on_change: Callable[[str, str], None],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.files = files
+        self.clock = clock
+        self.on_change = on_change
+        self._lock = threading.RLock()
+        self._queues: dict[str, deque[Run]] = {}
+        self._running: dict[str, int] = {}
+        self._runs: dict[str, Run] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ events
+    def _event(self, run_or_pid: Run | str, type_: str, data: Any) -> None:
+        pid = run_or_pid if isinstance(run_or_pid, str) else run_or_pid.pid
+        payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+        self.store.append_event(pid, type_, payload, self.clock.now())
+
+    # ------------------------------------------------------------------ submit
+    def submit(self, pid: str) -> None:
+        """Queue a freshly created prediction (status ``starting``)."""
+        row = self.store.get_prediction(pid)
+        if row is None:
+            raise KeyError(pid)
+        impl = self.registry.impl(row["version"])
+        if impl is None:
+            raise KeyError(f"no implementation for version {row['version']}")
+        version = self.registry.get_version(row["version"])
+        from .schema import output_is_iterator
+
+        run = Run(
+            pid=pid,
+            version=row["version"],
+            impl=impl,
+            created_at=row["created_at"],
+            input=row["input"],
+            iterator=bool(version and output_is_iterator(version["openapi_schema"])),
+        )
+        with self._lock:
+            q = self._queues.setdefault(run.version, deque())
+            if len(q) >= MAX_QUEUE_DEPTH:
+                raise QueueFull()
+            q.append(run)
+            self._runs[pid] = run
+        if row.get("deadline") is not None:
+            self._arm_deadline(run, row["deadline"])
+        self._dispatch(run.version)
+
+    def queue_depth(self, version: str) -> int:
+        """Queued (not yet started) predictions of a version."""
+        with self._lock:
+            return len(self._queues.get(version, ()))
+
+    def _arm_deadline(self, run: Run, deadline: float) -> None:
+        t = threading.Timer(max(0.0, deadline - self.clock.now()), self._deadline_hit, (run,))
+        t.daemon = True
+        run.timers.append(t)
+        t.start()
+
+    def check_deadlines(self) -> None:
+        """Apply deadlines that passed (after the virtual clock moved)."""
+        now = self.clock.now()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            row = self.store.one("SELECT deadline FROM predictions WHERE id = ?", (run.pid,))
+            if row and row["deadline"] is not None and row["deadline"] <= now:
+                self._deadline_hit(run)
+
+    def _deadline_hit(self, run: Run) -> None:
+        with self._lock:
+            q = self._queues.get(run.version)
+            queued = q is not None and run in q
+            if queued and q is not None:
+                q.remove(run)
+        if queued:
+            self._finish(run, "aborted")
+        elif not run.finished:
+            self._request_cancel(run)
+
+    def _dispatch(self, version: str) -> None:
+        to_start: list[Run] = []
+        with self._lock:
+            if self._closed:
+                return
+            q = self._queues.get(version)
+            while q:
+                limit = q[0].impl.concurrency
+                if self._running.get(version, 0) >= limit:
+                    break
+                run = q.popleft()
+                if run.finished:
+                    continue
+                self._running[version] = self._running.get(version, 0) + 1
+                to_start.append(run)
+        for run in to_start:
+            self._start(run)
+
+    def _start(self, run: Run) -> None:
+        with run.lock:
+            if run.finished:
+                return
+            run.status = "processing"
+            run.started_at = self.clock.now()
+            if run.iterator:
+                run.output = []
+            self.store.update_prediction(
+                run.pid, status="processing", started_at=run.started_at, metrics={}
+            )
+        self.on_change(run.pid, "status")
+        t = threading.Thread(
+            target=self._execute, args=(run,), name=f"replicate-local-{run.pid}", daemon=True
+        )
+        run.thread = t
+        t.start()
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, run: Run) -> None:
+        _install_capture()
+        _SINKS[id(run)] = lambda s: self._log_write(run, s)
+        token = _current.set(run)
+        try:
+            kwargs = self._prepare(run)
+            fn = run.impl.fn
+            result = asyncio.run(fn(**kwargs)) if inspect.iscoroutinefunction(fn) else fn(**kwargs)
+            if inspect.isasyncgen(result):
+                result = _drain_async_gen(result)
+            if inspect.isgenerator(result) or (
+                run.iterator
+                and hasattr(result, "__iter__")
+                and not isinstance(result, (str, bytes, dict))
+            ):
+                for item in result:
+                    if run.cancel_event.is_set() or run.finished:
+                        if hasattr(result, "close"):
+                            result.close()
+                        break
+                    self._emit_output(run, item)
+                if run.cancel_event.is_set():
+                    self._finish(run, "canceled")
+                else:
+                    self._finish(run, "succeeded")
+            elif run.cancel_event.is_set():
+                self._finish(run, "canceled")
+            else:
+                self._finish(run, "succeeded", output=self._convert(run, result, 0))
+        except Exception as exc:
+            if run.cancel_event.is_set():
+                self._finish(run, "canceled")
+            else:
+                self._finish(run, "failed", error=str(exc) or type(exc).__name__)
+        finally:
+            _current.reset(token)
+            _SINKS.pop(id(run), None)
+            if run.tmpdir is not None:
+                shutil.rmtree(run.tmpdir, ignore_errors=True)
+
+    def _prepare(self, run: Run) -> dict[str, Any]:
+        version = self.registry.get_version(run.version)
+        doc = version["openapi_schema"] if version else {}
+        props = (doc.get("components", {}).get("schemas", {}).get("Input") or {}).get(
+            "properties", {}
+        )
+        files = file_inputs(doc)
+        impl = run.impl
+        kwargs: dict[str, Any] = {}
+        for name, prop in props.items():
+            p = _resolve(doc, prop)
+            if name in run.input:
+                value = run.input[name]
+            elif "default" in p:
+                value = p["default"]
+            else:
+                value = None
+            if name in files and value is not None:
+                value = (
+                    [self._to_path(run, v) for v in value]
+                    if files[name]
+                    else self._to_path(run, value)
+                )
+            if name in impl.params or impl.accepts_kwargs:
+                kwargs[name] = value
+        if impl.accepts_kwargs:
+            for k, v in run.input.items():
+                kwargs.setdefault(k, v)
+        if impl.accepts_cancel_event:
+            kwargs["cancel_event"] = run.cancel_event
+        return kwargs
+
+    def _to_path(self, run: Run, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if run.tmpdir is None:
+            run.tmpdir = Path(tempfile.mkdtemp(prefix=f"replicate-local-{run.pid}-"))
+        if value.startswith("data:"):
+            header, _, payload = value.partition(",")
+            raw = (
+                base64.b64decode(payload)
+                if header.endswith(";base64")
+                else urllib.parse.unquote_to_bytes(payload)
+            )
+            import mimetypes
+
+            ext = mimetypes.guess_extension(header[5:].split(";")[0]) or ""
+            target = run.tmpdir / f"input{ext}"
+            target.write_bytes(raw)
+            return target
+        row = self.files.resolve_input_url(value)
+        if row is not None:
+            return self.files.materialize(row, run.tmpdir)
+        if value.startswith(("http://", "https://")):
+            import httpx
+
+            try:
+                resp = httpx.get(value, timeout=30, follow_redirects=True)
+                resp.raise_for_status()
+            except Exception as exc:
+                raise RuntimeError(f"could not fetch input file {value}: {exc}") from exc
+            name = Path(urllib.parse.urlsplit(value).path).name or "input"
+            target = run.tmpdir / name
+            target.write_bytes(resp.content)
+            return target
+        return Path(value)
+
+    def _convert(self, run: Run, value: Any, index: int) -> Any:
+        """Turn a callable's output value into JSON, storing files."""
+        if isinstance(value, PurePath):
+            with open(value, "rb") as f:
+                return self.files.store_output(run.pid, f, Path(value).name or f"output.{index}")
+        if isinstance(value, (bytes, bytearray)):
+            return self.files.store_output(run.pid, bytes(value), f"output.{index}.bin")
+        if hasattr(value, "read") and callable(value.read):
+            name = Path(getattr(value, "name", "") or f"output.{index}").name
+            data = value.read()
+            if isinstance(data, str):
+                data = data.encode()
+            return self.files.store_output(run.pid, data, name)
+        if isinstance(value, (list, tuple)):
+            return [self._convert(run, v, i) for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {str(k): self._convert(run, v, index) for k, v in value.items()}
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return value
+        try:
+            json.dumps(value)
+            return value
+        except TypeError:
+            return str(value)
+
+    def _emit_output(self, run: Run, item: Any) -> None:
+        with run.lock:
+            if run.finished:
+                return
+            value = self._convert(run, item, len(run.output or []))
+            if not isinstance(run.output, list):
+                run.output = []
+            run.output.append(value)
+            self.store.update_prediction(run.pid, output=run.output)
+            self._event(run, "output", value)
+        self.on_change(run.pid, "output")
+
+    def _log_write(self, run: Run, text: str) -> None:
+        if not text:
+            return
+        with run.lock:
+            if run.finished:
+                return
+            buf = run.partial_line + text
+            lines = buf.split("\n")
+            run.partial_line = lines.pop()
+            if not lines:
+                return
+            for line in lines:
+                if len(run.logs) < LOG_LIMIT:
+                    run.logs += line + "\n"
+                    self._event(run, "logs", line)
+                elif not run.logs.endswith("[logs truncated]\n"):
+                    run.logs += "[logs truncated]\n"
+            self.store.update_prediction(run.pid, logs=run.logs)
+        self.on_change(run.pid, "logs")
+
+    # ------------------------------------------------------------------ finishing
+    def _finish(
+        self, run: Run, status: str, *, error: str | None = None, output: Any = ...
+    ) -> bool:
+        with run.lock:
+            if run.finished:
+                return False
+            if run.partial_line:
+                run.logs += run.partial_line + "\n"
+                self._event(run, "logs", run.partial_line)
+                run.partial_line = ""
+            run.finished = True
+            was_started = run.started_at is not None
+            now = self.clock.now()
+            started = run.started_at
+            if status == "canceled" and not was_started:
+                started = now
+            if output is not ...:
+                run.output = output
+            fields: dict[str, Any] = {
+                "status": status,
+                "completed_at": now,
+                "logs": run.logs,
+                "output": run.output,
+                "error": error,
+                "metrics": metrics_for(status, run.created_at, started, now),
+            }
+            if started is not None and not was_started:
+                fields["started_at"] = started
+            self.store.update_prediction(run.pid, **fields)
+            if status == "failed":
+                self._event(run, "error", {"detail": error or ""})
+            done: dict[str, str] = {}
+            if status in ("canceled", "aborted"):
+                done = {"reason": "canceled"}
+            elif status == "failed":
+                done = {"reason": "error"}
+            self._event(run, "done", done)
+            run.status = status
+            for t in run.timers:
+                t.cancel()
+        with self._lock:
+            self._runs.pop(run.pid, None)
+            if was_started:
+                self._running[run.version] = max(0, self._running.get(run.version, 1) - 1)
+        self.on_change(run.pid, "completed")
+        if was_started:
+            self._dispatch(run.version)
+        return True
+
+    # ------------------------------------------------------------------ cancel
+    def cancel(self, pid: str) -> bool:
+        """Cancel a prediction; False if it is not active (terminal or unknown)."""
+        with self._lock:
+            run = self._runs.get(pid)
+            if run is None:
+                return False
+            q = self._queues.get(run.version)
+            queued = q is not None and run in q
+            if queued and q is not None:
+                q.remove(run)
+        if queued:
+            self._finish(run, "canceled")
+        else:
+            self._request_cancel(run)
+        return True
+
+    def _request_cancel(self, run: Run) -> None:
+        run.cancel_event.set()
+        cooperative = run.impl.accepts_cancel_event or inspect.isgeneratorfunction(run.impl.fn)
+        if not cooperative:
+            self._finish(run, "canceled")
+            return
+        t = threading.Timer(CANCEL_GRACE, self._finish, (run, "canceled"))
+        t.daemon = True
+        run.timers.append(t)
+        t.start()
+
+    def active(self, pid: str) -> bool:
+        """Whether a prediction is queued or running here."""
+        with self._lock:
+            return pid in self._runs
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self, grace: float = CANCEL_GRACE) -> None:
+        """Cancel everything: queued predictions end canceled, running ones are asked to stop."""
+        with self._lock:
+            self._closed = True
+            runs = list(self._runs.values())
+        for run in runs:
+            self.cancel(run.pid)
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(timeout=grace)
+            self._finish(run, "canceled")
+
+    def abandon(self) -> None:
+        """Stop dispatching without touching predictions (simulates a crash)."""
+        with self._lock:
+            self._closed = True
+            for run in self._runs.values():
+                run.finished = True
+                run.cancel_event.set()
+                for t in run.timers:
+                    t.cancel()
+
+
+def _drain_async_gen(agen: Any) -> list[Any]:
+    async def collect() -> list[Any]:
+        return [x async for x in agen]
+
+    return asyncio.run(collect())
+
+
+def recover(store: Store, now: float) -> list[str]:
+    """Finish predictions left unfinished by a stop; returns their ids.
+
+    ``processing`` becomes ``failed`` (interrupted) and ``starting`` becomes ``aborted``.
+    """
+    rows = store.query(
+        "SELECT id, status, created_at, started_at FROM predictions WHERE status IN ('starting', 'processing')"
+    )
+    out: list[str] = []
+    for row in rows:
+        if row["status"] == "processing":
+            store.update_prediction(
+                row["id"],
+                status="failed",
+                error=INTERRUPTED_ERROR,
+                completed_at=now,
+                metrics=metrics_for("failed", row["created_at"], row["started_at"], now),
+            )
+            store.append_event(row["id"], "error", json.dumps({"detail": INTERRUPTED_ERROR}), now)
+            store.append_event(row["id"], "done", json.dumps({"reason": "error"}), now)
+        else:
+            store.update_prediction(
+                row["id"],
+                status="aborted",
+                completed_at=now,
+                metrics=metrics_for("aborted", row["created_at"], None, now),
+            )
+            store.append_event(row["id"], "done", json.dumps({"reason": "canceled"}), now)
+        out.append(row["id"])
+    return out

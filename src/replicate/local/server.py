@@ -1,0 +1,268 @@
+"""Starting the server: ``LocalServer`` (a handle) and the ``serve()`` context manager."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .core import Core, ServerConfig
+from .util import parse_duration
+
+DEFAULT_TOKEN = "r8_local_any_token_works"
+
+
+class BaseURL(str):
+    """The base URL yielded by ``serve()``; ``.server`` is the ``LocalServer`` handle."""
+
+    server: LocalServer
+
+
+def _retention(value: str | float | None) -> float | None:
+    if value is None or value == "never":
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return parse_duration(value)
+
+
+class LocalServer:
+    """A local Replicate-compatible server running in a background thread.
+
+    Use as a context manager, or call ``start()``/``stop()``. ``base_url`` is the origin
+    (clients add ``/v1``); ``api_token`` is a token the server accepts.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, Callable[..., Any]] | None = None,
+        *,
+        db: str = ":memory:",
+        token: str | list[str] | None = None,
+        test_controls: bool = False,
+        retention: str | float | None = "1h",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        webhook_secret: str | None = None,
+        demo_models: bool = True,
+        public_url: str | None = None,
+        **config: Any,
+    ) -> None:
+        tokens = [token] if isinstance(token, str) else (list(token) if token else None)
+        self.config = ServerConfig(
+            db=db,
+            tokens=tokens,
+            test_controls=test_controls,
+            retention=_retention(retention),
+            webhook_secret=webhook_secret,
+            demo_models=demo_models,
+            public_url=public_url,
+            **config,
+        )
+        self.host = host
+        self.port = port
+        self.api_token = tokens[0] if tokens else DEFAULT_TOKEN
+        self._models = dict(models or {})
+        self.core: Core | None = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalServer:
+        """Start serving; returns self once ``/_local/health`` answers."""
+        import uvicorn
+
+        from .app import build_app
+
+        core = Core(self.config)
+        self.core = core
+        for name, fn in self._models.items():
+            core.register(name, fn)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self.base_url = f"http://{self.host}:{self.port}"
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any) -> Any:
+            core.start()
+            yield
+
+        app = build_app(core, lifespan=lifespan)
+        config = uvicorn.Config(
+            app,
+            http="h11",
+            ws="none",
+            lifespan="on",
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [sock]},
+            name="replicate-local-server",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local Replicate server failed to start")
+            time.sleep(0.005)
+        import httpx
+
+        httpx.get(f"{self.base_url}/_local/health", timeout=10).raise_for_status()
+        return self
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop the server: cancel running predictions, drain webhooks, close the database."""
+        if self.core is None:
+            return
+        if graceful:
+            self.core.runner.shutdown()
+        else:
+            self.core.runner.abandon()
+        if self._server is not None:
+            self._server.should_exit = True
+            if not graceful:
+                self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self.core.stop(graceful=graceful)
+        self.core = None
+
+    def crash(self) -> None:
+        """Stop abruptly, leaving running and queued predictions unfinished (restart tests)."""
+        self.stop(graceful=False)
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ handle
+    def _core(self) -> Core:
+        if self.core is None:
+            raise RuntimeError("the server is not running")
+        return self.core
+
+    def register(self, model: str, fn: Callable[..., Any], **kwargs: Any) -> str:
+        """Register a callable as ``owner/name`` (concurrency=, description=, readme=, ...); returns the version id."""
+        return self._core().register(model, fn, **kwargs)
+
+    def sign_file_url(self, file_id: str, ttl: float = 3600) -> str:
+        """A signed download URL for an uploaded file."""
+        import urllib.parse
+
+        core = self._core()
+        params = core.files.sign_download(core.config.username, file_id, ttl)
+        return f"{self.base_url}/v1/files/{file_id}/download?{urllib.parse.urlencode(params)}"
+
+    @property
+    def faults(self) -> Any:
+        """Fault injection (``add(...)``, ``list()``, ``clear()``)."""
+        return self._app_api().faults
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log."""
+        return self._app_api().requests.list()
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt."""
+        return self._core().webhooks.attempts()
+
+    def advance_clock(self, duration: str | float) -> None:
+        """Move the virtual clock forward (``"1h"`` or seconds)."""
+        seconds = parse_duration(duration) if isinstance(duration, str) else float(duration)
+        self._core().advance_clock(seconds)
+
+    @property
+    def webhook_secret(self) -> str:
+        """The ``whsec_...`` signing secret."""
+        return self._core().webhooks.secret
+
+    def _app_api(self) -> Any:
+        if self._server is None:
+            raise RuntimeError("the server is not running")
+        return (
+            self._server.config.app.state.api
+            if hasattr(self._server.config.app, "state")
+            else self._server.config.loaded_app.app.state.api
+        )
+
+
+@contextlib.contextmanager
+def serve(
+    models: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    db: str = ":memory:",
+    token: str | list[str] | None = None,
+    test_controls: bool = False,
+    retention: str | float | None = "1h",
+    **kwargs: Any,
+) -> Iterator[BaseURL]:
+    """Run a local server on a free loopback port; yields its base URL (``.server`` is the handle)."""
+    server = LocalServer(
+        models, db=db, token=token, test_controls=test_controls, retention=retention, **kwargs
+    )
+    server.start()
+    try:
+        url = BaseURL(server.base_url)
+        url.server = server
+        yield url
+    finally:
+        server.stop()
+
+
+def run_local(
+    model: str, input: dict[str, Any], *, db: str | None = None, timeout: float = 600
+) -> Any:
+    """Run one prediction on an in-process server (the quickstart path); returns the output.
+
+    ``db`` defaults to the on-disk database in the user's data directory. Raises
+    RuntimeError with the model's error when the prediction does not succeed.
+    """
+    import httpx
+
+    from .core import default_db_path
+
+    with serve(db=db or str(default_db_path())) as url:
+        headers = {"Authorization": f"Bearer {DEFAULT_TOKEN}", "Prefer": "wait"}
+        if ":" in model or "/" not in model:
+            r = httpx.post(
+                f"{url}/v1/predictions",
+                json={"version": model, "input": input},
+                headers=headers,
+                timeout=timeout,
+            )
+        else:
+            r = httpx.post(
+                f"{url}/v1/models/{model}/predictions",
+                json={"input": input},
+                headers=headers,
+                timeout=timeout,
+            )
+        if r.status_code >= 400:
+            raise RuntimeError(r.json().get("detail", r.text))
+        pred = r.json()
+        while pred["status"] not in ("succeeded", "failed", "canceled", "aborted"):
+            time.sleep(0.2)
+            pred = httpx.get(pred["urls"]["get"], headers=headers, timeout=timeout).json()
+        if pred["status"] != "succeeded":
+            raise RuntimeError(pred.get("error") or f"prediction {pred['status']}")
+        output = pred["output"]
+        if isinstance(output, list) and output and all(isinstance(x, str) for x in output):
+            schema = httpx.get(
+                f"{url}/v1/models/{pred['model']}/versions/{pred['version']}", headers=headers
+            ).json()
+            out_schema = schema["openapi_schema"]["components"]["schemas"].get("Output", {})
+            if out_schema.get("x-cog-array-display") == "concatenate":
+                return "".join(output)
+        return output

@@ -1,0 +1,196 @@
+"""SQLite persistence: one connection in WAL mode behind a lock.
+
+The store offers generic ``execute``/``query`` helpers (used by the self-contained
+``files`` and ``webhooks`` modules, which create their own tables) plus the helpers
+for models, versions, predictions and SSE events.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS models (
+    owner TEXT NOT NULL, name TEXT NOT NULL,
+    description TEXT, visibility TEXT NOT NULL DEFAULT 'public', hardware TEXT,
+    github_url TEXT, paper_url TEXT, license_url TEXT, cover_image_url TEXT, weights_url TEXT,
+    readme TEXT, tags TEXT NOT NULL DEFAULT '[]', is_official INTEGER NOT NULL DEFAULT 1,
+    source TEXT NOT NULL DEFAULT 'user', created_at REAL NOT NULL,
+    PRIMARY KEY (owner, name)
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, created_at REAL NOT NULL,
+    cog_version TEXT, openapi_schema TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS versions_model ON versions (owner, name, created_at);
+CREATE TABLE IF NOT EXISTS predictions (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'prediction', account TEXT NOT NULL,
+    model TEXT NOT NULL, version TEXT NOT NULL, deployment TEXT,
+    status TEXT NOT NULL, input TEXT NOT NULL, output TEXT, logs TEXT NOT NULL DEFAULT '',
+    error TEXT, metrics TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL,
+    deadline REAL, data_removed INTEGER NOT NULL DEFAULT 0, webhook TEXT,
+    webhook_events_filter TEXT, stream INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL DEFAULT 'api',
+    is_example INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL DEFAULT '', extra TEXT
+);
+CREATE INDEX IF NOT EXISTS predictions_order ON predictions (created_at, id);
+CREATE INDEX IF NOT EXISTS predictions_status ON predictions (status);
+CREATE TABLE IF NOT EXISTS events (
+    prediction_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL,
+    t REAL NOT NULL, PRIMARY KEY (prediction_id, seq)
+);
+"""
+
+
+class Store:
+    """Thread-safe access to the SQLite database (``":memory:"`` or a file path)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock:
+            if path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"The database {path} was written by a newer local server "
+                    f"(schema {version} > {SCHEMA_VERSION}); upgrade replicate to use it."
+                )
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # ------------------------------------------------------------------ generic
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one statement; returns ``lastrowid`` (or rowcount for updates)."""
+        with self._lock:
+            cur = self._conn.execute(sql, params)
+            return cur.lastrowid if cur.lastrowid else cur.rowcount
+
+    def executescript(self, sql: str) -> None:
+        """Run a script (table creation)."""
+        with self._lock:
+            self._conn.executescript(sql)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts."""
+        with self._lock:
+            return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        """The first row as a dict, or None."""
+        with self._lock:
+            r = self._conn.execute(sql, params).fetchone()
+            return dict(r) if r is not None else None
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock and wrap statements in one transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    # ------------------------------------------------------------------ settings
+    def get_setting(self, key: str) -> str | None:
+        """A stored setting (secrets, keys)."""
+        row = self.one("SELECT value FROM settings WHERE key = ?", (key,))
+        return row["value"] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Store a setting."""
+        self.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ------------------------------------------------------------------ predictions
+    _JSON_COLS = ("input", "output", "metrics", "webhook_events_filter", "extra")
+
+    def insert_prediction(self, row: dict[str, Any]) -> None:
+        """Insert a prediction row (JSON columns given as Python values)."""
+        data = dict(row)
+        for c in self._JSON_COLS:
+            if c in data and data[c] is not None:
+                data[c] = json.dumps(data[c])
+        cols = ", ".join(data)
+        marks = ", ".join(f":{k}" for k in data)
+        self.execute(f"INSERT INTO predictions ({cols}) VALUES ({marks})", data)
+
+    def update_prediction(self, pid: str, **fields: Any) -> None:
+        """Update columns of a prediction (JSON columns given as Python values)."""
+        if not fields:
+            return
+        data = dict(fields)
+        for c in self._JSON_COLS:
+            if c in data and data[c] is not None:
+                data[c] = json.dumps(data[c])
+        sets = ", ".join(f"{k} = :{k}" for k in data)
+        data["_pid"] = pid
+        self.execute(f"UPDATE predictions SET {sets} WHERE id = :_pid", data)
+
+    @classmethod
+    def decode_prediction(cls, row: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Decode JSON columns of a raw prediction row."""
+        if row is None:
+            return None
+        for c in cls._JSON_COLS:
+            if row.get(c) is not None:
+                row[c] = json.loads(row[c])
+        return row
+
+    def get_prediction(self, pid: str) -> dict[str, Any] | None:
+        """A decoded prediction row."""
+        return self.decode_prediction(self.one("SELECT * FROM predictions WHERE id = ?", (pid,)))
+
+    def query_predictions(
+        self, where: str, params: Sequence[Any], order: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Decoded prediction rows matching a WHERE clause."""
+        rows = self.query(
+            f"SELECT * FROM predictions WHERE {where} ORDER BY {order} LIMIT {int(limit)}", params
+        )
+        return [r for r in (self.decode_prediction(x) for x in rows) if r is not None]
+
+    # ------------------------------------------------------------------ events
+    def append_event(self, pid: str, type_: str, data: str, t: float) -> int:
+        """Append an SSE event for a prediction; returns its sequence number."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM events WHERE prediction_id = ?", (pid,)
+            ).fetchone()
+            seq = int(row[0])
+            self._conn.execute(
+                "INSERT INTO events (prediction_id, seq, type, data, t) VALUES (?, ?, ?, ?, ?)",
+                (pid, seq, type_, data, t),
+            )
+            return seq
+
+    def events_after(self, pid: str, seq: int) -> list[dict[str, Any]]:
+        """Events with a sequence number greater than ``seq``, in order."""
+        return self.query(
+            "SELECT seq, type, data, t FROM events WHERE prediction_id = ? AND seq > ? ORDER BY seq",
+            (pid, seq),
+        )

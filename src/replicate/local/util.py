@@ -1,0 +1,88 @@
+"""Small shared helpers for the local server: clock, ids, timestamps, durations."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class Clock:
+    """Wall clock with an adjustable offset, so tests can move time forward instantly."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        """Current (virtual) time as Unix seconds."""
+        with self._lock:
+            return time.time() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward by ``seconds``."""
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        with self._lock:
+            self._offset += seconds
+
+    @property
+    def offset(self) -> float:
+        """Seconds the virtual clock runs ahead of the wall clock."""
+        return self._offset
+
+
+def new_id() -> str:
+    """A 26-character id from ``[a-z0-9]``, shaped like real prediction ids."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
+
+
+def iso(ts: float | None) -> str | None:
+    """RFC 3339 UTC timestamp with microseconds and ``Z``, or ``None``."""
+    if ts is None:
+        return None
+    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(value: str) -> float:
+    """Parse an ISO 8601 date-time (``Z`` or offset; a bare date is midnight UTC)."""
+    v = value.strip()
+    if v.endswith("Z") or v.endswith("z"):
+        v = v[:-1] + "+00:00"
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+        v += "T00:00:00+00:00"
+    # Python < 3.11 accepts at most 6 fractional digits.
+    m = re.match(r"^(.*T\d{2}:\d{2}:\d{2})\.(\d+)(.*)$", v)
+    if m:
+        v = f"{m.group(1)}.{m.group(2)[:6].ljust(6, '0')}{m.group(3)}"
+    dt = datetime.fromisoformat(v)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+_DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(value: str) -> float:
+    """Parse ``30s``, ``5m``, ``1h``, ``1h30m45s`` or a bare number of seconds.
+
+    Raises ValueError on anything else.
+    """
+    v = value.strip().lower()
+    if not v:
+        raise ValueError("empty duration")
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    m = _DURATION_RE.match(v)
+    if not m or not any(m.groups()):
+        raise ValueError(f"invalid duration: {value!r}")
+    h, mi, s = m.groups()
+    return int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)

@@ -1,0 +1,309 @@
+"""Webhook delivery: a durable outbox in SQLite, Standard Webhooks signing, throttling, retries.
+
+Self-contained: it needs a database object with ``execute``/``query``/``one``/
+``executescript`` (see ``store.Store``) and the ``whsec_...`` secret.
+
+- ``start`` and ``completed`` are never throttled; ``output``/``logs`` deliveries for one
+  prediction go out at most once per ``throttle`` seconds, and pending ones coalesce into
+  the latest snapshot. ``completed`` drops a pending update and is always last.
+- Deliveries for one prediction go out in order; a message waits while an earlier one is
+  retried. Retries keep the ``webhook-id``; each attempt is signed afresh.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+log = logging.getLogger("replicate.local.webhooks")
+
+DEFAULT_BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+ALL_EVENTS = ("start", "output", "logs", "completed")
+UPDATE_EVENTS = ("output", "logs")
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL, prediction_id TEXT NOT NULL,
+    url TEXT NOT NULL, event TEXT NOT NULL, body BLOB NOT NULL, state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_state ON webhook_outbox (state, id);
+CREATE TABLE IF NOT EXISTS webhook_attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL, prediction_id TEXT NOT NULL,
+    url TEXT NOT NULL, event TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL,
+    status INTEGER, error TEXT, latency REAL NOT NULL, t REAL NOT NULL
+);
+"""
+
+
+class Database(Protocol):
+    """What the webhook sender needs from the database."""
+
+    def execute(self, sql: str, params: Any = ()) -> int: ...
+    def executescript(self, sql: str) -> None: ...
+    def query(self, sql: str, params: Any = ()) -> list[dict[str, Any]]: ...
+    def one(self, sql: str, params: Any = ()) -> dict[str, Any] | None: ...
+
+
+def new_secret() -> str:
+    """A fresh signing secret: ``whsec_`` + base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value (``v1,<base64 HMAC-SHA256>``)."""
+    key = base64.b64decode(secret.split("_", 1)[1] if secret.startswith("whsec_") else secret)
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
+class WebhookSender:
+    """Queues, signs and delivers webhooks from a durable outbox."""
+
+    def __init__(
+        self,
+        db: Database,
+        secret: str,
+        *,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        backoff_scale: float = 1.0,
+        throttle: float = 0.5,
+        timeout: float = 10.0,
+        workers: int = 4,
+        time_fn: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.secret = secret
+        self.backoff = tuple(backoff)
+        self.backoff_scale = backoff_scale
+        self.throttle = throttle
+        self.timeout = timeout
+        self.time = time_fn
+        self.forced_status: int | None = None  # test control: fail every delivery with this status
+        self._cond = threading.Condition()
+        self._inflight: set[str] = set()
+        self._last_update: dict[str, float] = {}
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="replicate-local-webhook"
+        )
+        self._client: Any = None
+        db.executescript(_TABLES)
+
+    # ------------------------------------------------------------------ queueing
+    def enqueue(
+        self,
+        prediction_id: str,
+        url: str,
+        event: str,
+        body: bytes,
+        events_filter: Sequence[str] | None = None,
+    ) -> None:
+        """Queue a delivery of ``body`` for ``event`` (skipped if filtered out)."""
+        if event not in ALL_EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}")
+        if events_filter is not None and event not in events_filter:
+            return
+        now = self.time()
+        with self._cond:
+            if event in UPDATE_EVENTS:
+                row = self.db.one(
+                    "SELECT id FROM webhook_outbox WHERE prediction_id = ? AND state = 'pending' "
+                    "AND event IN ('output', 'logs') AND attempts = 0 ORDER BY id DESC LIMIT 1",
+                    (prediction_id,),
+                )
+                if row is not None:
+                    self.db.execute(
+                        "UPDATE webhook_outbox SET body = ?, event = ? WHERE id = ?",
+                        (body, event, row["id"]),
+                    )
+                    self._cond.notify_all()
+                    return
+            elif event == "completed":
+                self.db.execute(
+                    "UPDATE webhook_outbox SET state = 'dropped' WHERE prediction_id = ? AND state = 'pending' "
+                    "AND event IN ('output', 'logs') AND attempts = 0",
+                    (prediction_id,),
+                )
+            self.db.execute(
+                "INSERT INTO webhook_outbox (msg_id, prediction_id, url, event, body, state, attempts, "
+                "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+                ("msg_" + secrets.token_hex(13), prediction_id, url, event, body, now, now),
+            )
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start delivering (pending messages from a previous run resume)."""
+        import httpx
+
+        self.db.execute("UPDATE webhook_outbox SET state = 'pending' WHERE state = 'inflight'")
+        self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self._thread = threading.Thread(
+            target=self._loop, name="replicate-local-webhooks", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, drain: float = 5.0) -> None:
+        """Spend up to ``drain`` seconds on due deliveries, then stop."""
+        deadline = time.monotonic() + drain
+        while time.monotonic() < deadline and self._has_due_work():
+            time.sleep(0.05)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._client is not None:
+            self._client.close()
+
+    def _has_due_work(self) -> bool:
+        with self._cond:
+            if self._inflight:
+                return True
+        row = self.db.one(
+            "SELECT COUNT(*) AS n FROM webhook_outbox WHERE state = 'pending' AND attempts = 0"
+        )
+        return bool(row and row["n"])
+
+    def kick(self) -> None:
+        """Re-evaluate due deliveries now."""
+        with self._cond:
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ delivery
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                wait = self._schedule()
+                self._cond.wait(timeout=wait)
+
+    def _schedule(self) -> float:
+        """Submit due messages (first pending per prediction); returns seconds to wait."""
+        rows = self.db.query(
+            "SELECT id, prediction_id, event, attempts, next_attempt_at FROM webhook_outbox "
+            "WHERE state = 'pending' ORDER BY id"
+        )
+        now = self.time()
+        seen: set[str] = set()
+        wait = 1.0
+        for row in rows:
+            pid = row["prediction_id"]
+            if pid in seen or pid in self._inflight:
+                seen.add(pid)
+                continue
+            seen.add(pid)
+            due = row["next_attempt_at"]
+            if row["event"] in UPDATE_EVENTS and pid in self._last_update:
+                due = max(due, self._last_update[pid] + self.throttle)
+            if due > now:
+                wait = min(wait, due - now)
+                continue
+            self.db.execute(
+                "UPDATE webhook_outbox SET state = 'inflight' WHERE id = ?", (row["id"],)
+            )
+            self._inflight.add(pid)
+            if row["event"] in UPDATE_EVENTS:
+                self._last_update[pid] = now
+            self._pool.submit(self._attempt, row["id"])
+        return max(0.005, wait)
+
+    def _attempt(self, outbox_id: int) -> None:
+        row = self.db.one("SELECT * FROM webhook_outbox WHERE id = ?", (outbox_id,))
+        if row is None:
+            return
+        body = bytes(row["body"])
+        ts = int(self.time())
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "replicate-local-webhook/1",
+            "webhook-id": row["msg_id"],
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign(self.secret, row["msg_id"], ts, body),
+        }
+        status: int | None = None
+        error: str | None = None
+        started = time.monotonic()
+        try:
+            if self.forced_status is not None:
+                status = self.forced_status
+            else:
+                resp = self._client.post(row["url"], content=body, headers=headers)
+                status = resp.status_code
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        latency = time.monotonic() - started
+        ok = status is not None and 200 <= status < 300
+        self.db.execute(
+            "INSERT INTO webhook_attempts (msg_id, prediction_id, url, event, headers, body, status, error, latency, t) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                row["msg_id"],
+                row["prediction_id"],
+                row["url"],
+                row["event"],
+                json.dumps(headers),
+                body,
+                status,
+                error,
+                latency,
+                self.time(),
+            ),
+        )
+        attempts = row["attempts"] + 1
+        if ok:
+            self.db.execute(
+                "UPDATE webhook_outbox SET state = 'delivered', attempts = ? WHERE id = ?",
+                (attempts, outbox_id),
+            )
+        elif attempts > len(self.backoff):
+            log.warning(
+                "webhook %s to %s failed after %d attempts", row["msg_id"], row["url"], attempts
+            )
+            self.db.execute(
+                "UPDATE webhook_outbox SET state = 'failed', attempts = ? WHERE id = ?",
+                (attempts, outbox_id),
+            )
+        else:
+            delay = self.backoff[attempts - 1] * self.backoff_scale
+            self.db.execute(
+                "UPDATE webhook_outbox SET state = 'pending', attempts = ?, next_attempt_at = ? WHERE id = ?",
+                (attempts, self.time() + delay, outbox_id),
+            )
+        with self._cond:
+            self._inflight.discard(row["prediction_id"])
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ inspection
+    def attempts(self, prediction_id: str | None = None) -> list[dict[str, Any]]:
+        """Every delivery attempt (oldest first), with decoded headers and body."""
+        if prediction_id is None:
+            rows = self.db.query("SELECT * FROM webhook_attempts ORDER BY id")
+        else:
+            rows = self.db.query(
+                "SELECT * FROM webhook_attempts WHERE prediction_id = ? ORDER BY id",
+                (prediction_id,),
+            )
+        for r in rows:
+            r["headers"] = json.loads(r["headers"])
+            r["body"] = bytes(r["body"]).decode()
+        return rows
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Outbox rows (without bodies)."""
+        return self.db.query(
+            "SELECT id, msg_id, prediction_id, url, event, state, attempts, next_attempt_at FROM webhook_outbox ORDER BY id"
+        )
