@@ -367,71 +367,94 @@ class Files(Namespace):
 
     # ---------------------------------------------------------------- get / list / delete
 
-    def get(self, file_id: str, **extras: Any) -> File:
-        """Get a file's metadata (``GET /v1/files/{file_id}``)."""
-        return self._call(self._get(file_id, **extras))
-
-    async def async_get(self, file_id: str, **extras: Any) -> File:
-        """Async twin of :meth:`get`."""
-        return await self._acall(self._get(file_id, **extras))
-
-    def _get(
+    def get(
         self,
         file_id: str,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[File]:
+    ) -> File:
+        """Get a file's metadata (``GET /v1/files/{file_id}``)."""
+        return self._call(self._get(file_id).with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_get(
+        self,
+        file_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> File:
+        """Async twin of :meth:`get`."""
+        return await self._acall(
+            self._get(file_id).with_extras(extra_headers, extra_query, extra_body)
+        )
+
+    def _get(self, file_id: str) -> Operation[File]:
         api = self._client
         return Operation(
             "GET",
             f"/v1/files/{_file_id(file_id)}",
             parse=lambda response: File._from_api(json_object_of(response), api),
-        ).with_extras(extra_headers, extra_query, extra_body)
+        )
 
-    def list(self, cursor: Any = ..., **extras: Any) -> Page[File]:
-        """A page of files (``GET /v1/files``); pass ``page.next`` as ``cursor`` for the next."""
-        return self._call(self._list(cursor, **extras))
-
-    async def async_list(self, cursor: Any = ..., **extras: Any) -> Page[File]:
-        """Async twin of :meth:`list`."""
-        return await self._acall(self._list(cursor, **extras))
-
-    def _list(
+    def list(
         self,
         cursor: Any = ...,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[Page[File]]:
+    ) -> Page[File]:
+        """A page of files (``GET /v1/files``); pass ``page.next`` as ``cursor`` for the next."""
+        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_list(
+        self,
+        cursor: Any = ...,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> Page[File]:
+        """Async twin of :meth:`list`."""
+        return await self._acall(
+            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
+        )
+
+    def _list(self, cursor: Any) -> Operation[Page[File]]:
         from .pagination import _cursor_url, _page_parser
 
         target = _cursor_url(self._client, cursor)
-        return Operation(
-            "GET", target or "/v1/files", parse=_page_parser(File, self._client)
-        ).with_extras(extra_headers, extra_query, extra_body)
+        return Operation("GET", target or "/v1/files", parse=_page_parser(File, self._client))
 
-    def delete(self, file_id: str, **extras: Any) -> bool:
-        """Delete a file (``DELETE /v1/files/{file_id}``); ``True`` on success."""
-        return self._call(self._delete(file_id, **extras))
-
-    async def async_delete(self, file_id: str, **extras: Any) -> bool:
-        """Async twin of :meth:`delete`."""
-        return await self._acall(self._delete(file_id, **extras))
-
-    def _delete(
+    def delete(
         self,
         file_id: str,
         *,
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Operation[bool]:
-        return Operation(
-            "DELETE", f"/v1/files/{_file_id(file_id)}", parse=returns_true
-        ).with_extras(extra_headers, extra_query, extra_body)
+    ) -> bool:
+        """Delete a file (``DELETE /v1/files/{file_id}``); ``True`` on success."""
+        return self._call(self._delete(file_id).with_extras(extra_headers, extra_query, extra_body))
+
+    async def async_delete(
+        self,
+        file_id: str,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, Any] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Async twin of :meth:`delete`."""
+        return await self._acall(
+            self._delete(file_id).with_extras(extra_headers, extra_query, extra_body)
+        )
+
+    def _delete(self, file_id: str) -> Operation[bool]:
+        return Operation("DELETE", f"/v1/files/{_file_id(file_id)}", parse=returns_true)
 
     # ---------------------------------------------------------------- download
 
