@@ -668,14 +668,3 @@ async def async_encode_json(
 ) -> Any:
     """Async twin of :func:`encode_json` (uploads with ``files.async_create``)."""
     return await _Encoder(client, file_encoding_strategy).aencode(obj)
-
-
-def _has_files(obj: Any) -> bool:
-    """Cheap pre-check used by hot paths: does encoding need anything beyond a plain copy?"""
-    if obj is None or isinstance(obj, str | int | float | bool):
-        return False
-    if isinstance(obj, dict):
-        return any(_has_files(v) for v in obj.values())
-    if isinstance(obj, list):
-        return any(_has_files(v) for v in obj)
-    return True
