@@ -52,14 +52,17 @@ __all__ = [
     "CogEvent",
     "CogFile",
     "CogModel",
+    "CogPredictionError",
     "CogResult",
     "CogSetupError",
     "CogWorker",
     "CogWorkerPool",
     "generate_schema",
     "parse_cog_option",
+    "cog_callable",
     "read_cog_yaml",
     "register_cog_dir",
+    "register_cog_model",
     "version_id_for",
 ]
 
@@ -1294,6 +1297,155 @@ class CogWorker:
                     callbacks.files[key] = cog_file
                     return cog_file
         return value
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+class CogPredictionError(CogError):
+    """Raised by :func:`cog_callable` when a prediction fails (the message is ``error``)."""
+
+
+def _to_plain_output(value: Any) -> Any:
+    if isinstance(value, CogFile):
+        return value.path
+    if isinstance(value, list):
+        return [_to_plain_output(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain_output(v) for k, v in value.items()}
+    return value
+
+
+def _to_cog_input(value: Any) -> Any:
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_to_cog_input(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_cog_input(v) for k, v in value.items()}
+    return value
+
+
+def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
+    """Wrap a worker as a plain Python callable for a thread-based prediction runner.
+
+    The callable takes ``cancel_event`` plus the inputs as keyword arguments (``None``
+    values are dropped so the runtime applies its defaults; ``Path`` values become local
+    path strings, which Cog's ``Path`` accepts). Logs are written to ``sys.stdout`` in the
+    calling thread as they arrive (so a runner that captures stdout per prediction records
+    them live). For iterator outputs it is a generator yielding chunks; otherwise it
+    returns the final output. :class:`CogFile` values become ``pathlib.Path`` objects.
+    A failed prediction raises :class:`CogPredictionError`; a canceled one just ends
+    (the runner sees its own ``cancel_event`` set).
+    """
+
+    def drive(cancel_event: threading.Event | None, inputs: dict[str, Any]) -> Any:
+        import queue
+
+        events: queue.Queue[CogEvent | BaseException] = queue.Queue()
+        prediction_id = "local-" + secrets.token_hex(12)
+        payload = {k: _to_cog_input(v) for k, v in inputs.items() if v is not None}
+
+        def target() -> None:
+            try:
+                worker.predict(prediction_id, payload, events.put)
+            except BaseException as exc:  # surfaced in the caller's thread
+                events.put(exc)
+
+        threading.Thread(target=target, daemon=True, name=f"cog-{prediction_id}").start()
+        cancel_sent = False
+        finished = False
+        try:
+            while True:
+                try:
+                    item = events.get(timeout=poll)
+                except queue.Empty:
+                    if cancel_event is not None and cancel_event.is_set() and not cancel_sent:
+                        cancel_sent = worker.cancel(prediction_id)
+                    continue
+                if isinstance(item, BaseException):
+                    finished = True
+                    raise item
+                if item.type == "logs":
+                    sys.stdout.write(item.data)
+                    sys.stdout.flush()
+                elif item.type == "output":
+                    yield ("chunk", _to_plain_output(item.data))
+                elif item.type == "completed":
+                    finished = True
+                    result: CogResult = item.data
+                    if result.status == "failed":
+                        raise CogPredictionError(result.error or "Prediction failed")
+                    yield ("result", result)
+                    return
+        finally:
+            if not finished:
+                # Closed early (the runner stopped iterating): cancel on the runtime too.
+                worker.cancel(prediction_id)
+
+    if worker.model.is_iterator:
+
+        def run_iterator(cancel_event: threading.Event, **inputs: Any) -> Iterable[Any]:
+            steps = drive(cancel_event, inputs)
+            try:
+                for kind, value in steps:
+                    if kind == "chunk":
+                        yield value
+            finally:
+                steps.close()
+
+        return run_iterator
+
+    def run_once(cancel_event: threading.Event, **inputs: Any) -> Any:
+        steps = drive(cancel_event, inputs)
+        try:
+            for kind, value in steps:
+                if kind == "result":
+                    return _to_plain_output(value.output)
+            return None
+        finally:
+            steps.close()
+
+    return run_once
+
+
+def register_cog_model(
+    registry: Any,
+    model: CogModel,
+    worker: CogWorker,
+    **register_options: Any,
+) -> str:
+    """Register a Cog model with the local server's callable registry; returns the version id.
+
+    Uses ``registry.register(owner/name, fn, concurrency=, version_id=, ...)`` with
+    :func:`cog_callable`, then stores the Cog document as the version's
+    ``openapi_schema`` (and its ``cog_version``), since a ``**inputs`` callable has no
+    signature to derive it from. If the registry accepts ``openapi_schema=``, that is used
+    instead of the direct update.
+    """
+    import inspect
+
+    options: dict[str, Any] = {
+        "concurrency": model.concurrency,
+        "version_id": model.version_id,
+        "source": "cog",
+        "official": False,
+    }
+    options.update(register_options)
+    params = inspect.signature(registry.register).parameters
+    direct = "openapi_schema" in params
+    if direct:
+        options["openapi_schema"] = model.schema
+        if "cog_version" in params:
+            options["cog_version"] = model.cog_version
+    version_id: str = registry.register(model.owner_name, cog_callable(worker), **options)
+    if not direct:
+        canonical = json.dumps(model.schema, sort_keys=True, separators=(",", ":"))
+        registry.store.execute(
+            "UPDATE versions SET openapi_schema = ?, cog_version = ? WHERE id = ?",
+            (canonical, model.cog_version, version_id),
+        )
+    return version_id
 
 
 # --------------------------------------------------------------------------- pool
