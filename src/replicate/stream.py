@@ -116,7 +116,8 @@ class ServerSentEvent:
         retry: int | None = None,
     ) -> None:
         try:
-            kind = ServerSentEvent.EventType(event)
+            event_type = ServerSentEvent.EventType
+            kind = event if isinstance(event, event_type) else event_type(event)
         except ValueError:
             names = ", ".join(repr(k.value) for k in ServerSentEvent.EventType)
             raise ValueError(f"event must be one of {names}, not {event!r}") from None
@@ -324,6 +325,7 @@ class _Reader:
         self.failures = 0
         self.connections = 0
         self.last_error: BaseException | None = None
+        self.retry_after: float | None = None
 
     # ---- requests --------------------------------------------------------------------------
 
@@ -383,6 +385,7 @@ class _Reader:
         self.last_error = error
         if not self.reconnect:
             raise error
+        self.retry_after = getattr(error, "retry_after", None)
         self.failures += 1
         if self.failures >= MAX_CONSECUTIVE_FAILURES:
             logger.warning(
@@ -470,6 +473,10 @@ class _Reader:
         retry = self.decoder.retry
         base = DEFAULT_RETRY_DELAY if retry is None else retry / 1000.0
         delay = min(base * 2.0 ** max(self.failures - 1, 0), MAX_RETRY_DELAY)
+        if self.retry_after is not None:
+            # A 429's Retry-After, when longer (still capped).
+            delay = max(delay, min(self.retry_after, MAX_RETRY_DELAY))
+            self.retry_after = None
         remaining = self.remaining()
         if remaining is not None:
             delay = max(min(delay, remaining), 0.0)

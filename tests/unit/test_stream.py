@@ -599,6 +599,20 @@ async def test_rate_limit_on_first_connect_is_retried(mode: str, sleeps: list[fl
     assert sleeps == [1.0]
 
 
+async def test_rate_limit_retry_after_is_honoured(mode: str, sleeps: list[float]) -> None:
+    api = FakeAPI(
+        [
+            Conn(status=429, json_body={"detail": "slow", "retry_after": 7}),
+            Conn(status=429, json_body={"detail": "slow", "retry_after": 500}),
+            Conn(status=429, json_body={"detail": "slow"}),
+            Conn(outputs(1) + DONE),
+        ]
+    )
+    events, error = await drain(open_stream(make_prediction(api), mode), mode)
+    assert error is None and len(events) == 2
+    assert sleeps == [7.0, 30.0, 4.0]
+
+
 async def test_retry_transport_does_not_retry_the_stream_get(
     mode: str, sleeps: list[float]
 ) -> None:
