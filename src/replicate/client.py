@@ -6,7 +6,6 @@ they are loaded when the first request is built.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -321,6 +320,8 @@ class Client:
         return client
 
     def _get_async_client(self, *, download: bool = False) -> httpx.AsyncClient:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         clients = self._async_download if download else self._async_api
         client = clients.get(loop)
@@ -398,6 +399,8 @@ class Client:
 
     async def aclose(self) -> None:
         """Close the async clients of the running event loop and forget those of other loops."""
+        import asyncio
+
         try:
             loop: Any = asyncio.get_running_loop()
         except RuntimeError:

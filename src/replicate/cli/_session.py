@@ -41,6 +41,6 @@ def open_client(args: Any, console: Any) -> Iterator[Any]:
 
 def _local_db() -> str:
     """The on-disk database of the local server used by ``--local``."""
-    from replicate.local import default_db_path
+    from replicate.local.core import default_db_path
 
     return str(default_db_path())
