@@ -120,7 +120,7 @@ def cmd_stream(args: Any, display: Display) -> int:
         stream = client.stream(ref, input=inputs)
         try:
             for event in stream:
-                if getattr(event, "event", None) == "output":
+                if _is_output(event):
                     display.write_chunk(str(event))
         except KeyboardInterrupt:
             prediction = getattr(stream, "prediction", None)
@@ -132,9 +132,14 @@ def cmd_stream(args: Any, display: Display) -> int:
         return 0
 
 
+def _is_output(event: Any) -> bool:
+    kind = getattr(event, "event", None)
+    return getattr(kind, "value", kind) == "output"
+
+
 def _stream_text(prediction: Any, display: Display) -> None:
     for event in prediction.stream(use_file_output=False):
-        if getattr(event, "event", None) == "output":
+        if _is_output(event):
             display.write_chunk(str(event))
     display.write_chunk("\n")
 
