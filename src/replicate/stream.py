@@ -597,13 +597,12 @@ class _Reader:
         cls = ServerSentEvent
         output = _OUTPUT
         logs = _LOGS
-        http = None
         has_deadline = self.deadline is not None
         while True:
             if response is None:
-                if http is None:
-                    assert self.client is not None
-                    http = self.client._get_sync_client(download=True)
+                # Asked per connection: a client closed meanwhile is rebuilt, not reused.
+                assert self.client is not None
+                http = self.client._get_sync_client(download=True)
                 response = self._connect_sync(http)
             else:
                 self._check_given(response)
@@ -715,13 +714,12 @@ class _Reader:
         cls = ServerSentEvent
         output = _OUTPUT
         logs = _LOGS
-        http = None
         has_deadline = self.deadline is not None
         while True:
             if response is None:
-                if http is None:
-                    assert self.client is not None
-                    http = self.client._get_async_client(download=True)
+                # Asked per connection: a client closed meanwhile is rebuilt, not reused.
+                assert self.client is not None
+                http = self.client._get_async_client(download=True)
                 response = await self._connect_async(http)
             else:
                 await self._acheck_given(response)

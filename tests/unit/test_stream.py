@@ -613,6 +613,22 @@ async def test_rate_limit_retry_after_is_honoured(mode: str, sleeps: list[float]
     assert sleeps == [7.0, 30.0, 4.0]
 
 
+async def test_reconnect_after_the_client_was_closed(mode: str, sleeps: list[float]) -> None:
+    api = FakeAPI([Conn(outputs(1), error=httpx.ReadError("x")), Conn(outputs(1, 2) + DONE)])
+    prediction = make_prediction(api)
+    client = prediction._client
+    events: list[Any] = []
+    if mode == "sync":
+        for ev in open_stream(prediction, mode):
+            events.append(ev)
+            client.close()
+    else:
+        async for ev in open_stream(prediction, mode):
+            events.append(ev)
+            await client.aclose()
+    assert [e.data for e in events] == ["tok1", "tok2", "{}"]
+
+
 async def test_retry_transport_does_not_retry_the_stream_get(
     mode: str, sleeps: list[float]
 ) -> None:
