@@ -53,17 +53,22 @@ async def measure(quick: bool, impl: str) -> dict[str, object]:
     check(_api.output_matches(first), f"unexpected output: {first!r}")
 
     walls: list[float] = []
-    rounds = 2 if quick else 5
+    cpus: list[float] = []
+    rounds = 2 if quick else 7
     for _ in range(rounds):
         start = time.perf_counter()
+        cpu0 = time.process_time()
         results = await asyncio.gather(*(call() for _ in range(CONCURRENCY)))
         walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu0)
         check(len(results) == CONCURRENCY, "missing results")
         check(all(_api.output_matches(r) for r in results), "unexpected output in a result")
     return {
         "value": min(walls),
         "median": statistics.median(walls),
         "rounds": [round(w, 4) for w in walls],
+        "cpu_s": min(cpus),
+        "cpu_rounds": [round(c, 4) for c in cpus],
         "concurrency": CONCURRENCY,
         "handler_delay_s": DELAY_S,
         "requests": requests,

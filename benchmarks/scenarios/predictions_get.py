@@ -66,7 +66,7 @@ def main() -> None:
     if args.quick:
         figures = rates(call, count=500, rounds=3, warmup=100)
     else:
-        figures = rates(call, count=1000, rounds=15, warmup=300)
+        figures = rates(call, count=300, rounds=30, warmup=300)
     result = environment(args.impl)
     result.update(scenario="predictions_get", metric="calls_per_s", **figures)
     emit(result)

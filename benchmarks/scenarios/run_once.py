@@ -53,7 +53,7 @@ def main() -> None:
     if args.quick:
         figures = rates(call, count=300, rounds=3, warmup=50)
     else:
-        figures = rates(call, count=1000, rounds=10, warmup=200)
+        figures = rates(call, count=200, rounds=25, warmup=200)
     result = environment(args.impl)
     result.update(
         scenario="run",

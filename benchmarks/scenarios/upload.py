@@ -62,7 +62,7 @@ def write_file(path: str, size: int) -> None:
 def main() -> None:
     args = parse_args(__doc__ or "")
     size = (32 if args.quick else 192) * MIB
-    rounds = 2 if args.quick else 3
+    rounds = 2 if args.quick else 5
     transport = ConsumingTransport()
     workdir = tempfile.mkdtemp(prefix="replicate-bench-")
     big = os.path.join(workdir, "upload.bin")
