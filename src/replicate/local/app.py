@@ -38,7 +38,7 @@ from .util import iso, parse_duration, parse_iso
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-_PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
+_PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-5][0-9]|60))?$")
 _WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 _JSON_UTF8 = "application/json; charset=UTF-8"
 

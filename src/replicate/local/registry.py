@@ -95,6 +95,7 @@ class Registry:
             h.update(
                 canonical_json(
                     {
+                        "model": f"{owner}/{name}",
                         "qualname": f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}",
                         "source": src,
                         "schema": doc,

@@ -60,6 +60,7 @@ class Run:
     iterator: bool
     cancel_event: threading.Event = field(default_factory=threading.Event)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    deadline: float | None = None
     status: str = "starting"
     started_at: float | None = None
     output: Any = None
@@ -181,6 +182,7 @@ class Runner:
             created_at=row["created_at"],
             input=row["input"],
             iterator=bool(version and output_is_iterator(version["openapi_schema"])),
+            deadline=row.get("deadline"),
         )
         with self._lock:
             q = self._queues.setdefault(run.version, deque())
@@ -204,14 +206,13 @@ class Runner:
         t.start()
 
     def check_deadlines(self) -> None:
-        """Apply deadlines that passed (after the virtual clock moved)."""
+        """Apply deadlines that passed (after the virtual clock moved): queued first."""
         now = self.clock.now()
         with self._lock:
-            runs = list(self._runs.values())
+            runs = [r for r in self._runs.values() if r.deadline is not None and r.deadline <= now]
+        runs.sort(key=lambda r: r.started_at is not None)
         for run in runs:
-            row = self.store.one("SELECT deadline FROM predictions WHERE id = ?", (run.pid,))
-            if row and row["deadline"] is not None and row["deadline"] <= now:
-                self._deadline_hit(run)
+            self._deadline_hit(run)
 
     def _deadline_hit(self, run: Run) -> None:
         with self._lock:
@@ -226,6 +227,7 @@ class Runner:
 
     def _dispatch(self, version: str) -> None:
         to_start: list[Run] = []
+        expired: list[Run] = []
         with self._lock:
             if self._closed:
                 return
@@ -237,8 +239,13 @@ class Runner:
                 run = q.popleft()
                 if run.finished:
                     continue
+                if run.deadline is not None and run.deadline <= self.clock.now():
+                    expired.append(run)
+                    continue
                 self._running[version] = self._running.get(version, 0) + 1
                 to_start.append(run)
+        for run in expired:
+            self._finish(run, "aborted")
         for run in to_start:
             self._start(run)
 
