@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 
 import httpx
 import pytest
@@ -365,7 +366,7 @@ def test_twenty_concurrent_on_concurrency_one(server: LocalServer) -> None:
     assert all(p["status"] == "succeeded" for p in results)
     assert running[1] == 1
     spans = sorted((p["started_at"], p["completed_at"], p["created_at"]) for p in results)
-    for a, b in zip(spans, spans[1:]):
+    for a, b in itertools.pairwise(spans):
         assert a[1] <= b[0], "two predictions overlapped in processing"
     by_created = sorted(results, key=lambda p: p["created_at"])
     by_started = sorted(results, key=lambda p: p["started_at"])
