@@ -1,0 +1,624 @@
+"""Audit of client-api.md §10: one test (or a small parametrised group) per intended deviation.
+
+``test_dNN_*`` covers item NN of §10.1 ("the 39 known weaknesses"); ``test_oNN_*`` covers bullet
+NN of §10.2 ("other observable differences"), numbered in document order:
+
+    O01 wait/reload/cancel return self          O08 foreign cursors rejected, http upgraded
+    O02 webhooks.validate returns True           O09 trailing /v1 in base_url accepted
+    O03 versions.delete True for 202             O10 https://<host> output URL heuristic
+    O04 files.list returns Page[File]            O11 non-SSE stream content type -> ReplicateError
+    O05 input=None sends "input": {}             O12 retries: QUERY, cancel, 408/500/502, ...
+    O06 files.create respects filename=          O13 1.0.x-pinned behaviours changed as listed
+    O07 1xx/3xx API answers raise ReplicateError
+
+Every test runs over ``httpx.MockTransport`` with a small local handler and fails if the
+behaviour it names is missing. Where a behaviour has a sync and an async twin the test is
+parametrised over both (``aio``). Sleeps are replaced by recorders; nothing waits on the clock.
+A test marked ``xfail(strict=True)`` documents a defect of the module named in its reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import email.utils
+import importlib
+import io
+import json
+import logging
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+import replicate
+from replicate import _polling
+from replicate.client import Client, _get_api_token_from_environment
+from replicate.exceptions import (
+    APIRequestError,
+    AuthenticationError,
+    DownloadError,
+    InternalServerError,
+    ModelError,
+    NotFoundError,
+    PredictionAbortedError,
+    PredictionCanceledError,
+    PredictionTimeoutError,
+    RateLimitError,
+    ReplicateError,
+    ReplicateException,
+    ReplicateReadTimeout,
+)
+from replicate.helpers import FileOutput, async_encode_json, encode_json, transform_output
+from replicate.model import Model
+from replicate.pagination import Page, async_paginate, paginate
+from replicate.prediction import Prediction
+from replicate.schema import make_schema_backwards_compatible, output_is_concatenate_iterator
+from replicate.training import Training
+from replicate.version import Version, Versions
+from replicate.webhook import (
+    InvalidSecretKeyError,
+    InvalidSignatureError,
+    InvalidTimestampError,
+    WebhookSigningSecret,
+    Webhooks,
+)
+
+stream_mod = importlib.import_module("replicate.stream")
+retry_mod = importlib.import_module("replicate._retry")
+webhook_mod = importlib.import_module("replicate.webhook")
+ServerSentEvent = stream_mod.ServerSentEvent
+OUTPUT = ServerSentEvent.EventType.OUTPUT
+
+TOKEN = "r8_deviation_audit_token"
+API = "https://api.replicate.com"
+VID = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+STREAM_URL = "https://stream.replicate.com/v1/streams/p1"
+DELIVERY = "https://replicate.delivery/xezq/out.png"
+SYNC_DONE = {"Preference-Applied": "wait"}
+
+ITERATOR_SCHEMA = {
+    "components": {
+        "schemas": {
+            "Output": {"type": "array", "items": {"type": "string"}, "x-cog-array-type": "iterator"}
+        }
+    }
+}
+CONCAT_SCHEMA = {
+    "components": {
+        "schemas": {
+            "Output": {
+                "type": "array",
+                "items": {"type": "string"},
+                "x-cog-array-type": "iterator",
+                "x-cog-array-display": "concatenate",
+            }
+        }
+    }
+}
+PLAIN_SCHEMA = {"components": {"schemas": {"Output": {"type": "string"}}}}
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture(params=["sync", "async"])
+def aio(request: pytest.FixtureRequest) -> bool:
+    """``True`` for the async twin of the behaviour under test."""
+    return bool(request.param == "async")
+
+
+async def call(obj: Any, name: str, /, *args: Any, aio: bool, **kwargs: Any) -> Any:
+    """``obj.name(...)`` or ``await obj.async_name(...)``."""
+    if aio:
+        return await getattr(obj, f"async_{name}")(*args, **kwargs)
+    return getattr(obj, name)(*args, **kwargs)
+
+
+async def collect(iterable: Any) -> list[Any]:
+    """The items of a sync or async iterable."""
+    if hasattr(iterable, "__aiter__"):
+        return [item async for item in iterable]
+    return list(iterable)
+
+
+def reply(status: int = 200, body: Any = None, **headers: str) -> Callable[[httpx.Request], Any]:
+    """A handler answer: ``status`` with a JSON ``body`` and ``headers`` (``_`` → ``-``)."""
+    hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if body is None:
+            return httpx.Response(status, headers=hdrs)
+        return httpx.Response(status, json=body, headers=hdrs)
+
+    return answer
+
+
+class Fake:
+    """A tiny scripted API: queued answers per ``(METHOD, path)``; the last answer repeats."""
+
+    def __init__(self) -> None:
+        self.routes: dict[tuple[str, str], list[Any]] = {}
+        self.requests: list[httpx.Request] = []
+
+    def on(self, method: str, path: str, *answers: Any) -> Fake:
+        """Queue answers: a dict/list (200 JSON), a :func:`reply`, or ``request -> Response``."""
+        self.routes.setdefault((method, path), []).extend(answers)
+        return self
+
+    def set(self, method: str, path: str, *answers: Any) -> Fake:
+        """Replace the answers of a route."""
+        self.routes[(method, path)] = list(answers)
+        return self
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        answers = self.routes.get((request.method, request.url.path))
+        if not answers:
+            return httpx.Response(404, json={"detail": f"no route {request.url.path}"})
+        answer = answers.pop(0) if len(answers) > 1 else answers[0]
+        if callable(answer):
+            return answer(request)  # type: ignore[no-any-return]
+        if isinstance(answer, Exception):
+            raise answer
+        return httpx.Response(200, json=answer)
+
+    def client(self, **kwargs: Any) -> Client:
+        return make_client(self, **kwargs)
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [
+            f"{r.method} {r.url.path}" for r in self.requests if method in (None, r.method)
+        ]
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for r in self.requests if r.method == method and r.url.path == path)
+
+
+def make_client(handler: Callable[[httpx.Request], Any], **kwargs: Any) -> Client:
+    kwargs.setdefault("api_token", TOKEN)
+    kwargs.setdefault("poll_interval", 0)
+    kwargs.setdefault("retry", False)
+    return Client(transport=httpx.MockTransport(handler), **kwargs)
+
+
+def pred(status: str = "succeeded", output: Any = None, *, id: str = "p1", **extra: Any) -> dict:
+    """A prediction as the API sends it."""
+    body: dict[str, Any] = {
+        "id": id,
+        "model": "acme/model",
+        "version": VID,
+        "status": status,
+        "input": {},
+        "output": output,
+        "error": None,
+        "logs": "",
+        "data_removed": False,
+        "created_at": "2026-01-01T00:00:00Z",
+        "urls": {
+            "get": f"{API}/v1/predictions/{id}",
+            "cancel": f"{API}/v1/predictions/{id}/cancel",
+            "web": f"https://replicate.com/p/{id}",
+        },
+    }
+    body.update(extra)
+    return body
+
+
+def streaming_pred(status: str = "starting", **extra: Any) -> dict:
+    data = pred(status, **extra)
+    data["urls"]["stream"] = STREAM_URL
+    return data
+
+
+def body_of(request: httpx.Request) -> Any:
+    return json.loads(request.content)
+
+
+class Chunks(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A response body in chunks, optionally ending with a transport error."""
+
+    def __init__(self, *chunks: bytes, error: Exception | None = None) -> None:
+        self.chunks = chunks
+        self.error = error
+
+    def __iter__(self) -> Any:
+        yield from self.chunks
+        if self.error is not None:
+            raise self.error
+
+    async def __aiter__(self) -> Any:
+        for chunk in self.chunks:
+            yield chunk
+        if self.error is not None:
+            raise self.error
+
+
+def sse(*chunks: bytes, error: Exception | None = None, ctype: str = "text/event-stream") -> Any:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"Content-Type": ctype}, stream=Chunks(*chunks, error=error)
+        )
+
+    return answer
+
+
+def version_obj(client: Client, schema: dict | None) -> Version:
+    return Version._from_api(
+        {"id": VID, "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.0",
+         "openapi_schema": schema},
+        client,
+    )
+
+
+async def read(fo: FileOutput, aio: bool) -> bytes:
+    return await fo.aread() if aio else fo.read()
+
+
+# ---------------------------------------------------------------------- webhook test vector (§9.3)
+
+WH_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+WH_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+WH_TS = 1614265330
+WH_BODY = '{"test": 2432232314}'
+WH_SIG = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def wh_headers(signature: str = WH_SIG) -> dict[str, str]:
+    return {
+        "webhook-id": WH_ID,
+        "webhook-timestamp": str(WH_TS),
+        "webhook-signature": signature,
+    }
+
+
+@pytest.fixture
+def at_vector_time(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Pin the webhook clock: ``at_vector_time(offset)`` sets now = vector timestamp + offset."""
+
+    def pin(offset: float = 0.0) -> None:
+        monkeypatch.setattr(webhook_mod, "_now", lambda: WH_TS + offset)
+
+    pin(0.0)
+    return pin
+
+
+# ====================================================================================== §10.1
+
+
+async def test_d01_file_output_never_sends_token_to_foreign_host(aio: bool) -> None:
+    """D01: FileOutput downloads carry Authorization only for the API origin; redirects drop it."""
+    seen: list[tuple[str, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((str(request.url), request.headers.get("authorization")))
+        if request.url.path == "/v1/redirect-me":
+            return httpx.Response(302, headers={"Location": DELIVERY})
+        return httpx.Response(200, content=b"bytes")
+
+    explicit = make_client(handler)
+    caller_header = make_client(handler, api_token=None, headers={"Authorization": "Bearer mine"})
+    for client, auth in ((explicit, f"Bearer {TOKEN}"), (caller_header, "Bearer mine")):
+        seen.clear()
+        assert await read(FileOutput(DELIVERY, client), aio) == b"bytes"
+        assert await read(FileOutput("https://evil.example/x", client), aio) == b"bytes"
+        await read(FileOutput(f"{API}/v1/files/f1/download?owner=a", client), aio)
+        await read(FileOutput(f"{API}/v1/redirect-me", client), aio)
+        assert seen == [
+            (DELIVERY, None),
+            ("https://evil.example/x", None),
+            (f"{API}/v1/files/f1/download?owner=a", auth),
+            (f"{API}/v1/redirect-me", auth),
+            (DELIVERY, None),  # httpx strips Authorization on the cross-origin redirect
+        ]
+
+
+def test_d02_invalid_secret_key_error_never_contains_the_secret(at_vector_time: Any) -> None:
+    """D02: fixed message "Invalid secret key format"; no secret/signature/header in messages."""
+    secret = "whsec_not*base64!SUPERSECRETVALUE"
+    with pytest.raises(InvalidSecretKeyError) as err:
+        Webhooks.validate(headers=wh_headers(), body=WH_BODY, secret=secret)
+    assert str(err.value) == "Invalid secret key format"
+    assert "SUPERSECRET" not in repr(err.value) and "SUPERSECRET" not in str(err.value.args)
+
+    wrong = "v1," + base64.b64encode(b"SIGNATURE-VALUE-XYZ!").decode()
+    with pytest.raises(InvalidSignatureError) as err2:
+        Webhooks.validate(headers=wh_headers(wrong), body=WH_BODY, secret=WH_SECRET)
+    assert wrong[3:] not in str(err2.value) and WH_ID not in str(err2.value)
+    assert "MfKQ9r8G" not in repr(WebhookSigningSecret(key=WH_SECRET))
+
+
+def test_d03_webhook_timestamp_tolerance_defaults_to_300s(
+    at_vector_time: Callable[[float], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D03: default tolerance 300 s (``None`` = default); ``math.inf`` disables the check."""
+    kwargs = {"headers": wh_headers(), "body": WH_BODY, "secret": WH_SECRET}
+    for offset, ok in ((299, True), (-299, True), (301, False), (-301, False)):
+        at_vector_time(offset)
+        for tolerance in ({}, {"tolerance": None}):
+            if ok:
+                assert Webhooks.validate(**kwargs, **tolerance) is True
+            else:
+                with pytest.raises(InvalidTimestampError):
+                    Webhooks.validate(**kwargs, **tolerance)
+    monkeypatch.setattr(webhook_mod, "_now", time.time)  # the real clock: years later
+    with pytest.raises(InvalidTimestampError):
+        Webhooks.validate(**kwargs)
+    assert Webhooks.validate(**kwargs, tolerance=math.inf) is True
+
+
+def test_d04_only_strict_v1_signatures_count(at_vector_time: Any) -> None:
+    """D04: only ``v1,`` entries; strict base64 for key and signatures; bad entries skipped."""
+    good = WH_SIG.partition(",")[2]
+
+    def check(signature: str, secret: str = WH_SECRET) -> bool:
+        return Webhooks.validate(headers=wh_headers(signature), body=WH_BODY, secret=secret)
+
+    assert check(f"garbage v1 v1,%%%notb64 v2,{good} {WH_SIG}") is True  # malformed skipped
+    with pytest.raises(InvalidSignatureError, match="Invalid signature format"):
+        check(f"v2,{good}")  # another version tag does not count
+    with pytest.raises(InvalidSignatureError, match="Invalid signature format"):
+        check("v1," + good.rstrip("="))  # non-strict base64 (missing padding) is skipped
+    with pytest.raises(InvalidSecretKeyError):
+        check(WH_SIG, secret="whsec_MfKQ9r8G KYqrTwjUPD8ILPZIo2LaLaSw")  # not strict base64
+    with pytest.raises(InvalidSecretKeyError):
+        check(WH_SIG, secret="whsec_")
+
+
+async def test_d05_creates_and_uploads_have_bounded_timeouts(aio: bool) -> None:
+    """D05: creates use the client timeout (read extended only for wait); uploads read >= 120 s."""
+    timeouts: dict[str, dict[str, float | None]] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        key = f"{request.method} {request.url.path} {request.headers.get('prefer')}"
+        timeouts[key] = request.extensions["timeout"]
+        if request.url.path == "/v1/files":
+            return httpx.Response(201, json={"id": "f1", "urls": {"get": f"{API}/v1/files/f1"}})
+        if request.url.path.endswith("/trainings"):
+            return httpx.Response(201, json={"id": "t1", "status": "starting"})
+        return httpx.Response(201, json=pred("starting"))
+
+    client = make_client(handler)
+    await call(client.predictions, "create", version=VID, input={}, aio=aio)
+    await call(client.predictions, "create", version=VID, input={}, wait=True, aio=aio)
+    await call(client.predictions, "create", version=VID, input={}, wait=40, aio=aio)
+    await call(client.files, "create", io.BytesIO(b"x" * 10), aio=aio)
+    await call(client.trainings, "create", f"acme/model:{VID}", {}, "acme/dest", aio=aio)
+    default = {"connect": 5.0, "read": 30.0, "write": 30.0, "pool": 10.0}
+    assert timeouts["POST /v1/predictions None"] == default
+    assert timeouts["POST /v1/predictions wait"] == {**default, "read": 65.0}
+    assert timeouts["POST /v1/predictions wait=40"] == {**default, "read": 45.0}  # max(30, N+5)
+    assert timeouts["POST /v1/files None"] == {**default, "read": 120.0}
+    assert timeouts[f"POST /v1/models/acme/model/versions/{VID}/trainings None"] == default
+
+
+async def test_d06_waits_and_iterators_accept_timeout(aio: bool) -> None:
+    """D06: ``timeout=`` on wait()/output_iterator()/namespace waits raises PredictionTimeoutError."""
+    fake = Fake().on("GET", "/v1/predictions/p1", pred("processing"))
+    fake.on("GET", "/v1/trainings/t1", {"id": "t1", "status": "processing"})
+    client = fake.client()
+    prediction = Prediction._from_api(pred("processing"), client)
+    with pytest.raises(PredictionTimeoutError) as err:
+        await call(prediction, "wait", timeout=0, aio=aio)
+    assert err.value.prediction is prediction and isinstance(err.value, TimeoutError)
+    with pytest.raises(PredictionTimeoutError):
+        await call(client.predictions, "wait", "p1", timeout=0, aio=aio)
+    iterator = (
+        prediction.async_output_iterator(timeout=0)
+        if aio
+        else prediction.output_iterator(timeout=0)
+    )
+    with pytest.raises(PredictionTimeoutError):
+        await collect(iterator)
+    training = Training._from_api({"id": "t1", "status": "processing"}, client)
+    with pytest.raises(PredictionTimeoutError):
+        await call(training, "wait", timeout=0, aio=aio)
+
+
+async def test_d06_per_call_poll_interval_and_gentle_backoff(
+    aio: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D06: per-call ``poll_interval``; after 10 polls the delay grows ×1.2 up to 5 s."""
+    sleeps: list[float] = []
+
+    async def async_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    if aio:
+        monkeypatch.setattr(asyncio, "sleep", async_sleep)
+    else:
+        monkeypatch.setattr(time, "sleep", sleeps.append)
+    answers = [pred("processing")] * 12 + [pred("succeeded", "done")]
+    client = Fake().on("GET", "/v1/predictions/p1", *answers).client(poll_interval=9.0)
+    prediction = Prediction._from_api(pred("starting"), client)
+    await call(prediction, "wait", poll_interval=0.25, aio=aio)
+    assert sleeps == pytest.approx([0.25] * 10 + [0.25 * 1.2, 0.25 * 1.2**2, 0.25 * 1.2**3])
+    assert _polling.poll_delay(12, 4.0) == 5.0 and _polling.poll_delay(500, 0.5) == 5.0
+    assert _polling.poll_delay(11, 10.0) == 10.0  # never below the interval itself
+
+
+async def test_d07_sse_idle_timeout_reconnects_with_last_event_id(aio: bool) -> None:
+    """D07: an idle read timeout (>= 60 s read budget) reconnects with Last-Event-ID."""
+    fake = Fake().on(
+        "GET",
+        "/v1/streams/p1",
+        sse(b"retry: 0\nid: 1:0\nevent: output\ndata: a\n\n", error=httpx.ReadTimeout("idle")),
+        sse(b"id: 1:1\nevent: output\ndata: b\n\nevent: done\ndata: {}\n\n"),
+    )
+    client = fake.client()
+    prediction = Prediction._from_api(streaming_pred(), client)
+    events = await collect(prediction.async_stream() if aio else prediction.stream())
+    assert [str(e) for e in events if e.event is OUTPUT] == ["a", "b"]
+    first, second = fake.requests
+    assert first.extensions["timeout"]["read"] >= 60
+    assert "last-event-id" not in first.headers
+    assert second.headers["last-event-id"] == "1:0"
+    assert second.headers["authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize("target", ["model", "deployment"])
+async def test_d08_create_forwards_all_params_for_model_and_deployment(
+    aio: bool, target: str
+) -> None:
+    """D08: predictions.create(model=/deployment=) forwards wait, cancel_after, file encoding."""
+    path = "/v1/models/acme/m/predictions" if target == "model" else "/v1/deployments/acme/d/predictions"
+    fake = Fake().on("POST", path, reply(201, pred("starting")))
+    client = fake.client()
+    ref = "acme/m" if target == "model" else "acme/d"
+    await call(
+        client.predictions,
+        "create",
+        aio=aio,
+        input={"f": io.BytesIO(b"hi")},
+        wait=5,
+        cancel_after=30,
+        file_encoding_strategy="base64",
+        webhook="https://example.com/hook",
+        **{target: ref},
+    )
+    assert fake.paths() == [f"POST {path}"]  # base64: nothing uploaded
+    request = fake.requests[0]
+    assert request.headers["prefer"] == "wait=5"
+    assert request.headers["cancel-after"] == "30s"
+    assert body_of(request) == {
+        "input": {"f": "data:application/octet-stream;base64,aGk="},
+        "webhook": "https://example.com/hook",
+    }
+
+
+async def test_d09_unknown_create_params_raise_and_escape_hatches_work(aio: bool) -> None:
+    """D09: unknown params → TypeError naming them (before I/O); extra_* reach the wire."""
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("starting")))
+    fake.on("POST", "/v1/models/acme/m/predictions", reply(201, pred("starting")))
+    client = fake.client()
+    attempts = [
+        (client.predictions, "create", (), {"version": VID, "input": {}}),
+        (client.models.predictions, "create", ("acme/m", {}), {}),
+        (client.deployments.predictions, "create", ("acme/d", {}), {}),
+        (client.trainings, "create", (f"acme/m:{VID}", {}, "acme/dest"), {}),
+        (client, "run", ("acme/m", {}), {}),
+    ]
+    for obj, name, args, kwargs in attempts:
+        with pytest.raises(TypeError) as err:
+            await call(obj, name, *args, aio=aio, **kwargs, bogus_one=1, bogus_two=2)
+        assert "bogus_one" in str(err.value) and "bogus_two" in str(err.value), name
+    assert fake.requests == []
+    await call(
+        client.predictions,
+        "create",
+        version=VID,
+        input={},
+        extra_body={"new_field": [1]},
+        extra_headers={"X-New": "yes"},
+        extra_query={"q": "1"},
+        aio=aio,
+    )
+    request = fake.requests[-1]
+    assert body_of(request) == {"input": {}, "version": VID, "new_field": [1]}
+    assert request.headers["x-new"] == "yes" and request.url.params["q"] == "1"
+
+
+@pytest.mark.parametrize("complete", [True, False], ids=["sync-complete", "polled"])
+async def test_d10_use_file_output_honoured_for_iterators_and_streams(
+    aio: bool, complete: bool
+) -> None:
+    """D10: ``use_file_output=False`` keeps raw strings in iterator outputs and in streams."""
+    urls = [DELIVERY, DELIVERY.replace("out", "two")]
+    create = (
+        reply(201, pred("processing", urls), **SYNC_DONE)
+        if complete
+        else reply(201, pred("processing", urls[:1]))
+    )
+    fake = Fake().on("POST", "/v1/predictions", create)
+    fake.on("GET", "/v1/predictions/p1", pred("succeeded", urls))
+    client = fake.client()
+    version = version_obj(client, ITERATOR_SCHEMA)
+    for use_file_output, kind in ((False, str), (True, FileOutput)):
+        runner = client.async_run if aio else client.run
+        result = runner(version, {}, use_file_output=use_file_output)
+        items = await collect(await result if aio else result)
+        assert [str(i) for i in items] == urls
+        assert all(type(i) is kind for i in items), (use_file_output, items)
+
+    fake.set("POST", "/v1/predictions", reply(201, streaming_pred()))
+    fake.set("GET", "/v1/streams/p1", sse(f"event: output\ndata: {DELIVERY}\n\nevent: done\ndata: {{}}\n\n".encode()))
+    for use_file_output, kind in ((False, str), (True, FileOutput)):
+        streamer = client.async_stream if aio else client.stream
+        events = await collect(streamer(VID, {}, use_file_output=use_file_output))
+        assert type(events[0].data) is kind and str(events[0]) == DELIVERY
+
+
+@pytest.mark.parametrize(
+    ("status_code", "headers", "status", "polls"),
+    [
+        (201, SYNC_DONE, "processing", 0),
+        (201, {}, "processing", 1),
+        (202, SYNC_DONE, "processing", 1),
+        (201, SYNC_DONE, "starting", 1),
+    ],
+    ids=["201-applied-processing", "no-preference-applied", "202", "starting"],
+)
+async def test_d11_processing_alone_is_not_final(
+    aio: bool, status_code: int, headers: dict, status: str, polls: int
+) -> None:
+    """D11: only terminal or sync-complete (201 + Preference-Applied, not starting) end the wait."""
+    fake = Fake().on("POST", "/v1/predictions", reply(status_code, pred(status, "partial"), **headers))
+    fake.on("GET", "/v1/predictions/p1", pred("succeeded", "final"))
+    client = fake.client()
+    output = await call(client, "run", VID, {}, aio=aio, use_file_output=False)
+    assert output == ("partial" if polls == 0 else "final")
+    assert fake.count("GET", "/v1/predictions/p1") == polls
+    assert fake.requests[0].headers["prefer"] == "wait"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [("canceled", PredictionCanceledError), ("aborted", PredictionAbortedError)],
+)
+async def test_d12_canceled_and_aborted_raise_in_run_but_not_in_wait(
+    aio: bool, status: str, error: type[ModelError]
+) -> None:
+    """D12: ``aborted`` parses and is terminal; run/iterators/streams raise; wait() returns."""
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred(status), **SYNC_DONE))
+    fake.on("GET", "/v1/predictions/p1", pred(status))
+    client = fake.client()
+    with pytest.raises(error) as err:
+        await call(client, "run", VID, {}, aio=aio)
+    assert isinstance(err.value, ModelError) and err.value.prediction.status == status
+
+    prediction = Prediction._from_api(pred("processing"), client)
+    assert await call(prediction, "wait", aio=aio) is prediction
+    assert prediction.status == status and prediction.is_terminal
+    with pytest.raises(error):
+        await collect(prediction.async_output_iterator() if aio else prediction.output_iterator())
+
+    fake.on("GET", "/v1/streams/p1", sse(f'event: done\ndata: {{"reason": "{status}"}}\n\n'.encode()))
+    streaming = Prediction._from_api(streaming_pred(), client)
+    with pytest.raises(error):
+        await collect(streaming.async_stream() if aio else streaming.stream())
+    assert Training._from_api({"id": "t", "status": status}).is_terminal
+
+
+async def test_d13_bare_version_id_accepted_by_run_and_stream(aio: bool) -> None:
+    """D13: a 64-hex version id is routed to POST /v1/predictions with only the id."""
+    fake = Fake().on("POST", "/v1/predictions", reply(201, streaming_pred("succeeded", output="ok"), **SYNC_DONE))
+    fake.on("GET", f"/v1/models/acme/model/versions/{VID}", {"id": VID, "openapi_schema": PLAIN_SCHEMA})
+    fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: ok\n\nevent: done\ndata: {}\n\n"))
+    client = fake.client()
+    assert await call(client, "run", VID, {"x": 1}, aio=aio) == "ok"
+    streamer = client.async_stream if aio else client.stream
+    assert [str(e) for e in await collect(streamer(VID, {"x": 1})) if e.event is OUTPUT] == ["ok"]
+    creates = [r for r in fake.requests if r.method == "POST"]
+    assert len(creates) == 2
+    for request in creates:
+        assert request.url.path == "/v1/predictions"
+        assert body_of(request)["version"] == VID
