@@ -674,10 +674,15 @@ _DATA_URI_RE = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.DOTALL)
 
 
 class _SetupFailed(Exception):
-    def __init__(self, message: str, runtime_logs: str) -> None:
+    def __init__(self, message: str, runtime_logs: str, *, exited: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.runtime_logs = runtime_logs
+        self.exited = exited
+
+
+class _PortTaken(Exception):
+    """The runtime exited because its port was taken between choosing and binding it."""
 
 
 class _Run:
@@ -818,7 +823,15 @@ class CogWorker:
                     if time.monotonic() - self._setup_failed_at < self.setup_retry_after:
                         raise self._setup_error
                     self._setup_error = None
-            self._spawn_and_wait()
+            for attempt in range(3):
+                try:
+                    self._spawn_and_wait()
+                    return
+                except _PortTaken:
+                    if attempt == 2:
+                        raise CogSetupError(
+                            "The Cog runtime could not bind a loopback port", self.output_tail
+                        ) from None
 
     def _spawn_and_wait(self) -> None:
         model = self.model
@@ -894,6 +907,8 @@ class CogWorker:
             # Stop the process first so every line it printed has been read.
             self._shutdown_process(graceful=True)
             pump.join(5.0)
+            if failed.exited and "address already in use" in self.output_tail.lower():
+                raise _PortTaken() from None
             exc = CogSetupError(failed.message, self._setup_logs(failed.runtime_logs))
             with self._lock:
                 self._setup_error = exc
@@ -934,7 +949,9 @@ class CogWorker:
         while True:
             if proc.poll() is not None or client is None:
                 code = proc.poll()
-                raise _SetupFailed(f"The Cog runtime exited during setup (exit status {code})", "")
+                raise _SetupFailed(
+                    f"The Cog runtime exited during setup (exit status {code})", "", exited=True
+                )
             try:
                 resp = client.get("/health-check", timeout=2.0)
                 health = resp.json() if resp.status_code == 200 else {}
@@ -990,10 +1007,10 @@ class CogWorker:
             self._cleanup_locked()
         for run in runs:
             run.put("stopped" if expected else "crashed", proc.returncode)
-        self._stopped_event.set()
         if self.on_stop is not None:
             with contextlib.suppress(Exception):
                 self.on_stop(self)
+        self._stopped_event.set()
 
     def _cleanup_locked(self) -> None:
         if self._http is not None:
@@ -1030,6 +1047,15 @@ class CogWorker:
         for run in runs:
             run.put("stopped", reason)
         self._shutdown_process(graceful=True, timeout=timeout)
+
+    def discard_outputs(self, prediction_id: str) -> None:
+        """Delete the :class:`CogFile` files of a prediction once the server stored them.
+
+        Otherwise they stay until :meth:`close`.
+        """
+        if self._work_dir is not None:
+            folder = self._work_dir / "outputs" / (_safe_filename(prediction_id) or "unknown")
+            shutil.rmtree(folder, ignore_errors=True)
 
     def close(self) -> None:
         """Stop the runtime and delete the worker's temporary files."""
