@@ -33,7 +33,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -187,9 +187,11 @@ class ServerSentEvent:
         """The event as compact JSON text."""
         return json.dumps(self.model_dump(mode="json"), separators=(",", ":"))
 
-    def copy(self) -> ServerSentEvent:
-        """A shallow copy."""
-        return _event(self.event, self.data, self.id, self.retry)
+    def copy(self, *, update: Mapping[str, Any] | None = None) -> ServerSentEvent:
+        """A copy, with the fields in ``update`` replaced (validated)."""
+        if not update:
+            return _event(self.event, self.data, self.id, self.retry)
+        return ServerSentEvent(**{**self.dict(), **update})
 
     def __copy__(self) -> ServerSentEvent:
         return self.copy()
@@ -230,7 +232,7 @@ def _safe_url(url: str | httpx.URL) -> str:
 def _stream_url(prediction: Any) -> str:
     """``prediction.urls["stream"]``, or the 1.0.x "does not support streaming" error."""
     urls = getattr(prediction, "urls", None)
-    url = urls.get("stream") if isinstance(urls, dict) else None
+    url = urls.get("stream") if isinstance(urls, Mapping) else None
     if not url or not isinstance(url, str):
         raise ReplicateError("Model does not support streaming")
     return url

@@ -289,6 +289,9 @@ def test_event_equality_dump_copy_pickle() -> None:
     assert json.loads(ev.json()) == {"event": "logs", "data": "line", "id": "7", "retry": 1500}
     assert json.loads(ev.model_dump_json()) == ev.model_dump(mode="json")
     assert ev.copy() == ev and ev.copy() is not ev
+    assert ev.copy(update={"data": "new"}).data == "new"
+    with pytest.raises(ValueError):
+        ev.copy(update={"event": "nope"})
     assert pickle.loads(pickle.dumps(ev)) == ev
     ev.data = "changed"
     assert ev.data == "changed"
