@@ -24,6 +24,7 @@ import base64
 import datetime as dt
 import email.utils
 import importlib
+import inspect
 import io
 import json
 import logging
@@ -131,6 +132,20 @@ async def collect(iterable: Any) -> list[Any]:
     return list(iterable)
 
 
+async def drain(iterable: Any, sink: list[Any]) -> None:
+    """Append the items of a sync or async iterable to ``sink`` (keeps them if it raises)."""
+    if hasattr(iterable, "__aiter__"):
+        async for item in iterable:
+            sink.append(item)
+    else:
+        sink.extend(iterable)
+
+
+async def resolved(value: Any) -> Any:
+    """``await value`` if it is awaitable, else ``value``."""
+    return await value if inspect.isawaitable(value) else value
+
+
 def reply(status: int = 200, body: Any = None, **headers: str) -> Callable[[httpx.Request], Any]:
     """A handler answer: ``status`` with a JSON ``body`` and ``headers`` (``_`` → ``-``)."""
     hdrs = {k.replace("_", "-"): v for k, v in headers.items()}
@@ -182,6 +197,23 @@ class Fake:
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for r in self.requests if r.method == method and r.url.path == path)
+
+
+class WireTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Like ``MockTransport`` but reads the body by iterating ``request.stream`` (as a network
+    transport does) instead of ``request.read()``, which would buffer it and make it replayable."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.handler = handler
+        self.bodies: list[bytes] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(b"".join(request.stream))  # type: ignore[arg-type]
+        return self.handler(request)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(b"".join([c async for c in request.stream]))  # type: ignore[union-attr]
+        return self.handler(request)
 
 
 def make_client(handler: Callable[[httpx.Request], Any], **kwargs: Any) -> Client:
@@ -622,3 +654,398 @@ async def test_d13_bare_version_id_accepted_by_run_and_stream(aio: bool) -> None
     for request in creates:
         assert request.url.path == "/v1/predictions"
         assert body_of(request)["version"] == VID
+
+
+async def test_d14_version_lookup_after_create_cached_and_non_fatal(aio: bool) -> None:
+    """D14: schema lookup after the create, cached per version id, skipped for Version refs."""
+    lookup = f"/v1/models/acme/model/versions/{VID}"
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
+    fake.on("GET", lookup, {"id": VID, "openapi_schema": PLAIN_SCHEMA})
+    client = fake.client()
+    for _ in range(2):
+        assert await call(client, "run", f"acme/model:{VID}", {}, aio=aio) == "ok"
+    assert fake.paths() == ["POST /v1/predictions", f"GET {lookup}", "POST /v1/predictions"]
+
+    failing = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
+    failing.on("GET", lookup, reply(500, {"detail": "boom"}))
+    assert await call(failing.client(), "run", f"acme/model:{VID}", {}, aio=aio) == "ok"
+    assert "POST /v1/predictions/p1/cancel" not in failing.paths()  # not orphaned or canceled
+
+    unauthorized = Fake().on("POST", "/v1/predictions", reply(401, {"detail": "bad token"}))
+    with pytest.raises(AuthenticationError):
+        await call(unauthorized.client(), "run", f"acme/model:{VID}", {}, aio=aio)
+    assert unauthorized.paths() == ["POST /v1/predictions"]  # the create's error surfaces first
+
+    with_version = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
+    client = with_version.client()
+    assert await call(client, "run", version_obj(client, PLAIN_SCHEMA), {}, aio=aio) == "ok"
+    assert with_version.paths() == ["POST /v1/predictions"]
+
+
+async def test_d15_concatenate_iterators(aio: bool) -> None:
+    """D15: use() joins concatenate iterators into a str; run() keeps returning a generator."""
+    assert output_is_concatenate_iterator(CONCAT_SCHEMA) is True
+    assert output_is_concatenate_iterator(ITERATOR_SCHEMA) is False
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", ["Hello", " world"]), **SYNC_DONE))
+    client = fake.client()
+    version = version_obj(client, CONCAT_SCHEMA)
+    fn = client.use(version, use_async=aio)
+    assert await resolved(fn(prompt="x")) == "Hello world"
+    result = await call(client, "run", version, {}, aio=aio)
+    assert isinstance(result, types.AsyncGeneratorType if aio else types.GeneratorType)
+    assert await collect(result) == ["Hello", " world"]
+
+
+def test_d16_make_schema_backwards_compatible_copies_and_tolerates_missing_keys() -> None:
+    """D16: returns a modified deep copy; never mutates; missing keys tolerated."""
+    schema = {"components": {"schemas": {"Output": {"type": "array", "items": {"type": "string"}}}}}
+    snapshot = json.loads(json.dumps(schema))
+    result = make_schema_backwards_compatible(schema, "0.3.8")
+    assert schema == snapshot
+    assert result["components"]["schemas"]["Output"]["x-cog-array-type"] == "iterator"
+    assert result is not schema and result["components"] is not schema["components"]
+    for partial in ({}, {"components": {}}, {"components": {"schemas": {}}}):
+        assert make_schema_backwards_compatible(partial, "0.3.8") == partial
+    assert make_schema_backwards_compatible(schema, "dev") == snapshot
+
+
+@pytest.mark.parametrize(
+    ("first", "later", "expected"),
+    [
+        (pred("processing", ["a", "b"]), [pred("succeeded", ["a", "b", "c"])], ["a", "b", "c"]),
+        (pred("succeeded", ["a", "b"]), [], ["a", "b"]),
+        (pred("processing", None), [pred("succeeded", "whole text")], ["whole text"]),
+    ],
+    ids=["existing-items-first", "already-complete", "string-whole"],
+)
+async def test_d17_output_iterator_yields_everything_once(
+    aio: bool, first: dict, later: list, expected: list
+) -> None:
+    """D17: items from index 0; completed predictions yield fully; strings are not sliced."""
+    fake = Fake().on("GET", "/v1/predictions/p1", *(later or [first]))
+    prediction = Prediction._from_api(first, fake.client())
+    iterator = prediction.async_output_iterator() if aio else prediction.output_iterator()
+    assert await collect(iterator) == expected
+    assert fake.count("GET", "/v1/predictions/p1") == len(later)
+
+
+async def test_d18_sse_decoder_is_tolerant_and_drops_replays(aio: bool) -> None:
+    """D18: unknown events/comments skipped, buffers cleared per blank line, id-less events,
+    ``error`` → ModelError, ``str(event)`` is the URL, replayed ids dropped after a reconnect."""
+    first = (
+        b"retry: 0\n: a comment\n\n"
+        b"event: ping\ndata: keepalive\n\n"
+        b"event: output\ndata: one\n\n"  # no id
+        b"data: orphan data without a name\n\n"
+        b"event: output\nid: 1:0\ndata: two\n\n"
+        + f"event: output\nid: 1:1\ndata: {DELIVERY}\n\n".encode()
+    )
+    replay = b"event: output\nid: 1:1\ndata: replayed\n\nevent: output\nid: 1:2\ndata: three\n\n"
+    fake = Fake().on(
+        "GET",
+        "/v1/streams/p1",
+        sse(first),  # ends before done: reconnect
+        sse(replay + b'event: error\ndata: {"detail": "model exploded"}\n\n'),
+    )
+    prediction = Prediction._from_api(streaming_pred(), fake.client())
+    events: list[Any] = []
+    with pytest.raises(ModelError) as err:
+        await drain(prediction.async_stream() if aio else prediction.stream(), events)
+    assert [str(e) for e in events] == ["one", "two", DELIVERY, "three"]
+    assert isinstance(events[2].data, FileOutput) and str(events[2]) == DELIVERY
+    assert [e.id for e in events] == ["", "1:0", "1:1", "1:2"]
+    assert fake.requests[1].headers["last-event-id"] == "1:1"
+    assert str(err.value) == "model exploded" and not isinstance(err.value, RuntimeError)
+    assert err.value.prediction.status == "failed"
+
+
+async def test_d19_stream_creates_at_call_time(aio: bool) -> None:
+    """D19: sync stream() POSTs when called; async_stream() on ``await`` or first iteration."""
+    fake = Fake().on("POST", "/v1/models/acme/m/predictions", reply(201, streaming_pred()))
+    fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: hi\n\nevent: done\ndata: {}\n\n"))
+    client = fake.client()
+    if not aio:
+        stream = client.stream("acme/m", {"x": 1})
+        assert fake.paths() == ["POST /v1/models/acme/m/predictions"]  # before any iteration
+        assert body_of(fake.requests[0])["stream"] is True
+        assert stream.prediction.id == "p1"
+        return
+    pending = client.async_stream("acme/m", {"x": 1})
+    assert fake.requests == []
+    assert await pending is pending
+    assert fake.paths() == ["POST /v1/models/acme/m/predictions"]
+    lazy = client.async_stream("acme/m", {"x": 1})
+    assert len(fake.requests) == 2 - 1
+    first = await lazy.__anext__()
+    assert str(first) == "hi" and fake.count("POST", "/v1/models/acme/m/predictions") == 2
+    await lazy.aclose()
+
+
+async def test_d20_stream_input_positional_and_async_stream_both_forms(aio: bool) -> None:
+    """D20: ``input`` positional in stream/async_stream; AsyncStream with and without ``await``."""
+    fake = Fake().on("POST", "/v1/models/acme/m/predictions", reply(201, streaming_pred()))
+    fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: hi\n\nevent: done\ndata: {}\n\n"))
+    client = fake.client()
+    if aio:
+        awaited = [str(e) async for e in await client.async_stream("acme/m", {"prompt": "p"})]
+        direct = [str(e) async for e in client.async_stream("acme/m", {"prompt": "p"})]
+        assert awaited == direct == ["hi", ""]
+    else:
+        assert [str(e) for e in client.stream("acme/m", {"prompt": "p"})] == ["hi", ""]
+    assert all(body_of(r)["input"] == {"prompt": "p"} for r in fake.requests if r.method == "POST")
+
+
+RETRY_CASES = [
+    # (method, path, failure, sends expected with max_attempts=3)
+    ("POST", "/v1/predictions", reply(429, {"detail": "slow down"}), 2),
+    ("POST", "/v1/predictions", reply(500, {"detail": "boom"}), 1),
+    ("POST", "/v1/predictions", reply(503, {"detail": "boom"}), 1),
+    ("POST", "/v1/predictions", httpx.ConnectError("refused"), 2),
+    ("POST", "/v1/predictions", httpx.ReadTimeout("slow"), 1),
+    ("GET", "/v1/predictions/p1", reply(408), 2),
+    ("GET", "/v1/predictions/p1", reply(500), 2),
+    ("GET", "/v1/predictions/p1", reply(502), 2),
+    ("GET", "/v1/predictions/p1", httpx.ReadTimeout("slow"), 2),
+    ("GET", "/v1/predictions/p1", httpx.RemoteProtocolError("reset"), 2),
+    ("QUERY", "/v1/models", reply(503), 2),
+    ("POST", "/v1/predictions/p1/cancel", reply(503), 2),
+    ("POST", "/v1/predictions/p1/cancel", httpx.ReadTimeout("slow"), 2),
+]
+
+
+def _retry_call(client: Client, method: str, path: str, aio: bool) -> Any:
+    if path == "/v1/predictions":
+        return call(client.predictions, "create", version=VID, input={}, aio=aio)
+    if path.endswith("/cancel"):
+        return call(client.predictions, "cancel", "p1", aio=aio)
+    if method == "QUERY":
+        return call(client.models, "search", "llm", aio=aio)
+    return call(client.predictions, "get", "p1", aio=aio)
+
+
+@pytest.fixture
+def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the RetryTransport's sleeps instead of sleeping."""
+    sleeps: list[float] = []
+
+    async def async_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    monkeypatch.setattr(retry_mod, "_sleep", sleeps.append)
+    monkeypatch.setattr(retry_mod, "_async_sleep", async_sleep)
+    return sleeps
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "failure", "sends"),
+    RETRY_CASES,
+    ids=[f"{m} {p} {getattr(f, '__name__', type(f).__name__)}-{n}" for m, p, f, n in RETRY_CASES],
+)
+async def test_d21_retry_policy_matrix(
+    aio: bool, retry_sleeps: list[float], method: str, path: str, failure: Any, sends: int
+) -> None:
+    """D21/O12: creates retry only 429 and pre-send errors; idempotent calls (QUERY, cancel
+    included) retry 408/429/5xx and transport errors."""
+    success = pred("starting") if method != "QUERY" else {"results": [], "next": None}
+    fake = Fake().on(method, path, failure, reply(201 if method == "POST" else 200, success))
+    client = fake.client(retry={"max_attempts": 3})
+    if sends == 2:
+        await _retry_call(client, method, path, aio)
+    else:
+        with pytest.raises((ReplicateError, APIRequestError)):
+            await _retry_call(client, method, path, aio)
+    assert fake.count(method, path) == sends
+    assert len(retry_sleeps) == sends - 1
+
+
+async def test_d21_retry_after_jitter_replay_safety_and_configuration(
+    aio: bool, retry_sleeps: list[float]
+) -> None:
+    """D21: capped seconds and HTTP-date Retry-After; uniform jitter; non-replayable bodies are
+    sent once; ``Client(retry=...)`` configures or disables the wrapper."""
+    now = 1_700_000_000.0
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert retry_mod.parse_retry_after(date, now) == pytest.approx(30)
+    assert retry_mod.parse_retry_after("1.5", now) == 1.5
+    assert retry_mod.parse_retry_after("1000", now, cap=60) == 60
+    bounds: list[tuple[float, float]] = []
+
+    def uniform(a: float, b: float) -> float:
+        bounds.append((a, b))
+        return b
+
+    assert retry_mod.backoff_delay(
+        3, backoff_factor=0.1, jitter_ratio=0.1, max_backoff_wait=60, uniform=uniform
+    ) == pytest.approx(0.4 * 1.1)
+    assert bounds == [(-0.1, 0.1)]
+
+    fake = Fake().on("GET", "/v1/predictions/p1", reply(429, retry_after="1000"), pred())
+    fake.on("POST", "/v1/files", reply(429, {"detail": "slow"}, retry_after="0"))
+    await call(fake.client(retry={"max_attempts": 3}).predictions, "get", "p1", aio=aio)
+    assert retry_sleeps == [60]  # capped at max_backoff_wait
+
+    class NonSeekable:
+        def __init__(self) -> None:
+            self.data = io.BytesIO(b"stream")
+
+        def read(self, size: int = -1) -> bytes:
+            return self.data.read(size)
+
+    # A transport that consumes the body like a real one (MockTransport buffers it in memory).
+    wire = Client(api_token=TOKEN, transport=WireTransport(fake), retry={"max_attempts": 3})
+    with pytest.raises(RateLimitError):
+        await call(wire.files, "create", NonSeekable(), aio=aio)
+    assert fake.count("POST", "/v1/files") == 1  # cannot be replayed: sent once
+    seekable = Fake().on(
+        "POST", "/v1/files", reply(429, retry_after="0"), reply(201, {"id": "f1", "urls": {}})
+    )
+    transport = WireTransport(seekable)
+    wire = Client(api_token=TOKEN, transport=transport, retry={"max_attempts": 3})
+    await call(wire.files, "create", io.BytesIO(b"payload"), aio=aio)
+    assert len(transport.bodies) == 2 and transport.bodies[0] == transport.bodies[1]
+    assert b"payload" in transport.bodies[1]  # rewound and re-sent whole
+
+    flaky = Fake().on("GET", "/v1/predictions/p1", reply(503))
+    with pytest.raises(ReplicateError):
+        await call(flaky.client(retry=False).predictions, "get", "p1", aio=aio)
+    with pytest.raises(ReplicateError):
+        await call(flaky.client(retry={"max_attempts": 2}).predictions, "get", "p1", aio=aio)
+    assert flaky.count("GET", "/v1/predictions/p1") == 1 + 2
+
+
+def test_d22_async_clients_per_event_loop_and_lifecycle() -> None:
+    """D22: one async client per event loop (successive asyncio.run calls work); close/aclose,
+    ``with``/``async with``; after closing, the next request builds fresh clients."""
+    closed: list[str] = []
+
+    class Transport(httpx.MockTransport):
+        def close(self) -> None:
+            closed.append("close")
+
+        async def aclose(self) -> None:
+            closed.append("aclose")
+
+    fake = Fake().on("GET", "/v1/account", {"type": "user", "username": "me"})
+    client = Client(api_token=TOKEN, transport=Transport(fake), retry=False)
+
+    async def current() -> str:
+        return (await client.accounts.async_current()).username  # type: ignore[no-any-return]
+
+    assert asyncio.run(current()) == "me"
+    assert asyncio.run(current()) == "me"  # 1.0.x: bound to the first (closed) loop
+
+    with client as same:
+        assert same is client and client.accounts.current().username == "me"
+    assert closed == ["close"]
+    client.close()  # idempotent
+    assert client.accounts.current().username == "me"  # fresh client after close
+
+    async def scoped() -> None:
+        async with client as c:
+            await c.accounts.async_current()
+
+    asyncio.run(scoped())
+    assert closed[-1] == "aclose"
+
+
+async def test_d23_token_refreshed_per_request_when_not_explicit(
+    aio: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D23: without an explicit token the env / Cog-scope token is read for every request."""
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"type": "user", "username": "me"})
+
+    monkeypatch.delitem(sys.modules, "cog", raising=False)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_first")
+    client = make_client(handler, api_token=None)
+    await call(client.accounts, "current", aio=aio)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_second")
+    await call(client.accounts, "current", aio=aio)
+    assert seen == ["Bearer r8_first", "Bearer r8_second"]
+
+    context = {"REPLICATE_API_TOKEN": "r8_scope_one"}
+    cog = types.ModuleType("cog")
+    cog.current_scope = lambda: types.SimpleNamespace(context=context)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cog", cog)
+    seen.clear()
+    scoped = make_client(handler, api_token=None)
+    await call(scoped.accounts, "current", aio=aio)
+    context["REPLICATE_API_TOKEN"] = "r8_scope_two"
+    await call(scoped.accounts, "current", aio=aio)
+    assert seen == ["Bearer r8_scope_one", "Bearer r8_scope_two"]
+
+
+def test_d24_construction_is_side_effect_free_and_bad_poll_interval_warns(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """D24: Client() does no I/O and never raises for env values; bad values → warning + 0.5."""
+
+    def explode(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("construction must not send requests")
+
+    for bad in ("abc", "-1", "nan", "inf"):
+        monkeypatch.setenv("REPLICATE_POLL_INTERVAL", bad)
+        monkeypatch.setenv("REPLICATE_BASE_URL", "not a url at all")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="replicate"):
+            client = Client(transport=httpx.MockTransport(explode))
+        assert client.poll_interval == 0.5
+        assert any("REPLICATE_POLL_INTERVAL" in r.getMessage() for r in caplog.records)
+        repr(client)
+    monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0")
+    assert Client().poll_interval == 0.0
+    env = {**os.environ, "REPLICATE_POLL_INTERVAL": "oops", "REPLICATE_API_TOKEN": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", "import replicate; print(replicate.default_client.poll_interval)"],
+        capture_output=True, text=True, env=env, check=True,
+    )
+    assert out.stdout.strip() == "0.5"
+
+
+def test_d25_cog_lookup_swallows_exceptions_but_not_base_exceptions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """D25: ``except Exception`` only: KeyboardInterrupt/SystemExit propagate."""
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_env")
+    cog = types.ModuleType("cog")
+    monkeypatch.setitem(sys.modules, "cog", cog)
+    for error in (RuntimeError("no scope"), AttributeError("x")):
+
+        def broken(error: Exception = error) -> Any:
+            raise error
+
+        cog.current_scope = broken  # type: ignore[attr-defined]
+        assert _get_api_token_from_environment() == "r8_env"
+    for base in (KeyboardInterrupt, SystemExit):
+
+        def interrupted(base: type[BaseException] = base) -> Any:
+            raise base()
+
+        cog.current_scope = interrupted  # type: ignore[attr-defined]
+        with pytest.raises(base):
+            _get_api_token_from_environment()
+    cog.current_scope = lambda: types.SimpleNamespace(context={"replicate_api_token": ""})  # type: ignore[attr-defined]
+    assert _get_api_token_from_environment() == ""  # returned as is
+
+
+async def test_d26_caller_headers_copied_and_checked_case_insensitively(aio: bool) -> None:
+    """D26: the caller's headers are never mutated; authorization/user-agent in any case win."""
+    seen: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(200, json={"type": "user", "username": "me"})
+
+    headers = {"authorization": "Token caller", "user-agent": "my-app/1", "X-Extra": "1"}
+    snapshot = dict(headers)
+    client = make_client(handler, api_token=None, headers=headers)
+    await call(client.accounts, "current", aio=aio)
+    await call(client.accounts, "current", aio=aio)
+    assert headers == snapshot
+    for request_headers in seen:
+        assert request_headers.get_list("authorization") == ["Token caller"]
+        assert request_headers.get_list("user-agent") == ["my-app/1"]
+        assert request_headers["x-extra"] == "1"
