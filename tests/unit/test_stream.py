@@ -6,6 +6,7 @@ injected, so no test waits on wall-clock time.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import json
@@ -765,6 +766,21 @@ def test_garbage_collection_closes_the_connection() -> None:
     assert api.closed_all()
 
 
+async def test_garbage_collection_closes_the_async_connection() -> None:
+    api = FakeAPI([Conn(outputs(5) + DONE)])
+    s = open_stream(make_prediction(api), "async")
+    assert (await s.__anext__()).data == "tok1"
+    assert not api.closed_all()
+    del s
+    gc.collect()
+    # The event loop's async-generator finalizer schedules the close as a task.
+    for _ in range(20):
+        if api.closed_all():
+            break
+        await asyncio.sleep(0)
+    assert api.closed_all()
+
+
 async def test_stream_is_an_iterator_and_context_manager() -> None:
     api = FakeAPI([Conn(outputs(2) + DONE)])
     prediction = make_prediction(api)
@@ -883,6 +899,18 @@ async def test_stream_create_errors_raise_at_call_time() -> None:
     s = client.async_stream("acme/llm")
     with pytest.raises(AuthenticationError):
         await s
+
+
+async def test_lazy_async_stream_raises_create_errors_on_iteration() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json={"detail": "prompt is required"})
+
+    client = Client(api_token=TOKEN, transport=httpx.MockTransport(handler), retry=False)
+    s = client.async_stream("acme/llm")
+    with pytest.raises(ReplicateError, match="prompt is required"):
+        async for _ in s:
+            pass
+    assert s.prediction is None
 
 
 async def test_async_stream_awaitable_and_iterable(sleeps: list[float]) -> None:
