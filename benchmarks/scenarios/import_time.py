@@ -62,7 +62,7 @@ def importtime_top(code: str, cwd: str, top: int = 8) -> list[dict[str, object]]
 def main() -> None:
     args = parse_args(__doc__ or "")
     code = "import httpx" if args.impl == "httpx" else "import replicate"
-    runs = 10 if args.quick else 40
+    runs = 5 if args.quick else 40
     # A neutral working directory, so no local directory shadows the package.
     cwd = tempfile.gettempdir()
     probe = subprocess.run(
@@ -82,7 +82,7 @@ def main() -> None:
         raise SystemExit(probe.returncode)
     module_file, heavy_loaded = json.loads(probe.stdout.strip().splitlines()[-1])
 
-    for _ in range(2):  # warm the OS file cache and the bytecode cache
+    for _ in range(1 if args.quick else 2):  # warm the OS file cache and the bytecode cache
         timed_run("pass", cwd)
         timed_run(code, cwd)
     empty: list[tuple[float, float]] = []
