@@ -448,13 +448,13 @@ class _Reader:
             if error is not None:
                 raise error
             return
+        if progressed:
+            self.failures = 0
         if isinstance(error, httpx.ReadTimeout):
             logger.info(
                 "Event stream %s: idle for too long; reconnecting", _safe_url(self.url or "")
             )
             return
-        if progressed:
-            self.failures = 0
         if error is None:
             error = ReplicateError("The event stream ended before its done event", status=None)
             logger.info(

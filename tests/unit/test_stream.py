@@ -571,6 +571,18 @@ async def test_failures_reset_after_progress_and_backoff_is_capped(
     assert sleeps == [20.0, 20.0, 30.0, 30.0, 30.0] * 2
 
 
+async def test_progress_then_idle_resets_the_failure_count(mode: str, sleeps: list[float]) -> None:
+    conns = [Conn(status=503, json_body={}) for _ in range(4)]
+    conns.append(Conn(outputs(1), error=httpx.ReadTimeout("idle")))
+    conns += [Conn(status=503, json_body={}) for _ in range(4)]
+    conns.append(Conn(outputs(1, 2) + DONE))
+    api = FakeAPI(conns)
+    events, error = await drain(open_stream(make_prediction(api), mode), mode)
+    assert error is None
+    assert [e.data for e in events] == ["tok1", "tok2", "{}"]
+    assert sleeps == [1.0, 2.0, 4.0, 8.0, 1.0, 1.0, 2.0, 4.0, 8.0]
+
+
 async def test_drops_without_progress_count_as_failures(mode: str, sleeps: list[float]) -> None:
     conns = [Conn(outputs(1) + DONE.replace("done", "output"), error=httpx.ReadError("x"))]
     conns += [Conn(": nothing\n\n", error=httpx.ReadError("x")) for _ in range(5)]
