@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ipaddress
+import signal
 import socket
 import sys
 from typing import Any
@@ -133,8 +134,17 @@ def serve_main(argv: list[str] | None = None) -> int:
             timeout_graceful_shutdown=10,
         )
     )
+
+    # uvicorn re-raises the stop signal after its graceful shutdown; end quietly instead.
+    def _exit(signum: int, frame: Any) -> None:
+        raise SystemExit(0 if signum == signal.SIGTERM else 130)
+
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
     try:
         server.run(sockets=[sock])
+    except SystemExit as exc:
+        return int(exc.code or 0)
     finally:
         core.stop()
     return 0
