@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import httpx
@@ -38,7 +39,7 @@ def test_signed_events_in_order(
     assert reqs[-1]["json"] == http.get(f"/v1/predictions/{p['id']}").json()
     updates = reqs[1:-1]
     assert updates, "expected output/logs deliveries"
-    for a, b in zip(updates, updates[1:], strict=False):
+    for a, b in itertools.pairwise(updates):
         assert b["time"] - a["time"] >= 0.45, "output/logs deliveries closer than 500 ms"
     ids = set()
     for r in reqs:
