@@ -77,6 +77,7 @@ from replicate.webhook import (
 stream_mod = importlib.import_module("replicate.stream")
 retry_mod = importlib.import_module("replicate._retry")
 webhook_mod = importlib.import_module("replicate.webhook")
+URLPath = importlib.import_module("replicate.use").URLPath
 ServerSentEvent = stream_mod.ServerSentEvent
 OUTPUT = ServerSentEvent.EventType.OUTPUT
 
@@ -1049,3 +1050,332 @@ async def test_d26_caller_headers_copied_and_checked_case_insensitively(aio: boo
         assert request_headers.get_list("authorization") == ["Token caller"]
         assert request_headers.get_list("user-agent") == ["my-app/1"]
         assert request_headers["x-extra"] == "1"
+
+
+async def test_d27_shared_client_is_thread_safe_and_reload_is_atomic(aio: bool) -> None:
+    """D27: concurrent first use builds one underlying client; reload() replaces all fields in
+    one step and leaves the object untouched when the reload fails."""
+    fake = Fake().on("GET", "/v1/predictions/p1", pred("processing", extra_old="x"))
+    client = fake.client()
+    barrier = threading.Barrier(8)
+    built: list[Any] = []
+
+    def worker() -> None:
+        barrier.wait()
+        built.append(client._get_sync_client())
+        client.predictions.get("p1")
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 8 and len({id(c) for c in built}) == 1
+    assert fake.count("GET", "/v1/predictions/p1") == 8
+
+    prediction = await call(client.predictions, "get", "p1", aio=aio)
+    before = prediction.model_dump()
+    for broken in (reply(500, {"detail": "boom"}), lambda r: httpx.Response(200, text="{not json")):
+        fake.set("GET", "/v1/predictions/p1", broken)
+        with pytest.raises(ReplicateError):
+            await call(prediction, "reload", aio=aio)
+        assert prediction.model_dump() == before
+    fake.set("GET", "/v1/predictions/p1", pred("succeeded", "out", logs="done"))
+    await call(prediction, "reload", aio=aio)
+    assert (prediction.status, prediction.output, prediction.logs) == ("succeeded", "out", "done")
+    assert "extra_old" not in prediction.model_dump()  # replaced, not merged
+
+
+async def test_d28_streamed_files_and_rfc2397_data_urls(
+    aio: bool, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """D28: FileOutput iteration/save stream; uploads stream from disk; base64 is incremental with
+    a size warning; data URLs without ``;base64`` are percent-decoded."""
+    assert await read(FileOutput("data:,Hello%2C%20World", None), aio) == b"Hello, World"
+    assert await read(FileOutput("data:text/plain;charset=utf-8,caf%C3%A9", None), aio) == "café".encode()
+    assert await read(FileOutput("data:text/plain;base64,SGk=", None), aio) == b"Hi"
+
+    fake = Fake().on(
+        "GET", "/xezq/out.png",
+        lambda r: httpx.Response(200, stream=Chunks(b"a" * 5, b"b" * 5, b"c" * 5)),
+    )
+    client = fake.client()
+    chunks = await collect(FileOutput(DELIVERY, client))
+    assert chunks == [b"a" * 5, b"b" * 5, b"c" * 5]  # not read whole first
+    target = tmp_path / "out.bin"
+    output = FileOutput(DELIVERY, client)
+    saved = await output.asave(target) if aio else output.save(target)
+    assert saved.read_bytes() == b"aaaaabbbbbccccc"
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    sizes: list[int] = []
+
+    def upload(request: httpx.Request) -> httpx.Response:
+        sizes.extend(len(chunk) for chunk in request.stream)  # type: ignore[union-attr]
+        return httpx.Response(201, json={"id": "f1", "urls": {"get": f"{API}/v1/files/f1"}})
+
+    uploader = Client(api_token=TOKEN, transport=WireTransport(upload), retry=False)
+    await call(uploader.files, "create", big, aio=aio)
+    assert len(sizes) >= 4 and max(sizes) <= 1024 * 1024 + 1024  # chunks, never the whole file
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="replicate"):
+        raw = os.urandom(300 * 1024)
+        encoded = replicate.helpers.base64_encode_file(io.BytesIO(raw))
+    assert encoded == "data:application/octet-stream;base64," + base64.b64encode(raw).decode()
+    assert any("256 KiB" in r.getMessage() or "base64" in r.getMessage() for r in caplog.records)
+
+
+async def test_d29_cursor_pagination_for_files_versions_and_search(aio: bool) -> None:
+    """D29: files.list/versions.list return cursor Pages usable with paginate; models.search
+    takes cursor= and repeats QUERY + body on the cursor URL."""
+    fake = Fake()
+    fake.on("GET", "/v1/files", lambda r: httpx.Response(200, json=(
+        {"results": [{"id": "f2"}], "next": None} if r.url.params.get("cursor") == "2"
+        else {"results": [{"id": "f1"}], "next": f"{API}/v1/files?cursor=2"}
+    )))
+    fake.on("GET", "/v1/models/acme/m/versions", lambda r: httpx.Response(200, json=(
+        {"results": [{"id": "v2"}], "next": None} if r.url.params.get("cursor") == "2"
+        else {"results": [{"id": "v1"}], "next": f"{API}/v1/models/acme/m/versions?cursor=2"}
+    )))
+    fake.on("QUERY", "/v1/models", lambda r: httpx.Response(200, json=(
+        {"results": [{"owner": "b", "name": "m2"}], "next": None} if r.url.params.get("cursor")
+        else {"results": [{"owner": "a", "name": "m1"}], "next": f"{API}/v1/models?cursor=x"}
+    )))
+    client = fake.client()
+
+    async def pages(method: Any, *args: Any) -> list[list[str]]:
+        if aio:
+            return [[i.id for i in page] async for page in async_paginate(method, *args)]
+        return [[i.id for i in page] for page in paginate(method, *args)]
+
+    files = client.files.async_list if aio else client.files.list
+    versions = Versions(client, "acme/m")
+    assert await pages(files) == [["f1"], ["f2"]]
+    assert await pages(versions.async_list if aio else versions.list) == [["v1"], ["v2"]]
+    assert await pages(client.models.async_search if aio else client.models.search, "llm") == [
+        ["a/m1"], ["b/m2"]
+    ]
+    assert fake.count("GET", "/v1/files") == 2  # one GET per page (1.0.x: first page only)
+    queries = [r for r in fake.requests if r.method == "QUERY"]
+    assert [r.content for r in queries] == [b"llm", b"llm"]
+    assert queries[1].url.params["cursor"] == "x"
+    page = await call(client.files, "list", aio=aio)
+    assert isinstance(page, Page) and page.next == f"{API}/v1/files?cursor=2"
+
+
+async def test_d30_replicate_error_quirks_fixed(aio: bool) -> None:
+    """D30: single positional arg → detail; args set; non-object/non-JSON bodies; HTTP status
+    authoritative with the body kept; status subclasses."""
+    error = ReplicateError("Something broke")
+    assert (error.detail, error.args, error.status) == ("Something broke", ("Something broke",), None)
+    assert "detail: Something broke" in str(error)
+    legacy = ReplicateError("type", "Title", 400, "Detail", "/i")
+    assert (legacy.type, legacy.title, legacy.status, legacy.detail, legacy.instance) == (
+        "type", "Title", 400, "Detail", "/i"
+    )
+    fake = Fake().on(
+        "GET", "/v1/predictions/p1",
+        reply(404, {"detail": "gone", "status": 500}),
+        lambda r: httpx.Response(502, text="<html>bad gateway</html>"),
+        reply(400, ["not", "an", "object"]),
+        reply(429, {"detail": "slow down"}, retry_after="7"),
+    )
+    client = fake.client()
+    with pytest.raises(NotFoundError) as e404:
+        await call(client.predictions, "get", "p1", aio=aio)
+    assert (e404.value.status, e404.value.status_code, e404.value.body["status"]) == (404, 404, 500)
+    with pytest.raises(InternalServerError) as e502:
+        await call(client.predictions, "get", "p1", aio=aio)
+    assert e502.value.detail == "<html>bad gateway</html>" and e502.value.status == 502
+    with pytest.raises(ReplicateError) as e400:
+        await call(client.predictions, "get", "p1", aio=aio)
+    assert e400.value.status == 400 and "not" in (e400.value.detail or "")
+    with pytest.raises(RateLimitError) as e429:
+        await call(client.predictions, "get", "p1", aio=aio)
+    assert e429.value.retry_after == 7
+
+
+async def test_d31_download_errors_are_download_error_and_httpx_status_error(aio: bool) -> None:
+    """D31: FileOutput failures raise DownloadError (a ReplicateError and httpx.HTTPStatusError);
+    transport errors are wrapped but still httpx errors."""
+    fake = Fake().on("GET", "/xezq/out.png", lambda r: httpx.Response(404, text="no such file"))
+    fake.on("GET", "/broken", httpx.ConnectError("refused"))
+    client = fake.client()
+    for consume in ("read", "iterate"):
+        output = FileOutput(DELIVERY, client)
+        with pytest.raises(DownloadError) as err:
+            if consume == "read":
+                await read(output, aio)
+            else:
+                await collect(output)
+        assert isinstance(err.value, ReplicateError) and isinstance(err.value, httpx.HTTPStatusError)
+        assert err.value.response.status_code == 404 and err.value.status == 404
+        assert str(err.value.request.url) == DELIVERY
+    with pytest.raises(httpx.ConnectError) as transport_error:
+        await read(FileOutput("https://replicate.delivery/broken", client), aio)
+    assert isinstance(transport_error.value, ReplicateException)
+
+
+async def test_d32_model_reload_keeps_nested_objects_typed(aio: bool) -> None:
+    """D32: after Model.reload() default_example/latest_version are typed and client-bound."""
+    model_json = {
+        "owner": "acme", "name": "m",
+        "default_example": pred("succeeded", "x"),
+        "latest_version": {"id": VID, "openapi_schema": PLAIN_SCHEMA},
+    }
+    client = Fake().on("GET", "/v1/models/acme/m", model_json).client()
+    model = Model._from_api({"owner": "acme", "name": "m"}, client)
+    assert await call(model, "reload", aio=aio) is model
+    assert isinstance(model.default_example, Prediction) and isinstance(model.latest_version, Version)
+    assert model.default_example._api is client and model.latest_version._api is client
+
+
+async def test_d33_nested_resources_are_bound_to_the_client(aio: bool) -> None:
+    """D33: Collection.models (and page results) are bound to the originating client."""
+    fake = Fake().on("GET", "/v1/collections/tti", {
+        "slug": "tti", "name": "TTI", "description": "d",
+        "models": [{"owner": "acme", "name": "m"}],
+    })
+    fake.on("GET", "/v1/models/acme/m", {"owner": "acme", "name": "m", "description": "fresh"})
+    fake.on("GET", "/v1/predictions", {"results": [pred()], "next": None})
+    client = fake.client()
+    collection = await call(client.collections, "get", "tti", aio=aio)
+    model = collection.models[0]
+    assert isinstance(model, Model) and model._api is client
+    await call(model, "reload", aio=aio)  # goes through the bound client, not default_client
+    assert model.description == "fresh"
+    page = await call(client.predictions, "list", aio=aio)
+    assert page[0]._api is client
+
+
+async def test_d34_tolerant_parsing_of_new_and_null_values(aio: bool) -> None:
+    """D34: open string enums, optional fields, unknown fields kept, odd scalars kept."""
+    odd = pred("exploded", None, source="cli", brand_new={"a": 1}, metrics=None)
+    del odd["urls"]
+    odd["created_at"] = None
+    fake = Fake().on("GET", "/v1/predictions/p1", odd)
+    fake.on("GET", "/v1/account", {"type": "robot", "username": "r2", "name": None})
+    fake.on("GET", "/v1/models/acme/m", {"owner": "acme", "name": "m", "visibility": "unlisted",
+                                        "run_count": None, "latest_version": {"id": VID,
+                                        "cog_version": None, "openapi_schema": None}})
+    fake.on("GET", "/v1/hardware", [{"name": "Future GPU", "sku": "gpu-z", "price": 1}])
+    client = fake.client()
+    prediction = await call(client.predictions, "get", "p1", aio=aio)
+    assert prediction.status == "exploded" and not prediction.is_terminal
+    assert prediction.brand_new == {"a": 1} and prediction.model_dump()["brand_new"] == {"a": 1}
+    assert prediction.urls is None and prediction.created_at is None
+    account = await call(client.accounts, "current", aio=aio)
+    assert account.type == "robot"
+    model = await call(client.models, "get", "acme/m", aio=aio)
+    assert model.visibility == "unlisted" and model.latest_version.openapi_schema is None
+    hardware = await call(client.hardware, "list", aio=aio)
+    assert hardware[0].sku == "gpu-z"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((f"acme/m:{VID}", {"x": 1}, "acme/dest"), {}),  # legacy positional
+        ((), {"version": f"acme/m:{VID}", "input": {"x": 1}, "destination": "acme/dest"}),
+        (("acme/m", VID, {"x": 1}), {"destination": "acme/dest"}),  # model, version, input
+        ((), {"model": ("acme", "m"), "version": VID, "input": {"x": 1}, "destination": ("acme", "dest")}),
+    ],
+    ids=["legacy-positional", "shorthand-keyword", "model-version-positional", "model-version-keyword"],
+)
+async def test_d35_training_create_forms_sync_and_async(aio: bool, args: tuple, kwargs: dict) -> None:
+    """D35: every create form works in sync and async; the legacy positional order is
+    (ref, input, destination, ...)."""
+    path = f"/v1/models/acme/m/versions/{VID}/trainings"
+    fake = Fake().on("POST", path, reply(201, {"id": "t1", "status": "starting"}))
+    training = await call(fake.client().trainings, "create", *args, aio=aio, **kwargs)
+    assert training.id == "t1"
+    assert body_of(fake.requests[0]) == {"input": {"x": 1}, "destination": "acme/dest"}
+
+
+async def test_d35_training_create_without_version_is_a_clear_value_error(aio: bool) -> None:
+    """D35: no ``/versions/None/`` request: a clear ValueError before any I/O."""
+    fake = Fake()
+    trainings = fake.client().trainings
+    for args, kwargs in (
+        ((), {"version": "acme/m", "input": {}, "destination": "acme/d"}),
+        (("acme/m",), {"input": {}, "destination": "acme/d"}),
+        ((), {"model": "acme/m", "version": None, "input": {}, "destination": "acme/d"}),
+        ((), {"model": "acme/m", "version": 42, "input": {}, "destination": "acme/d"}),
+    ):
+        with pytest.raises(ValueError, match="A version is required"):
+            await call(trainings, "create", *args, aio=aio, **kwargs)
+    assert fake.requests == []
+
+
+async def test_d36_deployment_get_validates_name_and_accepts_owner_name(aio: bool) -> None:
+    """D36: get("noslash") → clear ValueError; get(owner, name) added."""
+    fake = Fake().on("GET", "/v1/deployments/acme/d", {"owner": "acme", "name": "d"})
+    client = fake.client()
+    with pytest.raises(ValueError, match="deployment name must be in the format 'owner/name'"):
+        await call(client.deployments, "get", "noslash", aio=aio)
+    assert fake.requests == []
+    assert (await call(client.deployments, "get", "acme", "d", aio=aio)).id == "acme/d"
+    assert (await call(client.deployments, "get", "acme/d", aio=aio)).id == "acme/d"
+
+
+async def test_d37_encode_json_bytes_fileoutput_urlpath_strings_generators(
+    aio: bool, tmp_path: Any
+) -> None:
+    """D37: bytes uploaded (or inlined), FileOutput/URLPath → URL, str never a path, generators
+    → lists."""
+    path = tmp_path / "input.txt"
+    path.write_text("never uploaded")
+    uploads: list[bytes] = []
+
+    def upload(request: httpx.Request) -> httpx.Response:
+        uploads.append(request.content)
+        return httpx.Response(201, json={"id": "f1", "urls": {"get": f"{API}/v1/files/f1"}})
+
+    client = Fake().on("POST", "/v1/files", upload).client()
+    payload = b"raw-bytes"
+    value = {
+        "blob": payload,
+        "again": payload,  # the same object: uploaded once
+        "out": FileOutput(DELIVERY, client),
+        "urlpath": URLPath(DELIVERY),
+        "path_string": str(path),
+        "gen": (i * 2 for i in range(3)),
+    }
+    encode = async_encode_json if aio else encode_json
+    encoded = await resolved(encode(value, client))
+    assert encoded == {
+        "blob": f"{API}/v1/files/f1",
+        "again": f"{API}/v1/files/f1",
+        "out": DELIVERY,
+        "urlpath": DELIVERY,
+        "path_string": str(path),
+        "gen": [0, 2, 4],
+    }
+    assert len(uploads) == 1 and payload in uploads[0]
+    inline = await resolved(encode({"b": bytearray(b"hi")}, client, "base64"))
+    assert inline == {"b": "data:application/octet-stream;base64,aGk="}
+
+
+async def test_d38_prediction_output_stays_raw_json(aio: bool) -> None:
+    """D38: Prediction.output holds raw JSON after wait(); transform_output gives FileOutputs."""
+    fake = Fake().on("GET", "/v1/predictions/p1", pred("succeeded", [DELIVERY]))
+    client = fake.client()
+    prediction = Prediction._from_api(pred("processing"), client)
+    await call(prediction, "wait", aio=aio)
+    assert prediction.output == [DELIVERY] and type(prediction.output[0]) is str
+    (converted,) = transform_output(prediction.output, client)
+    assert isinstance(converted, FileOutput) and converted.url == DELIVERY
+
+
+async def test_d39_no_version_predict_use_run_with_a_version(aio: bool) -> None:
+    """D39: ``Version.predict`` does not exist; ``run(version, input=...)`` is the way."""
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
+    client = fake.client()
+    version = version_obj(client, PLAIN_SCHEMA)
+    assert not hasattr(version, "predict") and not hasattr(Version, "predict")
+    assert await call(client, "run", version, input={"x": 1}, aio=aio) == "ok"
+    assert body_of(fake.requests[0]) == {"input": {"x": 1}, "version": VID}
+    with pytest.raises(ReplicateException, match=r"The `model.predict\(\)` method has been removed"):
+        Model(owner="a", name="b").predict()
