@@ -452,6 +452,18 @@ def report(
             ],
         ),
     ]
+    run_results = results.get("run", {})
+    request_lines = []
+    for impl in ("ours", "v107", "httpx"):
+        res = run_results.get(impl, {})
+        if "requests" in res:
+            first = ", ".join(res["requests"]) or "none"
+            again = ", ".join(res.get("requests_second_run", [])) or "none"
+            request_lines.append(f"  {IMPL_LABELS[impl]:<6} first run: {first}")
+            if again != first:
+                request_lines.append(f"  {'':<6} next runs: {again}")
+    if request_lines:
+        parts += ["", "Requests sent by run():", *request_lines]
     errors = [
         f"  {name} [{IMPL_LABELS[impl]}]: {res['error']}"
         for name, per_impl in results.items()
