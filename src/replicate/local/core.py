@@ -174,6 +174,30 @@ class Core:
                 self.files.remove_prediction_outputs(row["id"])
         self.files.sweep()
 
+    def reset(self, *, secrets: bool = False) -> None:
+        """Clear predictions, files, user-created models and webhook state (see LocalServer.reset)."""
+        self.runner.cancel_all()
+        rows = self.store.query("SELECT id FROM predictions WHERE is_example = 0")
+        for row in rows:
+            self.files.remove_prediction_outputs(row["id"])
+        for f in self.store.query(
+            "SELECT owner, id FROM files WHERE kind = 'upload' AND deleted = 0"
+        ):
+            self.files.delete_upload(f["owner"], f["id"])
+        self.store.execute(
+            "DELETE FROM events WHERE prediction_id IN (SELECT id FROM predictions WHERE is_example = 0)"
+        )
+        self.store.execute("DELETE FROM predictions WHERE is_example = 0")
+        self.store.execute(
+            "DELETE FROM versions WHERE (owner, name) IN (SELECT owner, name FROM models WHERE source = 'user')"
+        )
+        self.store.execute("DELETE FROM models WHERE source = 'user'")
+        self.store.execute("DELETE FROM webhook_outbox")
+        self.store.execute("DELETE FROM webhook_attempts")
+        if secrets:
+            self.webhooks.secret = new_secret()
+            self.store.set_setting("webhook_secret", self.webhooks.secret)
+
     def advance_clock(self, seconds: float) -> None:
         """Move the virtual clock forward and apply what became due."""
         self.clock.advance(seconds)

@@ -1,1 +1,121 @@
-"""pytest plugin: fixtures for a local Replicate server (filled in by the local server work)."""
+"""pytest plugin: fixtures for testing code against a local Replicate server.
+
+Loaded for everyone who installs ``replicate`` (``pytest11`` entry point), so importing
+it is cheap and safe: Starlette, uvicorn and the client load only inside the fixtures,
+and a missing ``[local]`` extra skips the tests that ask for a server instead of
+breaking the run. Nothing happens unless a fixture is used.
+
+Fixtures:
+
+- ``replicate_server``: one in-memory server for the whole run, test controls on
+  (a :class:`replicate.local.LocalServer` handle).
+- ``replicate_base_url``: its base URL (the origin; clients add ``/v1``).
+- ``replicate_client``: a ``replicate.Client`` wired to it; the server is reset after each test.
+- ``replicate_env``: sets ``REPLICATE_BASE_URL`` and ``REPLICATE_API_TOKEN`` (monkeypatch).
+
+``--replicate-real`` points ``replicate_base_url``, ``replicate_client`` and
+``replicate_env`` at the real API when ``REPLICATE_API_TOKEN`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+REAL_BASE_URL = "https://api.replicate.com"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register ``--replicate-real``."""
+    group = parser.getgroup("replicate")
+    group.addoption(
+        "--replicate-real",
+        action="store_true",
+        default=False,
+        help="run replicate_* fixtures against the real Replicate API (needs REPLICATE_API_TOKEN)",
+    )
+
+
+def _real(config: pytest.Config) -> bool:
+    try:
+        return bool(config.getoption("--replicate-real"))
+    except ValueError:
+        return False
+
+
+def _real_token() -> str:
+    token = os.environ.get("REPLICATE_API_TOKEN")
+    if not token:
+        pytest.skip("--replicate-real needs REPLICATE_API_TOKEN")
+    return token
+
+
+@pytest.fixture(scope="session")
+def replicate_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A local Replicate server (in-memory, test controls on) shared by the session."""
+    if _real(request.config):
+        pytest.skip("replicate_server is local only (--replicate-real is set)")
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from replicate.local.server import LocalServer
+    except ImportError as exc:
+        pytest.skip(
+            f"the local Replicate server needs the [local] extra: pip install 'replicate[local]' ({exc})"
+        )
+    server = LocalServer(test_controls=True)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def replicate_base_url(request: pytest.FixtureRequest) -> str:
+    """The base URL of the server under test (local, or the real API with --replicate-real)."""
+    if _real(request.config):
+        _real_token()
+        return REAL_BASE_URL
+    server = request.getfixturevalue("replicate_server")
+    return str(server.base_url)
+
+
+def _token(request: pytest.FixtureRequest) -> str:
+    if _real(request.config):
+        return _real_token()
+    return str(request.getfixturevalue("replicate_server").api_token)
+
+
+@pytest.fixture
+def replicate_client(request: pytest.FixtureRequest, replicate_base_url: str) -> Iterator[Any]:
+    """A ``replicate.Client`` for the server under test; the local server is reset afterwards."""
+    import replicate
+
+    client = replicate.Client(api_token=_token(request), base_url=replicate_base_url)
+    try:
+        yield client
+    finally:
+        close = getattr(client, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                pass
+        if not _real(request.config):
+            request.getfixturevalue("replicate_server").reset()
+
+
+@pytest.fixture
+def replicate_env(
+    request: pytest.FixtureRequest, replicate_base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Point ``REPLICATE_BASE_URL``/``REPLICATE_API_TOKEN`` at the server under test."""
+    env = {"REPLICATE_BASE_URL": replicate_base_url, "REPLICATE_API_TOKEN": _token(request)}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env

@@ -510,6 +510,17 @@ class Runner:
         run.timers.append(t)
         t.start()
 
+    def cancel_all(self, grace: float = CANCEL_GRACE) -> None:
+        """Cancel every queued and running prediction and wait for them to end."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            self.cancel(run.pid)
+        for run in runs:
+            if run.thread is not None:
+                run.thread.join(timeout=grace)
+            self._finish(run, "canceled")
+
     def active(self, pid: str) -> bool:
         """Whether a prediction is queued or running here."""
         with self._lock:

@@ -184,6 +184,17 @@ class LocalServer:
         seconds = parse_duration(duration) if isinstance(duration, str) else float(duration)
         self._core().advance_clock(seconds)
 
+    def reset(self, *, secrets: bool = False) -> None:
+        """Clear predictions, files, user-created models, faults, logs and the webhook outbox.
+
+        Registered models and the demos stay. Secrets are kept unless ``secrets=True``.
+        """
+        core = self._core()
+        core.reset(secrets=secrets)
+        api = self._app_api()
+        api.faults.clear()
+        api.requests.clear()
+
     @property
     def webhook_secret(self) -> str:
         """The ``whsec_...`` signing secret."""
