@@ -347,9 +347,12 @@ def test_setup_failure_is_reported_with_logs(broken_model: CogModel) -> None:
         with pytest.raises(CogSetupError) as info:
             worker.start()
         assert info.value.message == "Model setup failed: RuntimeError: weights are missing"
-        # The runtime's own report is always there. What setup() printed ("loading
-        # weights...") usually is too, but coglet 0.23 can drop it when the worker exits.
-        assert "RuntimeError: weights are missing" in info.value.logs
+        # What setup() printed and its traceback (recorded by the entry module, since
+        # coglet 0.23 can drop them when its worker exits), then the runtime's report.
+        logs = info.value.logs
+        assert logs.startswith("loading weights...\nTraceback (most recent call last):\n")
+        assert 'raise RuntimeError("weights are missing")' in logs
+        assert logs.rstrip().endswith("RuntimeError: weights are missing")
         assert worker.state == "setup_failed"
         assert worker.pid is None
         rec = Recorder()

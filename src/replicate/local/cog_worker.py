@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 PROBE_SCRIPT = Path(__file__).with_name("cog") / "schema_probe.py"
+SETUP_TEE_TEMPLATE = Path(__file__).with_name("cog") / "setup_tee.py"
+ENTRY_MODULE = "_replicate_cog_entry.py"
 _PROBE_MARKER = "@@COG_SCHEMA@@"
 
 #: Directory entries never hashed nor treated as model code.
@@ -740,6 +742,7 @@ class CogWorker:
         work_dir: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         on_stop: Callable[[CogWorker], None] | None = None,
+        record_setup: bool = True,
     ) -> None:
         self.model = model
         self.idle_timeout = idle_timeout
@@ -749,6 +752,7 @@ class CogWorker:
         self.weights = weights
         self.extra_env = dict(env or {})
         self.on_stop = on_stop
+        self.record_setup = record_setup
         self._own_work_dir = work_dir is None
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._lock = threading.RLock()
@@ -846,14 +850,18 @@ class CogWorker:
         if self._work_dir is None:
             self._work_dir = Path(tempfile.mkdtemp(prefix="replicate-cog-"))
         stage = self._work_dir / f"stage-{model.version_id[:16]}"
-        self._prepare_stage(stage)
+        entry = self._prepare_stage(stage)
+        setup_log = self._work_dir / "setup.log"
+        with contextlib.suppress(FileNotFoundError):
+            setup_log.unlink()
         callbacks = _CallbackServer(self, self._work_dir / "outputs")
         port = _free_port()
         env = _worker_env(
             model.python,
             {
                 "PORT": str(port),
-                "COG_PREDICT_TYPE_STUB": str(stage / model.predict_ref),
+                "COG_PREDICT_TYPE_STUB": str(stage / entry),
+                "REPLICATE_COG_SETUP_LOG": str(setup_log),
                 "COG_MAX_CONCURRENCY": str(model.concurrency),
                 "COG_THROTTLE_RESPONSE_INTERVAL": "0",
                 "LOG_FORMAT": "json",
@@ -909,7 +917,7 @@ class CogWorker:
             pump.join(5.0)
             if failed.exited and "address already in use" in self.output_tail.lower():
                 raise _PortTaken() from None
-            exc = CogSetupError(failed.message, self._setup_logs(failed.runtime_logs))
+            exc = CogSetupError(failed.message, self._setup_logs(failed.runtime_logs, setup_log))
             with self._lock:
                 self._setup_error = exc
                 self._setup_failed_at = time.monotonic()
@@ -926,8 +934,13 @@ class CogWorker:
                 name=f"cog-idle-{model.owner_name}",
             ).start()
 
-    def _prepare_stage(self, stage: Path) -> None:
-        """A directory mirroring the model's top level plus ``.cog/openapi_schema.json``."""
+    def _prepare_stage(self, stage: Path) -> str:
+        """A directory mirroring the model's top level plus ``.cog/openapi_schema.json``.
+
+        Returns the predictor reference for the runtime: the model's own, or (with
+        ``record_setup``) an entry module that records ``setup()`` output (see
+        ``cog/setup_tee.py``).
+        """
         if stage.exists():
             shutil.rmtree(stage)
         (stage / ".cog").mkdir(parents=True)
@@ -941,6 +954,15 @@ class CogWorker:
         (stage / ".cog" / "openapi_schema.json").write_text(
             json.dumps(self.model.schema), encoding="utf-8"
         )
+        if not self.record_setup or (stage / ENTRY_MODULE).exists():
+            return self.model.predict_ref
+        file_part, _, name = self.model.predict_ref.partition(":")
+        template = SETUP_TEE_TEMPLATE.read_text(encoding="utf-8")
+        code = template.replace('"@@FILE@@"', json.dumps(file_part)).replace(
+            '"@@NAME@@"', json.dumps(name)
+        )
+        (stage / ENTRY_MODULE).write_text(code, encoding="utf-8")
+        return f"{ENTRY_MODULE}:{name}"
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], client: httpx.Client | None) -> None:
         """Poll ``/health-check`` until READY; raise :class:`_SetupFailed` otherwise."""
@@ -969,9 +991,13 @@ class CogWorker:
             time.sleep(delay)
             delay = min(delay * 1.5, 0.2)
 
-    def _setup_logs(self, runtime_logs: str) -> str:
-        lines = list(self._setup_lines)
-        if runtime_logs:
+    def _setup_logs(self, runtime_logs: str, setup_log: Path | None = None) -> str:
+        recorded = ""
+        if setup_log is not None:
+            with contextlib.suppress(OSError):
+                recorded = setup_log.read_text(encoding="utf-8", errors="replace")
+        lines = recorded.splitlines() if recorded.strip() else list(self._setup_lines)
+        if runtime_logs and "Traceback (most recent call last)" not in recorded:
             lines.append(runtime_logs)
         elif not lines:
             lines = list(self._output)[-30:]
