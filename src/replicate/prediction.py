@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
 from urllib.parse import quote
 
 import httpx
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, ValidationError
 
 from . import _polling
 from ._http import (
@@ -140,6 +140,31 @@ class Prediction(Resource):
     """``api`` or ``web``."""
 
     _sync_complete: bool = PrivateAttr(default=False)
+
+    @classmethod
+    def _from_api(cls, data: Any, client: Client | None = None) -> Prediction:
+        # Fast path: a prediction holds no nested resources, so binding is one private write.
+        if type(data) is dict and cls is Prediction:
+            try:
+                obj = _VALIDATOR.validate_python(data)
+            except ValidationError:
+                return super()._from_api(data, client)
+            _set_client(obj, client)
+            return obj
+        return super()._from_api(data, client)
+
+    @classmethod
+    def _from_response(cls, response: httpx.Response, client: Client | None) -> Prediction:
+        """Parse a response body straight from JSON bytes (the hot path of ``predictions.get``)."""
+        if cls is Prediction:
+            try:
+                obj = _VALIDATOR.validate_json(response.content)
+            except ValidationError:
+                pass  # not a JSON object, or unexpected types: the tolerant path decides
+            else:
+                _set_client(obj, client)
+                return obj
+        return cls._from_api(json_object_of(response), client)
 
     @property
     def is_terminal(self) -> bool:
@@ -259,6 +284,19 @@ class Prediction(Resource):
         _raise_for_status(self)
 
 
+_VALIDATOR = Prediction.__pydantic_validator__
+
+
+def _set_client(obj: Resource, client: Client | None) -> None:
+    if client is None:
+        return
+    private = obj.__pydantic_private__
+    if private is None:
+        obj._client = client
+    else:
+        private["_client"] = client
+
+
 def _raise_for_status(prediction: Any) -> None:
     """Raise for a finished prediction or training that did not succeed (§6.9)."""
     status = prediction.status
@@ -278,6 +316,8 @@ def _raise_for_status(prediction: Any) -> None:
 
 
 def _quote(value: str, what: str = "id") -> str:
+    if type(value) is str and value.isalnum() and value.isascii():
+        return value  # the usual case: nothing to escape
     if not isinstance(value, str) or not value:
         raise ValueError(f"{what} must be a non-empty string, not {value!r}")
     return quote(value, safe="")
@@ -285,13 +325,15 @@ def _quote(value: str, what: str = "id") -> str:
 
 def _parser(client: Client) -> Callable[[httpx.Response], Prediction]:
     def parse(response: httpx.Response) -> Prediction:
-        return Prediction._from_api(json_object_of(response), client)
+        return Prediction._from_response(response, client)
 
     return parse
 
 
-def _get_operation(client: Client, id: str) -> Operation[Prediction]:
-    return Operation("GET", f"/v1/predictions/{_quote(id)}", parse=_parser(client))
+def _get_operation(
+    client: Client, id: str, parse: Callable[[httpx.Response], Prediction] | None = None
+) -> Operation[Prediction]:
+    return Operation("GET", f"/v1/predictions/{_quote(id)}", parse=parse or _parser(client))
 
 
 def _cancel_operation(client: Client, id: str) -> Operation[Prediction]:
@@ -412,7 +454,7 @@ def _create_operation(
     sent_prefer = prefer is not None
 
     def parse(response: httpx.Response) -> Prediction:
-        prediction = Prediction._from_api(json_object_of(response), client)
+        prediction = Prediction._from_response(response, client)
         prediction._sync_complete = _polling.is_sync_complete(
             response, sent_prefer, prediction.status
         )
@@ -633,6 +675,10 @@ class Predictions(Namespace):
         extra_body: Mapping[str, Any]
         """Extra JSON body fields (merged last)."""
 
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self._parse = _parser(client)
+
     # ------------------------------------------------------------------ get
 
     def get(
@@ -644,7 +690,7 @@ class Predictions(Namespace):
         extra_body: Mapping[str, Any] | None = None,
     ) -> Prediction:
         """Get a prediction by id."""
-        op = _get_operation(self._client, id)
+        op = Operation("GET", f"/v1/predictions/{_quote(id)}", parse=self._parse)
         if extra_headers or extra_query or extra_body:
             op.with_extras(extra_headers, extra_query, extra_body)
         return self._client._call(op)
@@ -658,7 +704,7 @@ class Predictions(Namespace):
         extra_body: Mapping[str, Any] | None = None,
     ) -> Prediction:
         """Async twin of :meth:`get`."""
-        op = _get_operation(self._client, id)
+        op = Operation("GET", f"/v1/predictions/{_quote(id)}", parse=self._parse)
         if extra_headers or extra_query or extra_body:
             op.with_extras(extra_headers, extra_query, extra_body)
         return await self._client._acall(op)

@@ -570,3 +570,21 @@ def test_create_prediction_params_typed_dict() -> None:
     keys = set(Predictions.CreatePredictionParams.__annotations__)
     assert {"wait", "cancel_after", "webhook", "webhook_completed", "webhook_events_filter"} <= keys
     assert {"stream", "file_encoding_strategy", "extra_body"} <= keys
+
+
+async def test_get_tolerates_unexpected_types(mock_api: Any, invoke: Any) -> None:
+    mock_api.add("GET", "/v1/predictions/p1", pred(logs=3, status="new-status", extra={"k": 1}))
+    p = await invoke(mock_api.client().predictions, "get", "p1")
+    assert p.logs == 3 and p.status == "new-status" and p.extra == {"k": 1}
+
+
+async def test_get_rejects_non_object_body(mock_api: Any, invoke: Any) -> None:
+    from replicate.exceptions import APIResponseValidationError
+
+    mock_api.add("GET", "/v1/predictions/p1", [1, 2])
+    mock_api.add("GET", "/v1/predictions/p2", status=200, text="<html>oops</html>")
+    client = mock_api.client()
+    with pytest.raises(APIResponseValidationError):
+        await invoke(client.predictions, "get", "p1")
+    with pytest.raises(APIResponseValidationError):
+        await invoke(client.predictions, "get", "p2")
