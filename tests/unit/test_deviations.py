@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import email.utils
 import importlib
 import inspect
@@ -57,7 +56,6 @@ from replicate.exceptions import (
     RateLimitError,
     ReplicateError,
     ReplicateException,
-    ReplicateReadTimeout,
 )
 from replicate.helpers import FileOutput, async_encode_json, encode_json, transform_output
 from replicate.model import Model
@@ -70,8 +68,8 @@ from replicate.webhook import (
     InvalidSecretKeyError,
     InvalidSignatureError,
     InvalidTimestampError,
-    WebhookSigningSecret,
     Webhooks,
+    WebhookSigningSecret,
 )
 
 stream_mod = importlib.import_module("replicate.stream")
@@ -192,9 +190,7 @@ class Fake:
         return make_client(self, **kwargs)
 
     def paths(self, method: str | None = None) -> list[str]:
-        return [
-            f"{r.method} {r.url.path}" for r in self.requests if method in (None, r.method)
-        ]
+        return [f"{r.method} {r.url.path}" for r in self.requests if method in (None, r.method)]
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for r in self.requests if r.method == method and r.url.path == path)
@@ -287,8 +283,12 @@ def sse(*chunks: bytes, error: Exception | None = None, ctype: str = "text/event
 
 def version_obj(client: Client, schema: dict | None) -> Version:
     return Version._from_api(
-        {"id": VID, "created_at": "2026-01-01T00:00:00Z", "cog_version": "0.9.0",
-         "openapi_schema": schema},
+        {
+            "id": VID,
+            "created_at": "2026-01-01T00:00:00Z",
+            "cog_version": "0.9.0",
+            "openapi_schema": schema,
+        },
         client,
     )
 
@@ -460,7 +460,7 @@ async def test_d06_waits_and_iterators_accept_timeout(aio: bool) -> None:
 async def test_d06_per_call_poll_interval_and_gentle_backoff(
     aio: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """D06: per-call ``poll_interval``; after 10 polls the delay grows ×1.2 up to 5 s."""
+    """D06: per-call ``poll_interval``; after 10 polls the delay grows by 1.2x up to 5 s."""
     sleeps: list[float] = []
 
     async def async_sleep(delay: float) -> None:
@@ -503,7 +503,11 @@ async def test_d08_create_forwards_all_params_for_model_and_deployment(
     aio: bool, target: str
 ) -> None:
     """D08: predictions.create(model=/deployment=) forwards wait, cancel_after, file encoding."""
-    path = "/v1/models/acme/m/predictions" if target == "model" else "/v1/deployments/acme/d/predictions"
+    path = (
+        "/v1/models/acme/m/predictions"
+        if target == "model"
+        else "/v1/deployments/acme/d/predictions"
+    )
     fake = Fake().on("POST", path, reply(201, pred("starting")))
     client = fake.client()
     ref = "acme/m" if target == "model" else "acme/d"
@@ -539,6 +543,7 @@ async def test_d09_unknown_create_params_raise_and_escape_hatches_work(aio: bool
         (client.deployments.predictions, "create", ("acme/d", {}), {}),
         (client.trainings, "create", (f"acme/m:{VID}", {}, "acme/dest"), {}),
         (client, "run", ("acme/m", {}), {}),
+        (client, "stream", ("acme/m", {}), {}),
     ]
     for obj, name, args, kwargs in attempts:
         with pytest.raises(TypeError) as err:
@@ -583,7 +588,11 @@ async def test_d10_use_file_output_honoured_for_iterators_and_streams(
         assert all(type(i) is kind for i in items), (use_file_output, items)
 
     fake.set("POST", "/v1/predictions", reply(201, streaming_pred()))
-    fake.set("GET", "/v1/streams/p1", sse(f"event: output\ndata: {DELIVERY}\n\nevent: done\ndata: {{}}\n\n".encode()))
+    fake.set(
+        "GET",
+        "/v1/streams/p1",
+        sse(f"event: output\ndata: {DELIVERY}\n\nevent: done\ndata: {{}}\n\n".encode()),
+    )
     for use_file_output, kind in ((False, str), (True, FileOutput)):
         streamer = client.async_stream if aio else client.stream
         events = await collect(streamer(VID, {}, use_file_output=use_file_output))
@@ -604,13 +613,25 @@ async def test_d11_processing_alone_is_not_final(
     aio: bool, status_code: int, headers: dict, status: str, polls: int
 ) -> None:
     """D11: only terminal or sync-complete (201 + Preference-Applied, not starting) end the wait."""
-    fake = Fake().on("POST", "/v1/predictions", reply(status_code, pred(status, "partial"), **headers))
+    fake = Fake().on(
+        "POST", "/v1/predictions", reply(status_code, pred(status, "partial"), **headers)
+    )
     fake.on("GET", "/v1/predictions/p1", pred("succeeded", "final"))
     client = fake.client()
     output = await call(client, "run", VID, {}, aio=aio, use_file_output=False)
     assert output == ("partial" if polls == 0 else "final")
     assert fake.count("GET", "/v1/predictions/p1") == polls
     assert fake.requests[0].headers["prefer"] == "wait"
+
+
+async def test_d11_without_prefer_only_a_terminal_status_is_final(aio: bool) -> None:
+    """D11: ``wait=False`` sends no Prefer, so even 201 + Preference-Applied is polled."""
+    fake = Fake().on(
+        "POST", "/v1/predictions", reply(201, pred("processing", "partial"), **SYNC_DONE)
+    )
+    fake.on("GET", "/v1/predictions/p1", pred("succeeded", "final"))
+    output = await call(fake.client(), "run", VID, {}, aio=aio, wait=False)
+    assert output == "final" and "prefer" not in fake.requests[0].headers
 
 
 @pytest.mark.parametrize(
@@ -634,17 +655,32 @@ async def test_d12_canceled_and_aborted_raise_in_run_but_not_in_wait(
     with pytest.raises(error):
         await collect(prediction.async_output_iterator() if aio else prediction.output_iterator())
 
-    fake.on("GET", "/v1/streams/p1", sse(f'event: done\ndata: {{"reason": "{status}"}}\n\n'.encode()))
+    fake.on(
+        "GET", "/v1/streams/p1", sse(f'event: done\ndata: {{"reason": "{status}"}}\n\n'.encode())
+    )
     streaming = Prediction._from_api(streaming_pred(), client)
     with pytest.raises(error):
         await collect(streaming.async_stream() if aio else streaming.stream())
     assert Training._from_api({"id": "t", "status": status}).is_terminal
 
 
+async def test_d12_unknown_status_terminal_once_completed(aio: bool) -> None:
+    """D12/§1.3: an unknown status is polled while completed_at is null, then raises ModelError."""
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("vanished")))
+    fake.on("GET", "/v1/predictions/p1", pred("vanished", completed_at="2026-01-01T00:01:00Z"))
+    with pytest.raises(ModelError) as err:
+        await call(fake.client(), "run", VID, {}, aio=aio)
+    assert "vanished" in str(err.value) and fake.count("GET", "/v1/predictions/p1") == 1
+
+
 async def test_d13_bare_version_id_accepted_by_run_and_stream(aio: bool) -> None:
     """D13: a 64-hex version id is routed to POST /v1/predictions with only the id."""
-    fake = Fake().on("POST", "/v1/predictions", reply(201, streaming_pred("succeeded", output="ok"), **SYNC_DONE))
-    fake.on("GET", f"/v1/models/acme/model/versions/{VID}", {"id": VID, "openapi_schema": PLAIN_SCHEMA})
+    fake = Fake().on(
+        "POST", "/v1/predictions", reply(201, streaming_pred("succeeded", output="ok"), **SYNC_DONE)
+    )
+    fake.on(
+        "GET", f"/v1/models/acme/model/versions/{VID}", {"id": VID, "openapi_schema": PLAIN_SCHEMA}
+    )
     fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: ok\n\nevent: done\ndata: {}\n\n"))
     client = fake.client()
     assert await call(client, "run", VID, {"x": 1}, aio=aio) == "ok"
@@ -677,7 +713,9 @@ async def test_d14_version_lookup_after_create_cached_and_non_fatal(aio: bool) -
         await call(unauthorized.client(), "run", f"acme/model:{VID}", {}, aio=aio)
     assert unauthorized.paths() == ["POST /v1/predictions"]  # the create's error surfaces first
 
-    with_version = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
+    with_version = Fake().on(
+        "POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE)
+    )
     client = with_version.client()
     assert await call(client, "run", version_obj(client, PLAIN_SCHEMA), {}, aio=aio) == "ok"
     assert with_version.paths() == ["POST /v1/predictions"]
@@ -687,7 +725,9 @@ async def test_d15_concatenate_iterators(aio: bool) -> None:
     """D15: use() joins concatenate iterators into a str; run() keeps returning a generator."""
     assert output_is_concatenate_iterator(CONCAT_SCHEMA) is True
     assert output_is_concatenate_iterator(ITERATOR_SCHEMA) is False
-    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", ["Hello", " world"]), **SYNC_DONE))
+    fake = Fake().on(
+        "POST", "/v1/predictions", reply(201, pred("succeeded", ["Hello", " world"]), **SYNC_DONE)
+    )
     client = fake.client()
     version = version_obj(client, CONCAT_SCHEMA)
     fn = client.use(version, use_async=aio)
@@ -695,6 +735,8 @@ async def test_d15_concatenate_iterators(aio: bool) -> None:
     result = await call(client, "run", version, {}, aio=aio)
     assert isinstance(result, types.AsyncGeneratorType if aio else types.GeneratorType)
     assert await collect(result) == ["Hello", " world"]
+    streaming = client.use(version, streaming=True, use_async=aio)
+    assert await collect(await resolved(streaming(prompt="x"))) == ["Hello", " world"]
 
 
 def test_d16_make_schema_backwards_compatible_copies_and_tolerates_missing_keys() -> None:
@@ -758,6 +800,17 @@ async def test_d18_sse_decoder_is_tolerant_and_drops_replays(aio: bool) -> None:
     assert fake.requests[1].headers["last-event-id"] == "1:1"
     assert str(err.value) == "model exploded" and not isinstance(err.value, RuntimeError)
     assert err.value.prediction.status == "failed"
+
+    raw = Fake().on(
+        "GET",
+        "/v1/streams/p1",
+        sse(b"event: output\ndata: line one\ndata: line two\n\nevent: error\ndata: plain text\n\n"),
+    )
+    prediction = Prediction._from_api(streaming_pred(), raw.client())
+    events.clear()
+    with pytest.raises(ModelError, match="plain text"):
+        await drain(prediction.async_stream() if aio else prediction.stream(), events)
+    assert [e.data for e in events] == ["line one\nline two"]
 
 
 async def test_d19_stream_creates_at_call_time(aio: bool) -> None:
@@ -1001,7 +1054,10 @@ def test_d24_construction_is_side_effect_free_and_bad_poll_interval_warns(
     env = {**os.environ, "REPLICATE_POLL_INTERVAL": "oops", "REPLICATE_API_TOKEN": ""}
     out = subprocess.run(
         [sys.executable, "-c", "import replicate; print(replicate.default_client.poll_interval)"],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     assert out.stdout.strip() == "0.5"
 
@@ -1092,11 +1148,15 @@ async def test_d28_streamed_files_and_rfc2397_data_urls(
     """D28: FileOutput iteration/save stream; uploads stream from disk; base64 is incremental with
     a size warning; data URLs without ``;base64`` are percent-decoded."""
     assert await read(FileOutput("data:,Hello%2C%20World", None), aio) == b"Hello, World"
-    assert await read(FileOutput("data:text/plain;charset=utf-8,caf%C3%A9", None), aio) == "café".encode()
+    assert (
+        await read(FileOutput("data:text/plain;charset=utf-8,caf%C3%A9", None), aio)
+        == "café".encode()
+    )
     assert await read(FileOutput("data:text/plain;base64,SGk=", None), aio) == b"Hi"
 
     fake = Fake().on(
-        "GET", "/xezq/out.png",
+        "GET",
+        "/xezq/out.png",
         lambda r: httpx.Response(200, stream=Chunks(b"a" * 5, b"b" * 5, b"c" * 5)),
     )
     client = fake.client()
@@ -1131,18 +1191,48 @@ async def test_d29_cursor_pagination_for_files_versions_and_search(aio: bool) ->
     """D29: files.list/versions.list return cursor Pages usable with paginate; models.search
     takes cursor= and repeats QUERY + body on the cursor URL."""
     fake = Fake()
-    fake.on("GET", "/v1/files", lambda r: httpx.Response(200, json=(
-        {"results": [{"id": "f2"}], "next": None} if r.url.params.get("cursor") == "2"
-        else {"results": [{"id": "f1"}], "next": f"{API}/v1/files?cursor=2"}
-    )))
-    fake.on("GET", "/v1/models/acme/m/versions", lambda r: httpx.Response(200, json=(
-        {"results": [{"id": "v2"}], "next": None} if r.url.params.get("cursor") == "2"
-        else {"results": [{"id": "v1"}], "next": f"{API}/v1/models/acme/m/versions?cursor=2"}
-    )))
-    fake.on("QUERY", "/v1/models", lambda r: httpx.Response(200, json=(
-        {"results": [{"owner": "b", "name": "m2"}], "next": None} if r.url.params.get("cursor")
-        else {"results": [{"owner": "a", "name": "m1"}], "next": f"{API}/v1/models?cursor=x"}
-    )))
+    fake.on(
+        "GET",
+        "/v1/files",
+        lambda r: httpx.Response(
+            200,
+            json=(
+                {"results": [{"id": "f2"}], "next": None}
+                if r.url.params.get("cursor") == "2"
+                else {"results": [{"id": "f1"}], "next": f"{API}/v1/files?cursor=2"}
+            ),
+        ),
+    )
+    fake.on(
+        "GET",
+        "/v1/models/acme/m/versions",
+        lambda r: httpx.Response(
+            200,
+            json=(
+                {"results": [{"id": "v2"}], "next": None}
+                if r.url.params.get("cursor") == "2"
+                else {
+                    "results": [{"id": "v1"}],
+                    "next": f"{API}/v1/models/acme/m/versions?cursor=2",
+                }
+            ),
+        ),
+    )
+    fake.on(
+        "QUERY",
+        "/v1/models",
+        lambda r: httpx.Response(
+            200,
+            json=(
+                {"results": [{"owner": "b", "name": "m2"}], "next": None}
+                if r.url.params.get("cursor")
+                else {
+                    "results": [{"owner": "a", "name": "m1"}],
+                    "next": f"{API}/v1/models?cursor=x",
+                }
+            ),
+        ),
+    )
     client = fake.client()
 
     async def pages(method: Any, *args: Any) -> list[list[str]]:
@@ -1155,7 +1245,8 @@ async def test_d29_cursor_pagination_for_files_versions_and_search(aio: bool) ->
     assert await pages(files) == [["f1"], ["f2"]]
     assert await pages(versions.async_list if aio else versions.list) == [["v1"], ["v2"]]
     assert await pages(client.models.async_search if aio else client.models.search, "llm") == [
-        ["a/m1"], ["b/m2"]
+        ["a/m1"],
+        ["b/m2"],
     ]
     assert fake.count("GET", "/v1/files") == 2  # one GET per page (1.0.x: first page only)
     queries = [r for r in fake.requests if r.method == "QUERY"]
@@ -1169,14 +1260,23 @@ async def test_d30_replicate_error_quirks_fixed(aio: bool) -> None:
     """D30: single positional arg → detail; args set; non-object/non-JSON bodies; HTTP status
     authoritative with the body kept; status subclasses."""
     error = ReplicateError("Something broke")
-    assert (error.detail, error.args, error.status) == ("Something broke", ("Something broke",), None)
+    assert (error.detail, error.args, error.status) == (
+        "Something broke",
+        ("Something broke",),
+        None,
+    )
     assert "detail: Something broke" in str(error)
     legacy = ReplicateError("type", "Title", 400, "Detail", "/i")
     assert (legacy.type, legacy.title, legacy.status, legacy.detail, legacy.instance) == (
-        "type", "Title", 400, "Detail", "/i"
+        "type",
+        "Title",
+        400,
+        "Detail",
+        "/i",
     )
     fake = Fake().on(
-        "GET", "/v1/predictions/p1",
+        "GET",
+        "/v1/predictions/p1",
         reply(404, {"detail": "gone", "status": 500}),
         lambda r: httpx.Response(502, text="<html>bad gateway</html>"),
         reply(400, ["not", "an", "object"]),
@@ -1210,7 +1310,9 @@ async def test_d31_download_errors_are_download_error_and_httpx_status_error(aio
                 await read(output, aio)
             else:
                 await collect(output)
-        assert isinstance(err.value, ReplicateError) and isinstance(err.value, httpx.HTTPStatusError)
+        assert isinstance(err.value, ReplicateError) and isinstance(
+            err.value, httpx.HTTPStatusError
+        )
         assert err.value.response.status_code == 404 and err.value.status == 404
         assert str(err.value.request.url) == DELIVERY
     with pytest.raises(httpx.ConnectError) as transport_error:
@@ -1221,23 +1323,32 @@ async def test_d31_download_errors_are_download_error_and_httpx_status_error(aio
 async def test_d32_model_reload_keeps_nested_objects_typed(aio: bool) -> None:
     """D32: after Model.reload() default_example/latest_version are typed and client-bound."""
     model_json = {
-        "owner": "acme", "name": "m",
+        "owner": "acme",
+        "name": "m",
         "default_example": pred("succeeded", "x"),
         "latest_version": {"id": VID, "openapi_schema": PLAIN_SCHEMA},
     }
     client = Fake().on("GET", "/v1/models/acme/m", model_json).client()
     model = Model._from_api({"owner": "acme", "name": "m"}, client)
     assert await call(model, "reload", aio=aio) is model
-    assert isinstance(model.default_example, Prediction) and isinstance(model.latest_version, Version)
+    assert isinstance(model.default_example, Prediction) and isinstance(
+        model.latest_version, Version
+    )
     assert model.default_example._api is client and model.latest_version._api is client
 
 
 async def test_d33_nested_resources_are_bound_to_the_client(aio: bool) -> None:
     """D33: Collection.models (and page results) are bound to the originating client."""
-    fake = Fake().on("GET", "/v1/collections/tti", {
-        "slug": "tti", "name": "TTI", "description": "d",
-        "models": [{"owner": "acme", "name": "m"}],
-    })
+    fake = Fake().on(
+        "GET",
+        "/v1/collections/tti",
+        {
+            "slug": "tti",
+            "name": "TTI",
+            "description": "d",
+            "models": [{"owner": "acme", "name": "m"}],
+        },
+    )
     fake.on("GET", "/v1/models/acme/m", {"owner": "acme", "name": "m", "description": "fresh"})
     fake.on("GET", "/v1/predictions", {"results": [pred()], "next": None})
     client = fake.client()
@@ -1248,6 +1359,18 @@ async def test_d33_nested_resources_are_bound_to_the_client(aio: bool) -> None:
     assert model.description == "fresh"
     page = await call(client.predictions, "list", aio=aio)
     assert page[0]._api is client
+    fake.on(
+        "GET",
+        "/v1/search",
+        {
+            "query": "q",
+            "models": [{"model": {"owner": "acme", "name": "m"}, "metadata": {"tags": []}}],
+            "collections": [],
+            "pages": [],
+        },
+    )
+    found = await call(client, "search", "q", aio=aio)
+    assert isinstance(found.models[0].model, Model) and found.models[0].model._api is client
 
 
 async def test_d34_tolerant_parsing_of_new_and_null_values(aio: bool) -> None:
@@ -1257,9 +1380,17 @@ async def test_d34_tolerant_parsing_of_new_and_null_values(aio: bool) -> None:
     odd["created_at"] = None
     fake = Fake().on("GET", "/v1/predictions/p1", odd)
     fake.on("GET", "/v1/account", {"type": "robot", "username": "r2", "name": None})
-    fake.on("GET", "/v1/models/acme/m", {"owner": "acme", "name": "m", "visibility": "unlisted",
-                                        "run_count": None, "latest_version": {"id": VID,
-                                        "cog_version": None, "openapi_schema": None}})
+    fake.on(
+        "GET",
+        "/v1/models/acme/m",
+        {
+            "owner": "acme",
+            "name": "m",
+            "visibility": "unlisted",
+            "run_count": None,
+            "latest_version": {"id": VID, "cog_version": None, "openapi_schema": None},
+        },
+    )
     fake.on("GET", "/v1/hardware", [{"name": "Future GPU", "sku": "gpu-z", "price": 1}])
     client = fake.client()
     prediction = await call(client.predictions, "get", "p1", aio=aio)
@@ -1272,6 +1403,15 @@ async def test_d34_tolerant_parsing_of_new_and_null_values(aio: bool) -> None:
     assert model.visibility == "unlisted" and model.latest_version.openapi_schema is None
     hardware = await call(client.hardware, "list", aio=aio)
     assert hardware[0].sku == "gpu-z"
+    odd_model = Model._from_api(
+        {"owner": "a", "name": "b", "run_count": "lots", "is_official": None}
+    )
+    assert odd_model.run_count == "lots" and odd_model.is_official is None
+    assert Model._from_api({"run_count": 1e10}).run_count == 10**10
+    assert (
+        Version._from_api({"id": VID, "created_at": "yesterday-ish"}).created_at == "yesterday-ish"
+    )
+    assert Prediction._from_api(pred("vanished", completed_at="2026-01-01T00:00:00Z")).is_terminal
 
 
 @pytest.mark.parametrize(
@@ -1280,11 +1420,26 @@ async def test_d34_tolerant_parsing_of_new_and_null_values(aio: bool) -> None:
         ((f"acme/m:{VID}", {"x": 1}, "acme/dest"), {}),  # legacy positional
         ((), {"version": f"acme/m:{VID}", "input": {"x": 1}, "destination": "acme/dest"}),
         (("acme/m", VID, {"x": 1}), {"destination": "acme/dest"}),  # model, version, input
-        ((), {"model": ("acme", "m"), "version": VID, "input": {"x": 1}, "destination": ("acme", "dest")}),
+        (
+            (),
+            {
+                "model": ("acme", "m"),
+                "version": VID,
+                "input": {"x": 1},
+                "destination": ("acme", "dest"),
+            },
+        ),
     ],
-    ids=["legacy-positional", "shorthand-keyword", "model-version-positional", "model-version-keyword"],
+    ids=[
+        "legacy-positional",
+        "shorthand-keyword",
+        "model-version-positional",
+        "model-version-keyword",
+    ],
 )
-async def test_d35_training_create_forms_sync_and_async(aio: bool, args: tuple, kwargs: dict) -> None:
+async def test_d35_training_create_forms_sync_and_async(
+    aio: bool, args: tuple, kwargs: dict
+) -> None:
     """D35: every create form works in sync and async; the legacy positional order is
     (ref, input, destination, ...)."""
     path = f"/v1/models/acme/m/versions/{VID}/trainings"
@@ -1326,7 +1481,7 @@ async def test_d37_encode_json_bytes_fileoutput_urlpath_strings_generators(
     """D37: bytes uploaded (or inlined), FileOutput/URLPath → URL, str never a path, generators
     → lists."""
     path = tmp_path / "input.txt"
-    path.write_text("never uploaded")
+    path.write_text("path content")
     uploads: list[bytes] = []
 
     def upload(request: httpx.Request) -> httpx.Response:
@@ -1342,6 +1497,7 @@ async def test_d37_encode_json_bytes_fileoutput_urlpath_strings_generators(
         "urlpath": URLPath(DELIVERY),
         "path_string": str(path),
         "gen": (i * 2 for i in range(3)),
+        "path": path,
     }
     encode = async_encode_json if aio else encode_json
     encoded = await resolved(encode(value, client))
@@ -1352,8 +1508,9 @@ async def test_d37_encode_json_bytes_fileoutput_urlpath_strings_generators(
         "urlpath": DELIVERY,
         "path_string": str(path),
         "gen": [0, 2, 4],
+        "path": f"{API}/v1/files/f1",
     }
-    assert len(uploads) == 1 and payload in uploads[0]
+    assert len(uploads) == 2 and payload in uploads[0] and b"path content" in uploads[1]
     inline = await resolved(encode({"b": bytearray(b"hi")}, client, "base64"))
     assert inline == {"b": "data:application/octet-stream;base64,aGk="}
 
@@ -1377,5 +1534,190 @@ async def test_d39_no_version_predict_use_run_with_a_version(aio: bool) -> None:
     assert not hasattr(version, "predict") and not hasattr(Version, "predict")
     assert await call(client, "run", version, input={"x": 1}, aio=aio) == "ok"
     assert body_of(fake.requests[0]) == {"input": {"x": 1}, "version": VID}
-    with pytest.raises(ReplicateException, match=r"The `model.predict\(\)` method has been removed"):
+    with pytest.raises(
+        ReplicateException, match=r"The `model.predict\(\)` method has been removed"
+    ):
         Model(owner="a", name="b").predict()
+
+
+# ====================================================================================== §10.2
+
+
+async def test_o01_wait_reload_cancel_return_self(aio: bool) -> None:
+    """O01: Prediction/Training wait(), reload(), cancel() return ``self`` (1.0.x: None)."""
+    fake = Fake().on("GET", "/v1/predictions/p1", pred("succeeded"))
+    fake.on("POST", "/v1/predictions/p1/cancel", pred("canceled"))
+    fake.on("GET", "/v1/trainings/t1", {"id": "t1", "status": "succeeded"})
+    fake.on("POST", "/v1/trainings/t1/cancel", {"id": "t1", "status": "canceled"})
+    client = fake.client()
+    prediction = Prediction._from_api(pred("processing"), client)
+    training = Training._from_api({"id": "t1", "status": "processing"}, client)
+    for obj in (prediction, training):
+        for method in ("wait", "reload", "cancel"):
+            assert await call(obj, method, aio=aio) is obj, (type(obj).__name__, method)
+        assert obj.status == "canceled"
+
+
+def test_o02_webhooks_validate_returns_true(at_vector_time: Any) -> None:
+    """O02: validate returns True (1.0.x: None) from every access path."""
+    kwargs = {"headers": wh_headers(), "body": WH_BODY, "secret": WH_SECRET}
+    assert Webhooks.validate(**kwargs) is True
+    assert replicate.webhooks.validate(**kwargs) is True
+    assert Client().webhooks.validate(**kwargs) is True
+    request = httpx.Request(
+        "POST", "https://example.com/hook", headers=wh_headers(), content=WH_BODY
+    )
+    assert Webhooks.validate(request=request, secret=WebhookSigningSecret(key=WH_SECRET)) is True
+
+
+async def test_o03_versions_delete_returns_true_for_202(aio: bool) -> None:
+    """O03: Versions.delete returns True for the API's 202 (1.0.x: False)."""
+    fake = Fake().on("DELETE", f"/v1/models/acme/m/versions/{VID}", reply(202))
+    client = fake.client()
+    assert await call(Versions(client, "acme/m"), "delete", VID, aio=aio) is True
+    assert await call(client.models.versions, "delete", "acme/m", VID, aio=aio) is True
+    assert fake.count("DELETE", f"/v1/models/acme/m/versions/{VID}") == 2
+
+
+async def test_o04_files_list_returns_a_page_of_files(aio: bool) -> None:
+    """O04: files.list() returns Page[File] (sequence-like) instead of list[File]."""
+    fake = Fake().on("GET", "/v1/files", {"results": [{"id": "f1"}, {"id": "f2"}], "next": None})
+    page = await call(fake.client().files, "list", aio=aio)
+    assert isinstance(page, Page) and len(page) == 2 and page[1].id == "f2"
+    assert [f.id for f in page] == ["f1", "f2"] and type(page[0]).__name__ == "File"
+
+
+async def test_o05_input_none_sends_empty_object(aio: bool) -> None:
+    """O05: ``input=None`` (or no input) sends ``"input": {}``: the field is required."""
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
+    fake.on("POST", "/v1/models/acme/m/predictions", reply(201, pred("starting")))
+    fake.on("POST", f"/v1/models/acme/m/versions/{VID}/trainings", reply(201, {"id": "t1"}))
+    client = fake.client()
+    await call(client.predictions, "create", version=VID, aio=aio)
+    await call(client.predictions, "create", VID, None, aio=aio)
+    await call(client.models.predictions, "create", "acme/m", None, aio=aio)
+    await call(client.trainings, "create", f"acme/m:{VID}", None, "acme/dest", aio=aio)
+    await call(client, "run", VID, aio=aio)
+    assert [body_of(r)["input"] for r in fake.requests if r.method == "POST"] == [{}] * 5
+
+
+async def test_o06_files_create_respects_explicit_filename(aio: bool, tmp_path: Any) -> None:
+    """O06: files.create(path, filename=...) keeps the given filename (1.0.x: the basename)."""
+    path = tmp_path / "original.bin"
+    path.write_bytes(b"content")
+    seen: list[bytes] = []
+
+    def upload(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(201, json={"id": "f1", "urls": {}})
+
+    client = Fake().on("POST", "/v1/files", upload).client()
+    await call(client.files, "create", path, filename="custom.txt", aio=aio)
+    await call(client.files, "create", str(path), aio=aio)
+    assert b'filename="custom.txt"' in seen[0] and b"original.bin" not in seen[0]
+    assert b"Content-Type: text/plain" in seen[0]
+    assert b'filename="original.bin"' in seen[1]
+
+
+@pytest.mark.parametrize("status", [101, 301, 302, 304, 307])
+async def test_o07_informational_and_redirect_answers_raise(aio: bool, status: int) -> None:
+    """O07: a 1xx/3xx answer to an API call raises ReplicateError (redirects not followed)."""
+    fake = Fake().on("GET", "/v1/predictions/p1", reply(status, Location=f"{API}/v1/elsewhere"))
+    fake.on("GET", "/v1/elsewhere", pred())
+    with pytest.raises(ReplicateError) as err:
+        await call(fake.client().predictions, "get", "p1", aio=aio)
+    assert err.value.status == status
+    assert fake.paths() == ["GET /v1/predictions/p1"]
+
+
+async def test_o08_foreign_cursors_rejected_and_http_cursors_upgraded(aio: bool) -> None:
+    """O08: absolute cursor URLs on another host raise ValueError; http:// becomes https://."""
+    fake = Fake().on("GET", "/v1/predictions", {"results": [], "next": None})
+    client = fake.client()
+    for cursor in ("https://evil.example/v1/predictions?cursor=x", "http://evil.example/v1/x"):
+        with pytest.raises(ValueError):
+            await call(client.predictions, "list", cursor, aio=aio)
+    with pytest.raises(ValueError, match="cursor cannot be None"):
+        await call(client.predictions, "list", None, aio=aio)
+    assert fake.requests == []
+    await call(
+        client.predictions, "list", "http://api.replicate.com/v1/predictions?cursor=abc", aio=aio
+    )
+    assert str(fake.requests[0].url) == f"{API}/v1/predictions?cursor=abc"
+
+
+@pytest.mark.parametrize("base", ["https://api.replicate.com/v1", "https://api.replicate.com/v1/"])
+async def test_o09_trailing_v1_in_base_url_accepted(
+    aio: bool, base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O09: a trailing ``/v1`` in base_url or REPLICATE_BASE_URL is accepted (no /v1/v1)."""
+    fake = Fake().on("GET", "/v1/account", {"type": "user", "username": "me"})
+    await call(fake.client(base_url=base).accounts, "current", aio=aio)
+    monkeypatch.setenv("REPLICATE_BASE_URL", base)
+    await call(fake.client().accounts, "current", aio=aio)
+    assert [str(r.url) for r in fake.requests] == [f"{API}/v1/account"] * 2
+
+
+@pytest.mark.parametrize(
+    ("value", "is_file"),
+    [
+        (DELIVERY, True),
+        ("https://replicate.delivery/a b.png", False),  # whitespace
+        ("https: not a url", False),
+        ("https://", False),  # no host
+        ("https:/missing-slash", False),
+        ("http://replicate.delivery/x.png", False),  # plain http stays a string
+        ("The answer is https://example.com", False),
+        ("data:text/plain;base64,SGk=", True),
+        ("data:nocomma", False),
+    ],
+)
+def test_o10_output_url_heuristic_requires_https_host_without_whitespace(
+    value: str, is_file: bool
+) -> None:
+    """O10: only ``https://<host>`` without whitespace (or a data: URL) becomes a FileOutput."""
+    result = transform_output({"v": [value]}, Client())["v"][0]
+    assert isinstance(result, FileOutput) is is_file
+    if not is_file:
+        assert result == value
+
+
+async def test_o11_non_sse_content_type_raises_replicate_error(aio: bool) -> None:
+    """O11: a 2xx stream answer that is not text/event-stream → ReplicateError (1.0.x ValueError)."""
+    fake = Fake().on("GET", "/v1/streams/p1", sse(b'{"not": "sse"}', ctype="application/json"))
+    prediction = Prediction._from_api(streaming_pred(), fake.client())
+    with pytest.raises(ReplicateError):
+        await collect(prediction.async_stream() if aio else prediction.stream())
+
+
+def test_o12_retry_defaults_cover_query_cancel_and_more_statuses() -> None:
+    """O12: QUERY is retryable, 408/500/502 are retry statuses, cancels are marked idempotent
+    (the wire-level matrix is test_d21_retry_policy_matrix)."""
+    transport = retry_mod.RetryTransport(httpx.MockTransport(lambda r: httpx.Response(200)))
+    assert "QUERY" in transport.retryable_methods and "POST" not in transport.retryable_methods
+    assert transport.retry_status_codes == {408, 429, 500, 502, 503, 504}
+    client = Client(api_token=TOKEN)
+    from replicate.prediction import _cancel_operation
+    from replicate.training import _cancel as training_cancel
+
+    for op in (_cancel_operation(client, "p1"), training_cancel(client, "t1")):
+        assert op.extensions[retry_mod.IDEMPOTENT_EXTENSION] is True
+
+
+async def test_o13_behaviours_pinned_by_1_0_tests_changed(
+    aio: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """O13: the 1.0.x-pinned behaviours named in §10.2 changed: the 2021 webhook vector without
+    tolerance fails; canceled raises; versions.delete is True; processing without
+    Preference-Applied is polled."""
+    monkeypatch.setattr(webhook_mod, "_now", time.time)
+    with pytest.raises(InvalidTimestampError):
+        Webhooks.validate(headers=wh_headers(), body=WH_BODY, secret=WH_SECRET)
+    fake = Fake().on("POST", "/v1/predictions", reply(201, pred("processing", "partial")))
+    fake.on("GET", "/v1/predictions/p1", pred("succeeded", "final"), pred("canceled"))
+    fake.on("DELETE", f"/v1/models/acme/m/versions/{VID}", reply(202))
+    client = fake.client()
+    assert await call(client, "run", VID, {}, aio=aio, use_file_output=False) == "final"
+    with pytest.raises(PredictionCanceledError):
+        await call(client, "run", VID, {}, aio=aio)
+    assert await call(client.models.versions, "delete", "acme/m", VID, aio=aio) is True
