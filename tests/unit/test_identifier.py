@@ -117,3 +117,12 @@ def test_model_key_errors(args: tuple[str, ...], kwargs: dict[str, str], message
     with pytest.raises(ValueError) as info:
         model_key_from_args(args, **kwargs)
     assert str(info.value).startswith(message)
+
+
+def test_resolve_ref_deployment() -> None:
+    deployment_module = pytest.importorskip("replicate.deployment")
+    ref = resolve_ref(deployment_module.Deployment(owner="acme", name="dep"))
+    assert ref.deployment == ("acme", "dep")
+    assert ref.version_id is None and ref.owner is None
+    with pytest.raises(ValueError, match="Invalid argument"):
+        resolve_ref(deployment_module.Deployment(owner="acme"))
