@@ -84,9 +84,8 @@ def cmd_run(args: Any, display: Display) -> int:
         target = resolve_target(client, args.model)
         inputs = parse_inputs(args.input or [], target.schema)
         streams = target.is_text_iterator and not args.json and not args.no_wait
-        prediction = create_prediction(
-            client, target, inputs, wait=False if (args.no_wait or streams) else 1
-        )
+        # No Prefer: wait, so that the prediction id is known at once and Ctrl-C can cancel it.
+        prediction = create_prediction(client, target, inputs, wait=False)
         if args.no_wait:
             if args.json:
                 display.json(prediction.dict())
@@ -147,11 +146,13 @@ def _stream_text(prediction: Any, display: Display) -> None:
 def _wait_with_display(client: Any, prediction: Any, display: Display) -> Any:
     if prediction.is_terminal:
         return prediction
-    interval = max(client.poll_interval, 0.05)
     with display.prediction_progress() as bar:
         task = bar.add_task(_status_text(prediction), total=None, log="")
+        polls = 0
         while not prediction.is_terminal:
-            time.sleep(interval)
+            polls += 1
+            # Quick first polls catch fast models; then the client's interval.
+            time.sleep(min(0.1 * polls, max(client.poll_interval, 0.05)))
             prediction.reload()
             progress = prediction.progress
             bar.update(

@@ -10,6 +10,8 @@ from typing import Any
 from ._errors import CLIError
 
 LOCAL_TOKEN = "r8_local"
+# A person is waiting: a few quick retries, not the library's minute of backoff.
+CLI_RETRY = {"max_attempts": 4}
 
 
 @contextlib.contextmanager
@@ -26,7 +28,9 @@ def open_client(args: Any, console: Any) -> Iterator[Any]:
             ) from None
         with serve(db=_local_db()) as base_url:
             console.note(f"Using a local Replicate server at {base_url} (results are local)")
-            with replicate.Client(api_token=LOCAL_TOKEN, base_url=base_url) as client:
+            with replicate.Client(
+                api_token=LOCAL_TOKEN, base_url=base_url, retry=CLI_RETRY
+            ) as client:
                 yield client
         return
     if not os.environ.get("REPLICATE_API_TOKEN") and not os.environ.get("REPLICATE_BASE_URL"):
@@ -35,7 +39,7 @@ def open_client(args: Any, console: Any) -> Iterator[Any]:
             "or use --local to run on a local server",
             code=2,
         )
-    with replicate.Client() as client:
+    with replicate.Client(retry=CLI_RETRY) as client:
         yield client
 
 
