@@ -290,7 +290,7 @@ class LocalApi:
             raise input_validation(
                 [f"- (root): Invalid type. Expected: object, given: {_json_type(body)}"]
             )
-        allowed = {"input", "stream", "webhook", "webhook_events_filter"} | (
+        allowed = {"input", "stream", "webhook", "webhook_completed", "webhook_events_filter"} | (
             {"version"} if with_version else set()
         )
         lines: list[str] = []
@@ -355,6 +355,9 @@ class LocalApi:
         # webhook
         webhook = body.get("webhook")
         events_filter = body.get("webhook_events_filter")
+        if webhook is None and body.get("webhook_completed") is not None:
+            webhook = body["webhook_completed"]  # legacy field: completed events only
+            events_filter = ["completed"]
         lines: list[str] = []
         if webhook is not None:
             parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
