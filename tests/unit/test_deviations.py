@@ -893,7 +893,21 @@ def retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.mark.parametrize(
     ("method", "path", "failure", "sends"),
     RETRY_CASES,
-    ids=[f"{m} {p} {getattr(f, '__name__', type(f).__name__)}-{n}" for m, p, f, n in RETRY_CASES],
+    ids=[
+        "create-429-retried",
+        "create-500-not-retried",
+        "create-503-not-retried",
+        "create-connect-error-retried",
+        "create-read-timeout-not-retried",
+        "get-408-retried",
+        "get-500-retried",
+        "get-502-retried",
+        "get-read-timeout-retried",
+        "get-remote-protocol-error-retried",
+        "query-503-retried",
+        "cancel-503-retried",
+        "cancel-read-timeout-retried",
+    ],
 )
 async def test_d21_retry_policy_matrix(
     aio: bool, retry_sleeps: list[float], method: str, path: str, failure: Any, sends: int
