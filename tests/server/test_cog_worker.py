@@ -517,3 +517,46 @@ def test_runs_through_the_local_servers_runner(
         assert done["output"] == ["c0"]
     finally:
         core.stop()
+
+
+def test_end_to_end_with_the_client(
+    echo_model: CogModel, echo_worker: CogWorker, file_model: CogModel, file_worker: CogWorker
+) -> None:
+    """`--cog acme/echo=DIR` equivalent: the client runs, streams and validates a Cog model."""
+    server_mod = pytest.importorskip("replicate.local.server")
+    import replicate
+    from replicate.exceptions import ReplicateError
+
+    pool = CogWorkerPool(idle_timeout=None)
+    # Serve through the module's already running workers (saves two runtime starts).
+    pool._workers.update({echo_model.version_id: echo_worker, file_model.version_id: file_worker})
+    with server_mod.LocalServer(demo_models=False) as server:
+        models = pool.attach_all(
+            server.core.registry, [f"acme/echo={ECHO_DIR}", f"acme/file={FILE_DIR}"]
+        )
+        assert [m.version_id for m in models] == [echo_model.version_id, file_model.version_id]
+        client = replicate.Client(api_token=server.api_token, base_url=server.base_url)
+
+        model = client.models.get("acme/echo")
+        latest = model.latest_version
+        assert latest is not None and latest.id == echo_model.version_id
+        assert latest.openapi_schema == json.loads(json.dumps(echo_model.schema))
+
+        assert list(client.run("acme/echo", input={"text": "hi", "repeat": 3})) == [
+            "hi0",
+            "hi1",
+            "hi2",
+        ]
+        streamed = [str(e) for e in client.stream("acme/echo", input={"text": "s", "repeat": 2})]
+        assert "".join(streamed) == "s0s1"
+
+        with pytest.raises(ReplicateError) as info:
+            client.predictions.create(model="acme/echo", input={"text": "x", "repeat": 99})
+        assert info.value.status == 422
+        assert "repeat" in json.dumps(info.value.body)
+
+        out = client.run("acme/file", input={"text": "file body"})
+        # A delivery URL of the local server (plain http, so the client leaves it a string).
+        url = getattr(out, "url", out)
+        assert str(url).startswith(server.base_url) and str(url).endswith("/echo.txt")
+        assert httpx.get(str(url)).content == b"file body"

@@ -1515,6 +1515,7 @@ class CogWorkerPool:
         self.max_live = max_live
         self.worker_options = worker_options
         self._workers: dict[str, CogWorker] = {}
+        self.models: dict[str, CogModel] = {}  #: attached models by version id
         self._lock = threading.Lock()
 
     def get(self, model: CogModel) -> CogWorker:
@@ -1535,6 +1536,50 @@ class CogWorkerPool:
         idle = sorted((w for w in live if w._active == 0), key=lambda w: w._last_used)
         for worker in idle[:excess]:
             threading.Thread(target=worker.stop, kwargs={"reason": "evicted"}, daemon=True).start()
+
+    def attach(
+        self,
+        registry: Any,
+        owner_name: str,
+        directory: str | os.PathLike[str],
+        *,
+        python: str | None = None,
+        **register_options: Any,
+    ) -> CogModel:
+        """Register a Cog directory with the local server's registry, served by this pool.
+
+        Validates the directory (:func:`register_cog_dir`, raising :class:`CogDirError`),
+        then registers its version through :func:`register_cog_model` with the pool's
+        worker for it. The worker only starts with the first prediction.
+        """
+        model = register_cog_dir(owner_name, directory, python=python)
+        register_cog_model(registry, model, self.get(model), **register_options)
+        with self._lock:
+            self.models[model.version_id] = model
+        return model
+
+    def attach_all(
+        self, registry: Any, specs: Iterable[str] | Mapping[str, str | os.PathLike[str]]
+    ) -> list[CogModel]:
+        """:meth:`attach` every ``OWNER/NAME=DIR`` (``--cog`` values) or ``{owner/name: dir}``.
+
+        Errors name the offending option: ``--cog acme/echo=DIR: <problem>``.
+        """
+        pairs: list[tuple[str, str | os.PathLike[str], str]]
+        if isinstance(specs, Mapping):
+            pairs = [(name, path, f"{name}={path}") for name, path in specs.items()]
+        else:
+            pairs = []
+            for spec in specs:
+                owner_name, directory = parse_cog_option(spec)
+                pairs.append((owner_name, directory, spec))
+        models = []
+        for owner_name, target, label in pairs:
+            try:
+                models.append(self.attach(registry, owner_name, target))
+            except CogDirError as exc:
+                raise CogDirError(f"--cog {label}: {exc}") from None
+        return models
 
     def stop_all(self) -> None:
         """Stop every worker and delete their temporary files."""
