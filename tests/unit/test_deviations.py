@@ -43,6 +43,7 @@ import pytest
 import replicate
 from replicate import _polling
 from replicate.client import Client, _get_api_token_from_environment
+from replicate.deployment import Deployment
 from replicate.exceptions import (
     APIRequestError,
     AuthenticationError,
@@ -544,6 +545,14 @@ async def test_d09_unknown_create_params_raise_and_escape_hatches_work(aio: bool
         (client.trainings, "create", (f"acme/m:{VID}", {}, "acme/dest"), {}),
         (client, "run", ("acme/m", {}), {}),
         (client, "stream", ("acme/m", {}), {}),
+        (client.files, "create", (b"x",), {}),
+        (client.deployments, "update", ("acme", "d"), {"hardware": "cpu"}),
+        (
+            Deployment._from_api({"owner": "acme", "name": "d"}, client).predictions,
+            "create",
+            ({},),
+            {},
+        ),
     ]
     for obj, name, args, kwargs in attempts:
         with pytest.raises(TypeError) as err:
@@ -596,6 +605,10 @@ async def test_d10_use_file_output_honoured_for_iterators_and_streams(
     for use_file_output, kind in ((False, str), (True, FileOutput)):
         streamer = client.async_stream if aio else client.stream
         events = await collect(streamer(VID, {}, use_file_output=use_file_output))
+        assert type(events[0].data) is kind and str(events[0]) == DELIVERY
+        existing = Prediction._from_api(streaming_pred(), client)
+        opener = existing.async_stream if aio else existing.stream
+        events = await collect(opener(use_file_output=use_file_output))
         assert type(events[0].data) is kind and str(events[0]) == DELIVERY
 
 
@@ -951,6 +964,13 @@ async def test_d21_retry_after_jitter_replay_safety_and_configuration(
     fake.on("POST", "/v1/files", reply(429, {"detail": "slow"}, retry_after="0"))
     await call(fake.client(retry={"max_attempts": 3}).predictions, "get", "p1", aio=aio)
     assert retry_sleeps == [60]  # capped at max_backoff_wait
+    body_hint = Fake().on(
+        "POST", "/v1/predictions", reply(429, {"retry_after": 2.5}), reply(201, pred("starting"))
+    )
+    await call(
+        body_hint.client(retry={"max_attempts": 3}).predictions, "create", version=VID, aio=aio
+    )
+    assert retry_sleeps == [60, 2.5]  # a 429 body's retry_after when there is no header
 
     class NonSeekable:
         def __init__(self) -> None:
