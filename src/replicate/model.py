@@ -255,8 +255,8 @@ class Models(Namespace):
         extra_body: Mapping[str, Any] | None = None,
     ) -> Page[Model]:
         """Search public models (``QUERY /v1/models`` with the query as plain text)."""
-        op = self._search(query, cursor)
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        op = self._search(query, cursor, extra_body)
+        return self._call(op.with_extras(extra_headers, extra_query))
 
     async def async_search(
         self,
@@ -268,10 +268,14 @@ class Models(Namespace):
         extra_body: Mapping[str, Any] | None = None,
     ) -> Page[Model]:
         """Async twin of :meth:`search`."""
-        op = self._search(query, cursor)
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        op = self._search(query, cursor, extra_body)
+        return await self._acall(op.with_extras(extra_headers, extra_query))
 
-    def _search(self, query: str, cursor: Any) -> Operation[Page[Model]]:
+    def _search(
+        self, query: str, cursor: Any, extra_body: Mapping[str, Any] | None = None
+    ) -> Operation[Page[Model]]:
+        if extra_body:
+            raise TypeError("extra_body cannot be used with search: its body is the query text")
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, not {type(query).__name__}")
         url = _cursor_url(self._client, cursor) or "/v1/models"

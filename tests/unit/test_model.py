@@ -190,6 +190,8 @@ async def test_search_uses_query_method(mock_api: Any, invoke: Any) -> None:
     assert mock_api.last.method == "QUERY"
     assert mock_api.last.url.query == b"cursor=2"
     assert mock_api.last.content == "llama ✨".encode()
+    with pytest.raises(TypeError, match="extra_body"):
+        await invoke(client.models, "search", "x", extra_body={"a": 1})
 
 
 def test_paginate_search(mock_api: Any) -> None:
