@@ -116,9 +116,11 @@ class LocalServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the local Replicate server failed to start")
             time.sleep(0.005)
-        import httpx
+        import urllib.request
 
-        httpx.get(f"{self.base_url}/_local/health", timeout=10).raise_for_status()
+        with urllib.request.urlopen(f"{self.base_url}/_local/health", timeout=10) as resp:
+            if resp.status != 200:
+                raise RuntimeError("the local Replicate server is not healthy")
         return self
 
     def stop(self, *, graceful: bool = True) -> None:
