@@ -35,6 +35,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -1605,6 +1606,29 @@ async def test_d39_no_version_predict_use_run_with_a_version(aio: bool) -> None:
         ReplicateException, match=r"The `model.predict\(\)` method has been removed"
     ):
         Model(owner="a", name="b").predict()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_d38_d39_documentation_matches_the_behaviour() -> None:
+    """D38/D39: docs say Prediction.output is raw (use transform_output/run/use for files) and
+    show ``replicate.run(version, input=...)``; nothing documents ``version.predict``."""
+    assert "raw" in (Prediction.__doc__ or "") and "transform_output" in (Prediction.__doc__ or "")
+    assert "replicate.run(version" in (Version.__doc__ or "")
+    readme = README.read_text(encoding="utf-8")
+    assert ".predict(" not in readme
+    assert "prediction.output" not in readme or "transform_output" in readme
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="README.md: the Python API tour never shows replicate.use(...) (§10 item 39 asks the "
+    "documentation to show replicate.run(version, input=...) and replicate.use(...))",
+)
+def test_d39_readme_shows_use() -> None:
+    """D39: the README shows ``replicate.use(...)``."""
+    assert "replicate.use(" in README.read_text(encoding="utf-8")
 
 
 # ====================================================================================== §10.2
