@@ -214,3 +214,20 @@ def test_delivery_404_after_data_removal(fresh: LocalServer) -> None:
         assert httpx.get(p["output"]).status_code == 404
         ex = c.get("/v1/models/replicate/hello-world/examples").json()["results"][0]
         assert ex["data_removed"] is False and ex["output"] == "hello world"
+
+
+def test_sync_file_outputs_data_uri() -> None:
+    import base64
+
+    with (
+        LocalServer(sync_file_outputs="data-uri") as s,
+        httpx.Client(base_url=s.base_url, headers=AUTH) as c,
+    ):
+        body = {"input": {"text": "inline", "format": "txt"}}
+        r = c.post(
+            "/v1/models/local-demo/make-file/predictions", json=body, headers={"Prefer": "wait"}
+        )
+        out = r.json()["output"]
+        assert out == "data:text/plain;base64," + base64.b64encode(b"inline").decode()
+        got = c.get(f"/v1/predictions/{r.json()['id']}").json()["output"]
+        assert got.startswith(s.base_url + "/delivery/")

@@ -180,6 +180,7 @@ class LocalMiddleware:
             "headers": {h: headers[h] for h in LOGGED_HEADERS if h in headers},
             "time": time.time(),
             "status": None,
+            "duration": None,
         }
         api = path.startswith("/v1/")
         is_create = method == "POST" and (
@@ -189,6 +190,8 @@ class LocalMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
+                if not path.startswith("/_local/"):
+                    self.requests.add(entry)  # logged before the client can see the reply
                 if api:
                     hdrs = list(message.get("headers", []))
                     hdrs.append((b"ratelimit-remaining", b"599" if is_create else b"2999"))
@@ -213,8 +216,8 @@ class LocalMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             entry["duration"] = time.monotonic() - started
-            if not path.startswith("/_local/"):
-                self.requests.add(entry)
+            if entry["status"] is None and not path.startswith("/_local/"):
+                self.requests.add(entry)  # no reply was sent (client went away)
 
 
 def _fault_response(fault: Any) -> Response:
@@ -403,7 +406,8 @@ class LocalApi:
             if row["status"] not in TERMINAL:
                 status = 202
         origin = self.origin(request)
-        out = core.prediction_json(row, origin)
+        inline = wait is not None and status == 201 and core.config.sync_file_outputs == "data-uri"
+        out = core.prediction_json(row, origin, inline_files=inline)
         if status == 202:
             headers["Location"] = out["urls"]["get"]
         return json_response(out, status, headers)

@@ -94,6 +94,7 @@ def serve_main(argv: list[str] | None = None) -> int:
         webhook_secret=args.webhook_secret,
         public_url=args.public_url,
         demo_models=not args.no_demo_models,
+        sync_file_outputs=args.sync_file_outputs,
     )
     core = Core(config)
     sock = socket.socket(

@@ -64,6 +64,7 @@ class ServerConfig:
     webhook_backoff_scale: float = 1.0
     webhook_throttle: float = 0.5
     keepalive: float = 15.0
+    sync_file_outputs: str = "url"  # or "data-uri": inline files in sync-mode create replies
     page_sizes: dict[str, int] = field(
         default_factory=lambda: {
             "predictions": 100,
@@ -260,8 +261,10 @@ class Core:
             pid if len(token) == 42 and hmac.compare_digest(self.stream_token(pid), token) else None
         )
 
-    def prediction_json(self, row: dict[str, Any], origin: str) -> dict[str, Any]:
-        """The API's prediction object for a decoded row."""
+    def prediction_json(
+        self, row: dict[str, Any], origin: str, *, inline_files: bool = False
+    ) -> dict[str, Any]:
+        """The API's prediction object for a decoded row (``inline_files``: files as ``data:`` URIs)."""
         pid = row["id"]
         base = f"{origin}/v1/{'trainings' if row['kind'] == 'training' else 'predictions'}/{pid}"
         urls: dict[str, str] = {
@@ -277,7 +280,9 @@ class Core:
             "version": row["version"],
             "input": row["input"],
             "logs": row["logs"] or "",
-            "output": self.files.render(row["output"], origin),
+            "output": self.files.render(
+                self.files.inline(row["output"]) if inline_files else row["output"], origin
+            ),
             "data_removed": bool(row["data_removed"]),
             "error": row["error"],
             "source": row["source"],

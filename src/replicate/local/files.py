@@ -304,6 +304,21 @@ class FileService:
             self.db.execute("UPDATE files SET deleted = 1 WHERE id = ?", (row["id"],))
             self._decref(row["sha256"])
 
+    def inline(self, value: Any, max_size: int = 1024 * 1024) -> Any:
+        """Replace delivery references with ``data:`` URIs (files up to ``max_size`` bytes)."""
+        if isinstance(value, str) and value.startswith(DELIVERY_PREFIX):
+            token, _, filename = value[len(DELIVERY_PREFIX) :].partition("/")
+            row = self.resolve_delivery(token, filename)
+            if row is None or row["size"] > max_size:
+                return value
+            data = base64.b64encode(self.blob_path(row).read_bytes()).decode()
+            return f"data:{row['content_type']};base64,{data}"
+        if isinstance(value, list):
+            return [self.inline(v, max_size) for v in value]
+        if isinstance(value, dict):
+            return {k: self.inline(v, max_size) for k, v in value.items()}
+        return value
+
     @staticmethod
     def render(value: Any, origin: str) -> Any:
         """Replace delivery references in an output value with absolute URLs."""
