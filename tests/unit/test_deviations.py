@@ -500,6 +500,30 @@ async def test_d07_sse_idle_timeout_reconnects_with_last_event_id(aio: bool) -> 
     assert second.headers["authorization"] == f"Bearer {TOKEN}"
 
 
+async def test_d07_idle_reconnects_are_bounded_by_the_overall_deadline(aio: bool) -> None:
+    """D07: idle reconnects never fail the stream by themselves (more than the 5-failure limit
+    here), but the overall deadline bounds them: cancel + PredictionTimeoutError."""
+    now = [0.0]
+    gets = [0]
+
+    def idle(request: httpx.Request) -> httpx.Response:
+        gets[0] += 1
+        if gets[0] == 8:
+            now[0] = 100.0  # the deadline passes during the 8th idle connection
+        return sse(b"retry: 0\n\n", error=httpx.ReadTimeout("idle"))(request)
+
+    fake = Fake().on("GET", "/v1/streams/p1", idle)
+    fake.on("POST", "/v1/predictions/p1/cancel", pred("canceled"))
+    client = fake.client()
+    prediction = Prediction._from_api(streaming_pred(), client)
+    stream_cls = stream_mod.AsyncStream if aio else stream_mod.Stream
+    stream = stream_cls(prediction, client=client, timeout=10, clock=lambda: now[0])
+    with pytest.raises(PredictionTimeoutError) as err:
+        await collect(stream)
+    assert gets[0] == 8 and err.value.canceled is True
+    assert fake.count("POST", "/v1/predictions/p1/cancel") == 1 and prediction.status == "canceled"
+
+
 @pytest.mark.parametrize("target", ["model", "deployment"])
 async def test_d08_create_forwards_all_params_for_model_and_deployment(
     aio: bool, target: str
@@ -1105,13 +1129,18 @@ def test_d24_construction_is_side_effect_free_and_bad_poll_interval_warns(
     assert Client().poll_interval == 0.0
     env = {**os.environ, "REPLICATE_POLL_INTERVAL": "oops", "REPLICATE_API_TOKEN": ""}
     out = subprocess.run(
-        [sys.executable, "-c", "import replicate; print(replicate.default_client.poll_interval)"],
+        [
+            sys.executable,
+            "-c",
+            "import replicate; c = replicate.default_client; "
+            "print(c.poll_interval, c._config_cache, c._sync_api)",
+        ],
         capture_output=True,
         text=True,
         env=env,
         check=True,
     )
-    assert out.stdout.strip() == "0.5"
+    assert out.stdout.strip() == "0.5 None None"  # nothing resolved or built at import
 
 
 def test_d25_cog_lookup_swallows_exceptions_but_not_base_exceptions(
