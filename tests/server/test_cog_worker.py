@@ -33,6 +33,7 @@ from replicate.local.cog_worker import (
     CogWorker,
     CogWorkerPool,
     _decode_data_uri,
+    _model_error,
     iter_model_files,
     parse_cog_option,
     register_cog_dir,
@@ -134,7 +135,13 @@ def test_schema_generated_without_cog_build(echo_model: CogModel) -> None:
     inp = schemas["Input"]
     assert inp["title"] == "Input"
     assert inp["required"] == ["text"]
-    assert list(inp["properties"]) == ["text", "repeat", "wait_for_file", "ignore_cancel"]
+    assert list(inp["properties"]) == [
+        "text",
+        "repeat",
+        "wait_for_file",
+        "ignore_cancel",
+        "fail_with",
+    ]
     assert inp["properties"]["text"] == {
         "title": "Text",
         "type": "string",
@@ -173,6 +180,9 @@ def test_file_model_schema_has_enum_and_uri_output(file_model: CogModel) -> None
         "x-order": 1,
     }
     assert schemas["format"]["enum"] == ["txt", "md"]
+    source = schemas["Input"]["properties"]["source"]
+    assert source["format"] == "uri" and source["nullable"] is True
+    assert schemas["Input"]["required"] == ["text"]
     assert not file_model.is_iterator
 
 
@@ -296,6 +306,17 @@ def test_runtime_validation_errors_become_clean_failures(echo_worker: CogWorker)
     assert result.error == "Invalid input: text: Field required"
 
 
+def test_model_exception_fails_with_its_message(echo_worker: CogWorker) -> None:
+    rec = Recorder()
+    result = echo_worker.predict("fail-1", {"text": "f", "repeat": 3, "fail_with": "boom"}, rec)
+    assert result.status == "failed"
+    assert result.error == "boom"
+    assert result.output == ["f0"]
+    assert result.logs == "chunk 0\nValueError: boom\n"
+    assert "".join(rec.of("logs")) == result.logs
+    assert rec.types[-1] == "completed"
+
+
 def test_cancel_while_processing_keeps_partial_output(
     echo_worker: CogWorker, tmp_path: Path
 ) -> None:
@@ -339,6 +360,29 @@ def test_path_output_is_handed_over_as_a_file(file_worker: CogWorker) -> None:
     assert result.logs == "writing 12 characters\n"
     assert rec.of("output") == []  # not an iterator: only the final output
     assert rec.types == ["start", "logs", "completed"]
+
+
+def test_file_inputs_as_data_uri_and_local_path(file_worker: CogWorker, tmp_path: Path) -> None:
+    result = file_worker.predict(
+        "file-in-1", {"text": "a+", "source": "data:text/plain;base64,ZnJvbSB1cmk="}
+    )
+    assert result.status == "succeeded", result
+    assert result.output.read_bytes() == b"a+from uri"
+    local = tmp_path / "in.txt"
+    local.write_text("from disk")
+    result = file_worker.predict("file-in-2", {"text": "b+", "source": local})
+    assert result.status == "succeeded", result
+    assert result.output.read_bytes() == b"b+from disk"
+
+
+def test_output_equals_a_direct_run_of_the_runtime(echo_worker: CogWorker) -> None:
+    ours = echo_worker.predict("same-1", {"text": "d", "repeat": 4})
+    direct = httpx.post(
+        echo_worker.base_url + "/predictions", json={"input": {"text": "d", "repeat": 4}}
+    ).json()
+    assert direct["status"] == "succeeded"
+    assert ours.output == direct["output"]
+    assert ours.logs == direct["logs"]
 
 
 def test_setup_failure_is_reported_with_logs(broken_model: CogModel) -> None:
@@ -451,6 +495,20 @@ def test_pool_reuses_one_worker_per_version(echo_model: CogModel, file_model: Co
         assert pool.get(file_model) is not pool.get(echo_model)
     finally:
         pool.stop_all()
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "detailed"),
+    [
+        ("Prediction failed: Prediction failed: ValueError: boom", "boom", "ValueError: boom"),
+        ("Prediction failed: Generator iteration error: KeyError: 'x'", "'x'", "KeyError: 'x'"),
+        ("Prediction failed: RuntimeError: ", "RuntimeError", "RuntimeError:"),
+        ("Prediction failed: out of memory", "out of memory", "out of memory"),
+        ("", "Prediction failed", ""),
+    ],
+)
+def test_model_error_unwrapping(raw: str, error: str, detailed: str) -> None:
+    assert _model_error(raw) == (error, detailed)
 
 
 def test_data_uri_decoding() -> None:

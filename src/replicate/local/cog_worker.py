@@ -533,6 +533,7 @@ class _CallbackServer:
         self.files_dir = files_dir
         self.secret = secrets.token_urlsafe(16)
         self.files: dict[str, CogFile] = {}
+        self.inputs: dict[str, Path] = {}
         self._counter = 0
         self._lock = threading.Lock()
         handler = self._make_handler()
@@ -559,6 +560,14 @@ class _CallbackServer:
     @property
     def files_prefix(self) -> str:
         return f"{self.base}/files/"
+
+    def input_url(self, path: Path) -> str:
+        """A URL on this server that serves a local input file to the runtime."""
+        token = secrets.token_urlsafe(12)
+        route = f"inputs/{token}/{urllib.parse.quote(_safe_filename(path.name))}"
+        with self._lock:
+            self.inputs[route] = path
+        return f"{self.base}/{route}"
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -644,6 +653,21 @@ class _CallbackServer:
                 self._reply(200)
                 if isinstance(snapshot, dict):
                     server.worker._on_webhook(snapshot)
+
+            def do_GET(self) -> None:
+                route = self._route()
+                found = server.inputs.get(route or "")
+                if found is None or not found.is_file():
+                    self._reply(404)
+                    return
+                size = found.stat().st_size
+                content_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(size))
+                self.end_headers()
+                with found.open("rb") as f:
+                    shutil.copyfileobj(f, self.wfile, 1 << 16)
 
             def do_PUT(self) -> None:
                 route = self._route()
@@ -1125,6 +1149,9 @@ class CogWorker:
         ``completed``) are delivered to ``on_event`` in this thread, in order. Setup
         failures, input the runtime rejects (422) and worker crashes become a ``failed``
         result rather than an exception. File outputs arrive as :class:`CogFile` values.
+        Input values may be URLs or ``data:`` URIs (as on the API) or local files given as
+        ``os.PathLike`` objects, which the worker serves to the runtime over loopback HTTP
+        (a plain local path *string* is not turned into a file by the runtime).
         """
         run = _Run(prediction_id, on_event)
         with self._lock:
@@ -1230,7 +1257,7 @@ class CogWorker:
             return CogResult("failed", error=WORKER_CRASHED)
         body = {
             "id": run.id,
-            "input": input,
+            "input": self._input_for_runtime(input, callbacks),
             "webhook": callbacks.webhook_url,
             "webhook_events_filter": ["start", "output", "logs", "completed"],
         }
@@ -1262,6 +1289,16 @@ class CogWorker:
                     run.put("snapshot", resp.json())
             return None
         return CogResult("failed", error=_runtime_error_message(resp))
+
+    def _input_for_runtime(self, value: Any, callbacks: _CallbackServer) -> Any:
+        """Local files (``os.PathLike`` values) become URLs the runtime downloads."""
+        if isinstance(value, os.PathLike):
+            return callbacks.input_url(Path(value))
+        if isinstance(value, dict):
+            return {k: self._input_for_runtime(v, callbacks) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self._input_for_runtime(v, callbacks) for v in value]
+        return value
 
     def _check_stalled(self, run: _Run) -> CogResult | None:
         """Called when no webhook arrived for a while: detect ignored cancels."""
@@ -1311,14 +1348,19 @@ class CogWorker:
             return None
         metrics = snap.get("metrics") if isinstance(snap.get("metrics"), dict) else {}
         final = self._convert_output(output, run.id) if output is not None else None
-        error = snap.get("error")
-        if status == "failed" and not error:
-            error = "Prediction failed"
+        error: str | None = None
+        logs = run.logs
+        if status == "failed":
+            raw = str(snap.get("error") or "")
+            error, detailed = _model_error(raw)
+            if detailed and detailed not in logs:
+                # The runtime sends no traceback; keep at least the exception type in logs.
+                logs += ("" if not logs or logs.endswith("\n") else "\n") + detailed + "\n"
         return CogResult(
             cast(Literal["succeeded", "failed", "canceled"], status),
             output=final,
-            error=error if status == "failed" else None,
-            logs=run.logs,
+            error=error,
+            logs=logs,
             metrics=dict(metrics or {}),
         )
 
@@ -1369,8 +1411,6 @@ def _to_plain_output(value: Any) -> Any:
 
 
 def _to_cog_input(value: Any) -> Any:
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
     if isinstance(value, (list, tuple)):
         return [_to_cog_input(v) for v in value]
     if isinstance(value, dict):
@@ -1382,8 +1422,8 @@ def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
     """Wrap a worker as a plain Python callable for a thread-based prediction runner.
 
     The callable takes ``cancel_event`` plus the inputs as keyword arguments (``None``
-    values are dropped so the runtime applies its defaults; ``Path`` values become local
-    path strings, which Cog's ``Path`` accepts). Logs are written to ``sys.stdout`` in the
+    values are dropped so the runtime applies its defaults; ``pathlib.Path`` values, as
+    the runner makes of file inputs, are served to the runtime by the worker). Logs are written to ``sys.stdout`` in the
     calling thread as they arrive (so a runner that captures stdout per prediction records
     them live). For iterator outputs it is a generator yielding chunks; otherwise it
     returns the final output. :class:`CogFile` values become ``pathlib.Path`` objects.
@@ -1619,6 +1659,27 @@ def _setup_error_message(raw: str, status: str) -> str:
     if not detail:
         detail = f"runtime reported {status}"
     return f"Model setup failed: {detail}"
+
+
+_EXC_PREFIX = re.compile(r"(?:^|\s)([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)):(?:\s|$)")
+
+
+def _model_error(raw: str) -> tuple[str, str]:
+    """``Prediction failed: ... ValueError: boom`` -> (``boom``, ``ValueError: boom``).
+
+    The runtime wraps the model's exception in its own prefixes (``Prediction failed:``,
+    ``Generator iteration error:``). The first value is what the API reports as ``error``
+    (``str(exception)``, as the real platform does); the second keeps the exception type
+    for the logs.
+    """
+    text = raw.strip()
+    match = _EXC_PREFIX.search(text)
+    if match is None:
+        detailed = re.sub(r"^(?:Prediction failed:\s*)+", "", text)
+        return detailed or "Prediction failed", detailed
+    detailed = text[match.start(1) :]
+    message = text[match.end() :].strip()
+    return message or match.group(1), detailed
 
 
 def _runtime_error_message(resp: httpx.Response) -> str:
