@@ -384,7 +384,7 @@ class LocalApi:
         issues = validate_input(version["openapi_schema"], body["input"])
         if issues:
             raise input_validation([f"- {i['field']}: {i['description']}" for i in issues], issues)
-        if core.runner.queue_depth(version["id"]) >= 1000:
+        if core.runner.queue_depth(version["id"]) >= core.runner.max_queue_depth:
             raise throttled(1)
         try:
             row = core.create_prediction(
@@ -1023,6 +1023,15 @@ class LocalApi:
         self._controls()
         return json_response(self.core.webhooks.attempts())
 
+    async def ctl_reset(self, request: Request) -> Response:
+        self._controls()
+        body = await self.json_body(request) if await request.body() else {}
+        secrets_too = bool(body.get("secrets")) if isinstance(body, dict) else False
+        await run_in_threadpool(self.core.reset, secrets=secrets_too)
+        self.faults.clear()
+        self.requests.clear()
+        return Response(status_code=204)
+
     async def ctl_signed_url(self, request: Request) -> Response:
         self._controls()
         fid = request.path_params["file_id"]
@@ -1063,6 +1072,7 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
         r("/_local/requests", api.ctl_requests, ["GET", "DELETE"]),
         r("/_local/webhooks/deliveries", api.ctl_deliveries, ["GET"]),
         r("/_local/files/{file_id}/signed-url", api.ctl_signed_url, ["GET"]),
+        r("/_local/reset", api.ctl_reset, ["POST"]),
         r("/v1/account", api.account_get, ["GET"]),
         r("/v1/hardware", api.hardware_list, ["GET"]),
         r("/v1/webhooks/default/secret", api.webhook_secret, ["GET"]),

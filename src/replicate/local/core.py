@@ -75,6 +75,7 @@ class ServerConfig:
         }
     )
     sweep_interval: float = 5.0
+    max_queue_depth: int = 1000
 
 
 class Core:
@@ -116,6 +117,7 @@ class Core:
             throttle=config.webhook_throttle,
         )
         self.runner = Runner(self.store, self.registry, self.files, self.clock, self._on_change)
+        self.runner.max_queue_depth = config.max_queue_depth
         self.recovered = recover(self.store, self.clock.now())
         for pid in self.recovered:
             self._on_change(pid, "completed")

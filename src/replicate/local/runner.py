@@ -156,6 +156,7 @@ class Runner:
         self._running: dict[str, int] = {}
         self._runs: dict[str, Run] = {}
         self._closed = False
+        self.max_queue_depth = MAX_QUEUE_DEPTH
 
     # ------------------------------------------------------------------ events
     def _event(self, run_or_pid: Run | str, type_: str, data: Any) -> None:
@@ -186,7 +187,7 @@ class Runner:
         )
         with self._lock:
             q = self._queues.setdefault(run.version, deque())
-            if len(q) >= MAX_QUEUE_DEPTH:
+            if len(q) >= self.max_queue_depth:
                 raise QueueFull()
             q.append(run)
             self._runs[pid] = run
