@@ -599,6 +599,29 @@ async def test_d09_unknown_create_params_raise_and_escape_hatches_work(aio: bool
     assert request.headers["x-new"] == "yes" and request.url.params["q"] == "1"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="_http: Operation.with_extras turns extra_body on a body-less GET/DELETE into a JSON "
+    "body (json={} then merged); §4.0 says extra_body is for JSON bodies only (models.search "
+    "already raises TypeError for it)",
+)
+async def test_d09_extra_body_never_puts_a_body_on_get_or_delete(aio: bool) -> None:
+    """D09/§4.0: ``extra_body`` is for JSON bodies only: a GET/DELETE is sent without a body
+    (or the call raises TypeError, as models.search does)."""
+    fake = Fake().on("GET", "/v1/predictions/p1", pred())
+    fake.on("DELETE", "/v1/files/f1", reply(204))
+    client = fake.client()
+    for obj, name, args in (
+        (client.predictions, "get", ("p1",)),
+        (client.files, "delete", ("f1",)),
+    ):
+        try:
+            await call(obj, name, *args, aio=aio, extra_body={"new_field": 1})
+        except TypeError:
+            continue
+        assert fake.requests[-1].content == b"", f"{fake.requests[-1].method} carried a body"
+
+
 @pytest.mark.parametrize("complete", [True, False], ids=["sync-complete", "polled"])
 async def test_d10_use_file_output_honoured_for_iterators_and_streams(
     aio: bool, complete: bool
