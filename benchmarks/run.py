@@ -16,8 +16,8 @@ import caches and memory figures are clean:
 
 The targets of issue 2 are checked and shown as PASS/FAIL. ``--quick`` (CI) shrinks counts and
 sizes and always exits 0 (it reports); the full run exits 1 when a target fails or cannot be
-measured. The SSE decoding benchmark of issue 4 (``benchmarks/bench_sse.py``) is run too and
-reported without a target.
+measured. The SSE benchmarks of issue 4 (``benchmarks/bench_sse.py``, ``bench_stream.py``) are
+run too, each ``run(quick)`` in a fresh process; ``bench_stream``'s own targets count as a check.
 """
 
 from __future__ import annotations
@@ -337,17 +337,34 @@ def merge(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def run_sse(quick: bool, v107_python: Path | None) -> dict[str, Any]:
-    """Run the colleague's SSE benchmark (``bench_sse.run(quick)``) in a fresh subprocess."""
-    if not (BENCH_DIR / "bench_sse.py").exists():
-        return {"error": "benchmarks/bench_sse.py not present"}
+@dataclass(frozen=True)
+class External:
+    """A colleague's benchmark module in ``benchmarks/`` exposing ``run(quick) -> dict``."""
+
+    name: str
+    module: str
+    title: str
+    ours_key: str  # the key of our figure in the module's "rates"
+
+
+EXTERNALS: tuple[External, ...] = (
+    External("sse", "bench_sse", "SSE decoding (issue 4)", "ours"),
+    External("stream", "bench_stream", "full streaming path (issue 4)", "ours Prediction.stream()"),
+)
+
+
+def run_external(ext: External, quick: bool, v107_python: Path | None) -> dict[str, Any]:
+    """Run ``<module>.run(quick)`` in a fresh subprocess, pointed at our 1.0.7 interpreter."""
+    if not (BENCH_DIR / f"{ext.module}.py").exists():
+        return {"error": f"benchmarks/{ext.module}.py not present"}
+    v107 = str(v107_python) if v107_python else ""
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(BENCH_DIR)!r})\n"
-        "import bench_sse\n"
-        f"if {str(v107_python) if v107_python else ''!r}:\n"
-        f"    bench_sse.V107_PYTHON = {str(v107_python) if v107_python else ''!r}\n"
-        f"print(json.dumps(bench_sse.run({quick!r}), default=str))\n"
+        f"import bench_sse, {ext.module} as mod\n"
+        f"if {v107!r}:\n"
+        f"    bench_sse.V107_PYTHON = mod.V107_PYTHON = {v107!r}\n"
+        f"print(json.dumps(mod.run({quick!r}), default=str))\n"
     )
     try:
         proc = subprocess.run(
@@ -356,7 +373,7 @@ def run_sse(quick: bool, v107_python: Path | None) -> dict[str, Any]:
             cwd=tempfile.gettempdir(),
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=900,
             check=False,
         )
     except subprocess.TimeoutExpired:
@@ -367,7 +384,27 @@ def run_sse(quick: bool, v107_python: Path | None) -> dict[str, Any]:
     try:
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
     except (ValueError, IndexError):
-        return {"error": "bench_sse printed no JSON result"}
+        return {"error": f"{ext.module} printed no JSON result"}
+
+
+def external_checks(externals: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A check row for each external benchmark that states its own targets ("targets met")."""
+    checks = []
+    for ext in EXTERNALS:
+        res = externals.get(ext.name)
+        if res is None or ("targets met" not in res and "error" not in res):
+            continue  # not run, or a benchmark without targets (reported only)
+        met = res.get("targets met")
+        checks.append(
+            {
+                "scenario": ext.name,
+                "check": f"{ext.module}: its targets",
+                "value": None,
+                "target": "as stated",
+                "status": "N/A" if met is None else ("PASS" if met else "FAIL"),
+            }
+        )
+    return checks
 
 
 # --------------------------------------------------------------------------------------------
@@ -426,7 +463,7 @@ def render_table(headers: list[str], rows: list[list[str]]) -> str:
 def report(
     results: dict[str, dict[str, dict[str, Any]]],
     checks: list[dict[str, Any]],
-    sse: dict[str, Any] | None,
+    externals: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """The human-readable report."""
     figure_rows: list[list[str]] = []
@@ -441,17 +478,16 @@ def report(
             for impl in ("ours", "v107", "httpx"):
                 cells.append(fmt(_figure(per_impl.get(impl), name)))
             figure_rows.append(cells)
-    parts = [
-        render_table(["scenario", "figure", "ours", "1.0.7", "httpx"], figure_rows),
-        "",
-        render_table(
-            ["scenario", "check", "value", "target", "result"],
-            [
-                [c["scenario"], c["check"], fmt(c["value"]), c["target"], c["status"]]
-                for c in checks
-            ],
-        ),
-    ]
+    parts: list[str] = []
+    if figure_rows:
+        parts.append(render_table(["scenario", "figure", "ours", "1.0.7", "httpx"], figure_rows))
+    if checks:
+        check_rows = [
+            [c["scenario"], c["check"], fmt(c["value"]), c["target"], c["status"]] for c in checks
+        ]
+        if parts:
+            parts.append("")
+        parts.append(render_table(["scenario", "check", "value", "target", "result"], check_rows))
     run_results = results.get("run", {})
     request_lines = []
     for impl in ("ours", "v107", "httpx"):
@@ -470,31 +506,34 @@ def report(
         for impl, res in per_impl.items()
         if "error" in res
     ]
-    if sse is not None:
-        parts.append("")
-        if "error" in sse:
-            errors.append(f"  sse: {sse['error']}")
-        else:
-            rates = sse.get("rates", {})
-            ratios = sse.get("ours / x", {})
-            parts.append(
-                f"SSE decoding ({sse.get('events', '?'):,} events, bench_sse.py; no target):"
-                if isinstance(sse.get("events"), int)
-                else "SSE decoding (bench_sse.py; no target):"
-            )
-            parts.append(
-                render_table(
-                    ["contender", "events/s", "ours / it"],
-                    [
-                        [
-                            name,
-                            fmt(rate),
-                            "-" if name == "ours" else fmt(ratios.get(name), "x"),
-                        ]
-                        for name, rate in rates.items()
-                    ],
-                )
-            )
+    for ext in EXTERNALS:
+        ext_res = (externals or {}).get(ext.name)
+        if ext_res is None:
+            continue
+        if "error" in ext_res:
+            errors.append(f"  {ext.name}: {ext_res['error']}")
+            continue
+        rates = ext_res.get("rates", {})
+        walls = ext_res.get("wall rates", {})
+        ours_rate = rates.get(ext.ours_key)
+        events = ext_res.get("events")
+        parts += [
+            "",
+            f"{ext.title}: {events:,} events, {ext.module}.py"
+            if isinstance(events, int)
+            else f"{ext.title}: {ext.module}.py",
+        ]
+        rows = []
+        for name, rate in rates.items():
+            ratio = ours_rate / rate if ours_rate and rate and name != ext.ours_key else None
+            row = [name, fmt(rate), "-" if name == ext.ours_key else fmt(ratio, "x")]
+            if walls:
+                row.insert(2, fmt(walls.get(name)))
+            rows.append(row)
+        headers = ["contender", "events/s", "ours / it"]
+        if walls:
+            headers = ["contender", "events/s (CPU)", "events/s (wall)", "ours / it"]
+        parts.append(render_table(headers, rows))
     if errors:
         parts += ["", "Failed runs:", *errors]
     return "\n".join(parts)
@@ -528,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="NAMES",
-        help="comma-separated scenarios to run: " + ", ".join(s.name for s in SCENARIOS) + ", sse",
+        help="comma-separated scenarios to run: "
+        + ", ".join([*(s.name for s in SCENARIOS), *(e.name for e in EXTERNALS)]),
     )
     parser.add_argument(
         "--v107-venv",
@@ -536,7 +576,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("REPLICATE_BENCH_V107_VENV", str(DEFAULT_VENV)),
         help="virtual environment for replicate 1.0.7 (created if missing; default .bench/v107)",
     )
-    parser.add_argument("--no-sse", action="store_true", help="skip the SSE benchmark")
+    parser.add_argument(
+        "--no-sse",
+        action="store_true",
+        help="skip the SSE and streaming benchmarks (bench_sse.py, bench_stream.py)",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
@@ -548,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     wanted = {s.strip() for s in args.only.split(",")} if args.only else None
-    known = {s.name for s in SCENARIOS} | {"sse"}
+    known = {s.name for s in SCENARIOS} | {e.name for e in EXTERNALS}
     if wanted and not wanted <= known:
         parser.error(f"unknown scenario(s): {', '.join(sorted(wanted - known))}")
 
@@ -567,19 +611,20 @@ def main(argv: list[str] | None = None) -> int:
         if wanted is None or scenario.name in wanted:
             log(f"{scenario.name}:")
             runner.run(scenario)
-    sse = None
-    if not args.no_sse and (wanted is None or "sse" in wanted):
-        log("sse:")
-        sse = run_sse(args.quick, v107_python)
+    externals: dict[str, dict[str, Any]] = {}
+    for ext in EXTERNALS:
+        if not args.no_sse and (wanted is None or ext.name in wanted):
+            log(f"{ext.name} ({ext.module}.py):")
+            externals[ext.name] = run_external(ext, args.quick, v107_python)
 
-    checks = evaluate(runner.results)
+    checks = evaluate(runner.results) + external_checks(externals)
     mode = "quick" if args.quick else "full"
     print(
         f"replicate benchmarks ({mode} mode, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs, {time.perf_counter() - started:.0f} s)"
     )
     print(versions_line(runner.results))
-    print(report(runner.results, checks, sse))
+    print(report(runner.results, checks, externals))
 
     failed = [c for c in checks if c["status"] != "PASS"]
     if args.json:
@@ -591,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             "v107_python": str(v107_python) if v107_python else None,
             "results": runner.results,
             "checks": checks,
-            "sse": sse,
+            "externals": externals,
             "passed": not failed,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")

@@ -136,3 +136,23 @@ def test_scenario_check_failure_exits_non_zero(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "wrong output" in proc.stderr
     assert proc.stdout == ""
+
+
+def test_external_benchmarks_with_targets_become_checks() -> None:
+    checks = bench.external_checks(
+        {
+            "sse": {"rates": {"ours": 2.0}},  # no targets: reported only
+            "stream": {"rates": {"ours Prediction.stream()": 1.0}, "targets met": False},
+        }
+    )
+    assert [(c["scenario"], c["status"]) for c in checks] == [("stream", "FAIL")]
+    failed = bench.external_checks({"stream": {"error": "ImportError: x"}})
+    assert [c["status"] for c in failed] == ["N/A"]
+
+
+def test_report_renders_external_rates_against_ours() -> None:
+    externals = {"sse": {"events": 10, "rates": {"ours": 200.0, "httpx-sse": 50.0}}}
+    text = bench.report({}, [], externals)
+    assert "SSE decoding" in text
+    assert "4x" in text
+    assert "scenario  figure" not in text  # no empty tables
