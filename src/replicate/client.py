@@ -344,31 +344,23 @@ class Client:
 
     def _call(self, op: Operation[T]) -> T:
         """Send one operation with the sync client and parse its answer."""
-        import httpx
-
-        from ._http import check_response
-        from .exceptions import wrap_transport_error
-
-        client = self._get_sync_client()
+        request_error, check_response, wrap_transport_error = _pipeline()
+        client = self._sync_api or self._get_sync_client()
         request = client.build_request(op.method, op.path, **op.request_kwargs())
         try:
             response = client.send(request)
-        except httpx.RequestError as exc:
+        except request_error as exc:
             raise wrap_transport_error(exc) from exc
         return op.parse(check_response(response))
 
     async def _acall(self, op: Operation[T]) -> T:
         """Send one operation with the async client of the running event loop and parse its answer."""
-        import httpx
-
-        from ._http import check_response
-        from .exceptions import wrap_transport_error
-
+        request_error, check_response, wrap_transport_error = _pipeline()
         client = self._get_async_client()
         request = client.build_request(op.method, op.path, **op.request_kwargs())
         try:
             response = await client.send(request)
-        except httpx.RequestError as exc:
+        except request_error as exc:
             raise wrap_transport_error(exc) from exc
         return op.parse(check_response(response))
 
@@ -539,6 +531,22 @@ class Client:
         from .search import async_search
 
         return await async_search(self, query, limit=limit, **options)
+
+
+_PIPELINE: tuple[Any, Any, Any] | None = None
+
+
+def _pipeline() -> tuple[Any, Any, Any]:
+    """The request-error class, the response check and the error wrapper, imported once."""
+    global _PIPELINE
+    if _PIPELINE is None:
+        import httpx
+
+        from ._http import check_response
+        from .exceptions import wrap_transport_error
+
+        _PIPELINE = (httpx.RequestError, check_response, wrap_transport_error)
+    return _PIPELINE
 
 
 def _identity(response: Any) -> Any:
