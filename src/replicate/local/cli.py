@@ -46,6 +46,12 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
         "--public-url", default=None, help="origin to use in URLs instead of the request's"
     )
     p.add_argument(
+        "--sync-file-outputs",
+        choices=["url", "data-uri"],
+        default="url",
+        help="file outputs in sync-mode (Prefer: wait) create replies: delivery URLs or data: URIs",
+    )
+    p.add_argument(
         "--no-demo-models", action="store_true", help="do not register the bundled demo models"
     )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
