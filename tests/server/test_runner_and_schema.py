@@ -235,3 +235,37 @@ def test_reset_control() -> None:
         assert c.post("/_local/reset", json={"secrets": True}).status_code == 204
         assert c.get("/v1/webhooks/default/secret").json()["key"] != secret
         assert wait_until(lambda: c.get("/_local/health").status_code == 200)
+
+
+def test_register_with_a_ready_schema(server: LocalServer, http: httpx.Client) -> None:
+    from replicate.local.schema import cog_openapi_document
+
+    doc = cog_openapi_document(
+        {
+            "type": "object",
+            "title": "Input",
+            "required": ["text"],
+            "properties": {
+                "text": {"type": "string", "title": "Text", "x-order": 0},
+                "n": {"type": "integer", "title": "N", "default": 3, "x-order": 1},
+            },
+        },
+        {"type": "string", "title": "Output"},
+        {},
+    )
+
+    def anything(cancel_event: threading.Event | None = None, **inputs: object) -> str:
+        return f"{inputs['text']}x{inputs['n']}"
+
+    name = unique()
+    vid = server.register(
+        name, anything, openapi_schema=doc, cog_version="0.23.0", version_id="ab" * 32
+    )
+    assert vid == "ab" * 32
+    v = http.get(f"/v1/models/{name}/versions/{vid}").json()
+    assert v["cog_version"] == "0.23.0" and v["openapi_schema"] == doc
+    r = http.post(
+        f"/v1/models/{name}/predictions", json={"input": {"text": "a"}}, headers={"Prefer": "wait"}
+    )
+    assert r.json()["output"] == "ax3"
+    assert http.post(f"/v1/models/{name}/predictions", json={"input": {}}).status_code == 422

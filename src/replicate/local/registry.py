@@ -70,19 +70,26 @@ class Registry:
         source: str = "callable",
         github_url: str | None = None,
         cover_image_url: str | None = None,
+        openapi_schema: dict[str, Any] | None = None,
+        cog_version: str | None = None,
     ) -> str:
         """Register a callable as ``owner/name``; returns the version id.
 
         The version id is the SHA-256 of the qualified name, the source text, the
         schema and ``version_key`` unless ``version_id`` pins it. ``extra_version_ids``
         adds older versions served by the same callable (listed before the latest).
+        ``openapi_schema`` (with ``cog_version``) supplies a ready Cog document instead of
+        deriving one from the signature, for ``**inputs`` callables such as Cog workers.
         """
         owner, name = _validate_ref(model)
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        input_schema, enums = build_input_schema(fn)
-        output_schema = build_output_schema(fn)
-        doc = cog_openapi_document(input_schema, output_schema, enums)
+        if openapi_schema is not None:
+            doc = openapi_schema
+        else:
+            input_schema, enums = build_input_schema(fn)
+            output_schema = build_output_schema(fn)
+            doc = cog_openapi_document(input_schema, output_schema, enums)
         if version_id is None:
             try:
                 src = inspect.getsource(fn)
@@ -169,8 +176,15 @@ class Registry:
                 if row is None:
                     self.store.execute(
                         "INSERT INTO versions (id, owner, name, created_at, cog_version, openapi_schema) "
-                        "VALUES (?, ?, ?, ?, NULL, ?)",
-                        (vid, owner, name, now - (len(ids) - 1 - i) * 0.001, canonical_json(doc)),
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (
+                            vid,
+                            owner,
+                            name,
+                            now - (len(ids) - 1 - i) * 0.001,
+                            cog_version,
+                            canonical_json(doc),
+                        ),
                     )
                 elif vid == version_id and i == len(ids) - 1:
                     # Re-registration of an existing version: make it the latest again.
