@@ -2,7 +2,8 @@
 
 Fixtures live in tests/fixtures/cog_*: ``cog_echo`` (BasePredictor.predict -> Iterator[str],
 ``repeat`` with ge=1/le=10, a ``wait_for_file`` input to block until the test releases it),
-``cog_file`` (BaseRunner.run -> Path) and ``cog_setup_fails`` (setup raises).
+``cog_file`` (BaseRunner.run -> Path, optional Path input), ``cog_frames`` (async run ->
+AsyncIterator[Path]) and ``cog_setup_fails`` (setup raises).
 Every wait is on an event or a state; nothing sleeps and hopes.
 """
 
@@ -46,6 +47,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ECHO_DIR = FIXTURES / "cog_echo"
 FILE_DIR = FIXTURES / "cog_file"
 BROKEN_DIR = FIXTURES / "cog_setup_fails"
+FRAMES_DIR = FIXTURES / "cog_frames"
 
 
 class Recorder:
@@ -360,6 +362,24 @@ def test_path_output_is_handed_over_as_a_file(file_worker: CogWorker) -> None:
     assert result.logs == "writing 12 characters\n"
     assert rec.of("output") == []  # not an iterator: only the final output
     assert rec.types == ["start", "logs", "completed"]
+
+
+def test_streamed_files_keep_their_order(tmp_path: Path) -> None:
+    model = register_cog_dir("acme/frames", FRAMES_DIR)
+    assert model.output_schema["items"] == {"type": "string", "format": "uri"}
+    worker = CogWorker(model, idle_timeout=None)
+    try:
+        rec = Recorder()
+        result = worker.predict("frames-1", {"n": 8}, rec)
+        assert result.status == "succeeded", result
+        assert [f.read_bytes() for f in result.output] == [f"frame {i}".encode() for i in range(8)]
+        assert [f.filename for f in result.output] == [f"output-{i}.txt" for i in range(8)]
+        chunks = rec.of("output")
+        assert len(chunks) == 8 and all(a is b for a, b in zip(chunks, result.output, strict=True))
+        worker.discard_outputs("frames-1")
+        assert not result.output[0].path.exists()
+    finally:
+        worker.close()
 
 
 def test_file_inputs_as_data_uri_and_local_path(file_worker: CogWorker, tmp_path: Path) -> None:

@@ -534,6 +534,7 @@ class _CallbackServer:
         self.secret = secrets.token_urlsafe(16)
         self.files: dict[str, CogFile] = {}
         self.inputs: dict[str, Path] = {}
+        self.upload_lock = threading.Lock()
         self._counter = 0
         self._lock = threading.Lock()
         handler = self._make_handler()
@@ -681,8 +682,13 @@ class _CallbackServer:
                     mimetypes.guess_type(filename)[0] or "application/octet-stream"
                 )
                 prediction_id = self.headers.get("X-Prediction-Id") or "unknown"
-                url, _ = server.store(self._body_chunks(), filename, content_type, prediction_id)
-                self._reply(201, {"Location": url})
+                # One upload at a time: the runtime orders file outputs by when their
+                # uploads finish, so answering in arrival order keeps the model's order.
+                with server.upload_lock:
+                    url, _ = server.store(
+                        self._body_chunks(), filename, content_type, prediction_id
+                    )
+                    self._reply(201, {"Location": url})
 
         return Handler
 
@@ -767,6 +773,7 @@ class CogWorker:
         env: Mapping[str, str] | None = None,
         on_stop: Callable[[CogWorker], None] | None = None,
         record_setup: bool = True,
+        file_outputs: Literal["auto", "upload", "inline"] = "auto",
     ) -> None:
         self.model = model
         self.idle_timeout = idle_timeout
@@ -777,6 +784,9 @@ class CogWorker:
         self.extra_env = dict(env or {})
         self.on_stop = on_stop
         self.record_setup = record_setup
+        if file_outputs not in ("auto", "upload", "inline"):
+            raise ValueError("file_outputs must be 'auto', 'upload' or 'inline'")
+        self.file_outputs = file_outputs
         self._own_work_dir = work_dir is None
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._lock = threading.RLock()
@@ -894,15 +904,9 @@ class CogWorker:
         if self.weights:
             env["COG_WEIGHTS"] = self.weights
         env.update(self.extra_env)
-        cmd = [
-            model.python,
-            "-m",
-            "cog.server.http",
-            "--host",
-            "127.0.0.1",
-            "--upload-url",
-            callbacks.upload_url,
-        ]
+        cmd = [model.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
+        if self._uploads_files():
+            cmd += ["--upload-url", callbacks.upload_url]
         proc = subprocess.Popen(
             cmd,
             cwd=stage,
@@ -957,6 +961,19 @@ class CogWorker:
                 daemon=True,
                 name=f"cog-idle-{model.owner_name}",
             ).start()
+
+    def _uploads_files(self) -> bool:
+        """Whether the runtime uploads file outputs to us (else it inlines ``data:`` URIs).
+
+        Uploads keep the model's filenames, but Cog 0.23 orders a list of uploaded files by
+        upload completion, so ``auto`` inlines outputs that are arrays of files (their
+        order then matches the model's) and uploads everything else.
+        """
+        if self.file_outputs != "auto":
+            return self.file_outputs == "upload"
+        out = self.model.output_schema
+        items = out.get("items") if out.get("type") == "array" else None
+        return not (isinstance(items, dict) and items.get("format") == "uri")
 
     def _prepare_stage(self, stage: Path) -> str:
         """A directory mirroring the model's top level plus ``.cog/openapi_schema.json``.
@@ -1341,8 +1358,9 @@ class CogWorker:
             run.logs = logs
         output = snap.get("output")
         if self.model.is_iterator and isinstance(output, list) and len(output) > run.emitted_chunks:
-            for chunk in output[run.emitted_chunks :]:
-                self._emit(run, CogEvent("output", self._convert_output(chunk, run.id)))
+            for index in range(run.emitted_chunks, len(output)):
+                chunk = self._convert_output(output[index], run.id, str(index))
+                self._emit(run, CogEvent("output", chunk))
             run.emitted_chunks = len(output)
         if not terminal:
             return None
@@ -1364,29 +1382,46 @@ class CogWorker:
             metrics=dict(metrics or {}),
         )
 
-    def _convert_output(self, value: Any, prediction_id: str) -> Any:
-        """Replace the worker's internal file URLs and ``data:`` URIs with :class:`CogFile`."""
+    def _convert_output(self, value: Any, prediction_id: str, path: str = "") -> Any:
+        """Replace the worker's internal file URLs and ``data:`` URIs with :class:`CogFile`.
+
+        ``path`` locates the value in the output (``"2"`` for the third chunk, ``"image"``
+        for a field); inline files are named after it (``output-2.png``, ``image.png``),
+        and the same file at the same place maps to the same :class:`CogFile`.
+        """
         callbacks = self._callbacks
         if isinstance(value, list):
-            return [self._convert_output(v, prediction_id) for v in value]
+            return [
+                self._convert_output(v, prediction_id, f"{path}-{i}" if path else str(i))
+                for i, v in enumerate(value)
+            ]
         if isinstance(value, dict):
-            return {k: self._convert_output(v, prediction_id) for k, v in value.items()}
-        if isinstance(value, str):
-            if callbacks is not None and value.startswith(callbacks.files_prefix):
+            return {
+                k: self._convert_output(v, prediction_id, f"{path}-{k}" if path else str(k))
+                for k, v in value.items()
+            }
+        if isinstance(value, str) and callbacks is not None:
+            if value.startswith(callbacks.files_prefix):
                 found = callbacks.files.get(value)
                 if found is not None:
                     return found
-            if value.startswith("data:") and callbacks is not None:
+            if value.startswith("data:"):
                 decoded = _decode_data_uri(value)
                 if decoded is not None:
                     data, content_type = decoded
                     ext = mimetypes.guess_extension(content_type) or ".bin"
-                    key = "data:" + hashlib.sha256(value.encode()).hexdigest()
+                    digest = hashlib.sha256(value.encode()).hexdigest()
+                    key = f"data:{prediction_id}:{path}:{digest}"
                     cached = callbacks.files.get(key)
                     if cached is not None:
                         return cached
+                    stem = (
+                        "output"
+                        if not path
+                        else (path if not path[0].isdigit() else f"output-{path}")
+                    )
                     _, cog_file = callbacks.store(
-                        [data], f"output{ext}", content_type, prediction_id
+                        [data], f"{stem}{ext}", content_type, prediction_id
                     )
                     callbacks.files[key] = cog_file
                     return cog_file
