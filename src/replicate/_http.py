@@ -76,6 +76,11 @@ class Operation(Generic[T]):
             self.params = {**(self.params or {}), **extra_query}
         if extra_body:
             if self.json is None:
+                if self.method.upper() in ("GET", "HEAD", "DELETE") or self.content is not None:
+                    raise TypeError(
+                        f"extra_body cannot be used with {self.method} {self.path}: "
+                        "this request has no JSON body"
+                    )
                 self.json = {}
             if not isinstance(self.json, dict):
                 raise TypeError("extra_body can only be used with calls that send a JSON object")

@@ -96,7 +96,7 @@ def _split_data_url(url: str) -> tuple[str, bool, str]:
 def _decode_data_url(url: str) -> bytes:
     """The bytes of a ``data:`` URL: base64 when flagged ``;base64``, else percent-decoded."""
     _, is_b64, payload = _split_data_url(url)
-    raw = unquote_to_bytes(payload) if "%" in payload else payload.encode("latin-1", "replace")
+    raw = unquote_to_bytes(payload) if "%" in payload else payload.encode("utf-8")
     if not is_b64:
         return raw
     raw = re.sub(rb"\s+", b"", raw)

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from .identifier import ModelVersionIdentifier
+from .identifier import ModelVersionIdentifier, is_version_id
 
 if TYPE_CHECKING:
     from .client import Client
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncFunction", "AsyncRun", "Function", "Run", "URLPath", "get_path_url", "use"]
 
-_VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
 _FILE_URL = re.compile(r"^(https://[^\s/?#]+\S*|data:[^\s,]*,.*)$", re.DOTALL)
 
 
@@ -253,7 +252,7 @@ class _Target:
             self.version, self.schema, self.resolved = ref.id, ref.openapi_schema, True
         elif isinstance(ref, Model):
             self.model = f"{ref.owner}/{ref.name}"
-        elif isinstance(ref, str) and _VERSION_ID.match(ref):
+        elif is_version_id(ref):
             self.version = ref
         elif isinstance(ref, str):
             parsed = ModelVersionIdentifier.parse(ref)

@@ -599,12 +599,6 @@ async def test_d09_unknown_create_params_raise_and_escape_hatches_work(aio: bool
     assert request.headers["x-new"] == "yes" and request.url.params["q"] == "1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_http: Operation.with_extras turns extra_body on a body-less GET/DELETE into a JSON "
-    "body (json={} then merged); §4.0 says extra_body is for JSON bodies only (models.search "
-    "already raises TypeError for it)",
-)
 async def test_d09_extra_body_never_puts_a_body_on_get_or_delete(aio: bool) -> None:
     """D09/§4.0: ``extra_body`` is for JSON bodies only: a GET/DELETE is sent without a body
     (or the call raises TypeError, as models.search does)."""
@@ -754,11 +748,6 @@ async def test_d13_bare_version_id_accepted_by_run_and_stream(aio: bool) -> None
         assert body_of(request)["version"] == VID
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="use: _Target matches bare version ids with ^[0-9a-f]{64}$ (lower case only), unlike "
-    "identifier.is_version_id used by run()/stream(); an upper-case 64-hex id raises ValueError",
-)
 async def test_d13_use_accepts_the_same_bare_version_ids_as_run(aio: bool) -> None:
     """D13/§6.1: every 64-hex id run() accepts is also a pinned version for use()."""
     upper = VID.upper()
@@ -1291,12 +1280,6 @@ async def test_d28_streamed_files_and_rfc2397_data_urls(
     assert any("256 KiB" in r.getMessage() or "base64" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="helpers: _decode_data_url encodes a %-free payload as latin-1 with 'replace' "
-    "(data:,€ -> b'?'; data:,é -> b'\\xe9' but data:,é%20 -> UTF-8): percent-decoding must "
-    "treat non-ASCII text as UTF-8 in both branches",
-)
 async def test_d28_data_url_non_ascii_text_is_utf8_like_percent_decoding(aio: bool) -> None:
     """D28: RFC 2397 data URLs: raw non-ASCII text decodes like percent-decoding (UTF-8)."""
     for url, expected in (
@@ -1673,11 +1656,6 @@ def test_d38_d39_documentation_matches_the_behaviour() -> None:
     assert "prediction.output" not in readme or "transform_output" in readme
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README.md: the Python API tour never shows replicate.use(...) (§10 item 39 asks the "
-    "documentation to show replicate.run(version, input=...) and replicate.use(...))",
-)
 def test_d39_readme_shows_use() -> None:
     """D39: the README shows ``replicate.use(...)``."""
     assert "replicate.use(" in README.read_text(encoding="utf-8")
