@@ -21,6 +21,7 @@ MODEL_KEYS = {
     "license_url",
     "run_count",
     "cover_image_url",
+    "weights_url",
     "default_example",
     "latest_version",
     "is_official",

@@ -540,6 +540,7 @@ class LocalApi:
             "license_url": m["license_url"],
             "run_count": count["n"] if count else 0,
             "cover_image_url": m["cover_image_url"],
+            "weights_url": m["weights_url"],
             "default_example": example,
             "latest_version": self.version_json(latest) if latest else None,
             "is_official": bool(m["is_official"]),
