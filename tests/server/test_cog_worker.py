@@ -10,6 +10,7 @@ Every wait is on an event or a state; nothing sleeps and hopes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -169,6 +170,7 @@ def test_schema_generated_without_cog_build(echo_model: CogModel) -> None:
     assert echo_model.cog_version.startswith("0.")
     assert echo_model.predict_ref == "predict.py:Predictor"
     assert echo_model.concurrency == 1
+    assert echo_model.missing_packages == ()
     assert "/predictions" in doc["paths"]
 
 
@@ -219,7 +221,9 @@ def test_parse_cog_option() -> None:
             parse_cog_option(bad)
 
 
-def test_version_id_is_a_stable_content_hash(tmp_path: Path, echo_model: CogModel) -> None:
+def test_version_id_is_a_stable_content_hash(
+    tmp_path: Path, echo_model: CogModel, caplog: pytest.LogCaptureFixture
+) -> None:
     copy = tmp_path / "echo"
     shutil.copytree(ECHO_DIR, copy)
     first = register_cog_dir("acme/echo", copy)
@@ -251,7 +255,21 @@ def test_version_id_is_a_stable_content_hash(tmp_path: Path, echo_model: CogMode
     with (copy / "predict.py").open("a") as f:
         f.write("\n# changed\n")
     assert version_id_for(copy) != before
-    assert register_cog_dir("acme/echo", copy).version_id != first.version_id
+    # (cog.yaml is part of the content too; its build packages are checked, not installed)
+    (copy / "requirements.txt").write_text("# pinned\nrequests>=2\nno-such-dist-b==1.0\n")
+    (copy / "cog.yaml").write_text(
+        "build:\n"
+        "  python_packages:\n"
+        "    - pyyaml==6.0\n"
+        "    - no-such-dist-a[extra]==0.1\n"
+        "  python_requirements: requirements.txt\n"
+        'predict: "predict.py:Predictor"\n'
+    )
+    with caplog.at_level(logging.WARNING, logger="replicate.local"):
+        changed = register_cog_dir("acme/echo", copy)
+    assert changed.version_id not in (first.version_id, before)
+    assert changed.missing_packages == ("no-such-dist-a", "no-such-dist-b")
+    assert "no-such-dist-a, no-such-dist-b" in caplog.text
 
     # Schema and Cog version are part of the id when given.
     assert version_id_for(copy, cog_version="1") != version_id_for(copy, cog_version="2")

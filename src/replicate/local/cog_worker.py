@@ -25,6 +25,7 @@ import fnmatch
 import hashlib
 import http.server
 import json
+import logging
 import mimetypes
 import os
 import re
@@ -46,6 +47,8 @@ from typing import Any, Literal, cast
 
 import httpx
 
+log = logging.getLogger("replicate.local")
+
 __all__ = [
     "CogDirError",
     "CogError",
@@ -60,6 +63,7 @@ __all__ = [
     "generate_schema",
     "parse_cog_option",
     "cog_callable",
+    "declared_packages",
     "read_cog_yaml",
     "register_cog_dir",
     "register_cog_model",
@@ -356,16 +360,57 @@ def generate_schema(
     otherwise runs Cog's inspector in the model's interpreter. Raises
     :class:`CogDirError` with the model's error (e.g. an import error) on failure.
     """
+    info = _inspect_model(directory, ref, python=python, train=train, timeout=timeout)
+    return info["schema"], str(info.get("cog_version"))
+
+
+def _inspect_model(
+    directory: str | os.PathLike[str],
+    ref: str,
+    *,
+    python: str | None = None,
+    train: bool = False,
+    timeout: float = 120.0,
+    packages: Iterable[str] = (),
+) -> dict[str, Any]:
     root = Path(directory).resolve()
     interpreter = find_python(root, python)
+    extra = ["--packages", ",".join(packages)] if packages else []
     prebuilt = root / ".cog" / "openapi_schema.json"
     if prebuilt.is_file() and not train:
-        version = _run_probe(["--version"], root, interpreter, timeout)
-        return json.loads(prebuilt.read_text(encoding="utf-8")), str(version.get("cog_version"))
-    result = _run_probe([ref, *(["--train"] if train else [])], root, interpreter, timeout)
-    if not result.get("ok"):
-        raise CogDirError(f"{root}: invalid predictor {ref!r}: {result.get('error')}")
-    return result["schema"], str(result.get("cog_version"))
+        info = _run_probe(["--version", *extra], root, interpreter, timeout)
+        info["schema"] = json.loads(prebuilt.read_text(encoding="utf-8"))
+        return info
+    info = _run_probe([ref, *(["--train"] if train else []), *extra], root, interpreter, timeout)
+    if not info.get("ok"):
+        raise CogDirError(f"{root}: invalid predictor {ref!r}: {info.get('error')}")
+    return info
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def declared_packages(directory: str | os.PathLike[str], config: Mapping[str, Any]) -> list[str]:
+    """Distribution names from ``build.python_packages`` and ``build.python_requirements``."""
+    build = config.get("build") if isinstance(config.get("build"), dict) else {}
+    lines: list[str] = []
+    packages = build.get("python_packages") if isinstance(build, dict) else None
+    if isinstance(packages, list):
+        lines += [str(p) for p in packages]
+    requirements = build.get("python_requirements") if isinstance(build, dict) else None
+    if isinstance(requirements, str):
+        path = Path(directory) / requirements
+        with contextlib.suppress(OSError):
+            lines += path.read_text(encoding="utf-8").splitlines()
+    names: list[str] = []
+    for line in lines:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith(("-", "git+", "http:", "https:", "file:")):
+            continue
+        match = _REQUIREMENT_NAME.match(line)
+        if match and match.group(1) not in names:
+            names.append(match.group(1))
+    return names
 
 
 # --------------------------------------------------------------------------- registration
@@ -385,6 +430,8 @@ class CogModel:
     python: str
     concurrency: int = 1
     train_ref: str | None = None
+    #: Packages ``cog.yaml`` asks for that the interpreter lacks (the server only warns).
+    missing_packages: tuple[str, ...] = ()
 
     @property
     def owner_name(self) -> str:
@@ -461,9 +508,23 @@ def register_cog_dir(
         if concurrency < 1:
             raise CogDirError(f"{root / 'cog.yaml'}: concurrency.max must be >= 1")
     interpreter = find_python(root, python)
-    schema, cog_version = generate_schema(
-        root, predict_ref, python=interpreter, timeout=schema_timeout
+    info = _inspect_model(
+        root,
+        predict_ref,
+        python=interpreter,
+        timeout=schema_timeout,
+        packages=declared_packages(root, config),
     )
+    schema, cog_version = info["schema"], str(info.get("cog_version"))
+    missing = tuple(info.get("missing_packages") or ())
+    if missing:
+        log.warning(
+            "%s: %s does not have these packages from cog.yaml: %s (build sections are not "
+            "installed by the local server)",
+            owner_name,
+            interpreter,
+            ", ".join(missing),
+        )
     version_id = version_id_for(root, schema=schema, cog_version=cog_version)
     return CogModel(
         owner=owner,
@@ -476,6 +537,7 @@ def register_cog_dir(
         python=interpreter,
         concurrency=concurrency,
         train_ref=train_ref,
+        missing_packages=missing,
     )
 
 

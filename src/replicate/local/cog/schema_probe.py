@@ -8,12 +8,13 @@ document that ``cog build`` would have stored in ``.cog/openapi_schema.json``.
 
 Usage::
 
-    python schema_probe.py REF [--train]
-    python schema_probe.py --version
+    python schema_probe.py REF [--train] [--packages A,B]
+    python schema_probe.py --version [--packages A,B]
 
 ``REF`` is ``file.py:Class`` (or ``file.py:function``). The document is printed to stdout as
 one JSON object: ``{"ok": true, "schema": {...}, "cog_version": "..."}`` on success or
-``{"ok": false, "error": "..."}`` on failure (exit status 0 either way, non-zero only when
+``{"ok": false, "error": "..."}`` on failure, both with ``missing_packages`` (those
+named by ``--packages`` that the interpreter lacks) (exit status 0 either way, non-zero only when
 this script itself breaks). Anything the predictor prints at import time goes to stderr.
 """
 
@@ -322,14 +323,36 @@ def probe(ref: str, train: bool) -> dict[str, Any]:
     return {"ok": True, "schema": doc, "cog_version": cog_version}
 
 
+def missing_packages(names: list[str]) -> list[str]:
+    """The distributions among ``names`` that this interpreter does not have."""
+    import importlib.metadata as metadata
+
+    missing = []
+    for name in names:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    return missing
+
+
 def main(argv: list[str]) -> int:
+    packages: list[str] = []
+    if "--packages" in argv:
+        at = argv.index("--packages")
+        packages = [p for p in (argv[at + 1] if at + 1 < len(argv) else "").split(",") if p]
+        argv = argv[:at] + argv[at + 2 :]
     if not argv:
-        print("usage: schema_probe.py REF [--train]", file=sys.stderr)
+        print(
+            "usage: schema_probe.py (REF [--train] | --version) [--packages A,B]", file=sys.stderr
+        )
         return 2
     if argv[0] == "--version":
         from cog import __version__ as cog_version
 
-        sys.stdout.write(MARKER + json.dumps({"ok": True, "cog_version": cog_version}) + "\n")
+        version = {"ok": True, "cog_version": cog_version}
+        version["missing_packages"] = missing_packages(packages)
+        sys.stdout.write(MARKER + json.dumps(version) + "\n")
         return 0
     ref, train = argv[0], "--train" in argv[1:]
     sys.path.insert(0, os.getcwd())
@@ -341,6 +364,7 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:
         tb = traceback.format_exc(limit=-3)
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": tb}
+    result["missing_packages"] = missing_packages(packages)
     real_stdout.write(MARKER + json.dumps(result) + "\n")
     real_stdout.flush()
     return 0
