@@ -55,6 +55,7 @@ _MAX_ERROR_READ = 64 * 1024
 # "https://" + a non-empty host, no whitespace anywhere.
 _HTTPS_URL = re.compile(r"https://[^\s/?#]+[^\s]*")
 # "data:" + an RFC 2397 header (no whitespace) + "," + anything.
+_HTTP_URL = re.compile(r"http://[^\s/?#]+[^\s]*")
 _DATA_URL = re.compile(r"data:[^\s,]*,.*", re.DOTALL)
 
 
@@ -416,11 +417,20 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_file_url(value: str) -> bool:
+def _is_file_url(value: str, client: Client | None = None) -> bool:
+    """Whether an output string is a file: one ``https://`` URL, a ``data:`` URL, or a plain
+    ``http://`` URL served by the API origin itself (a local server)."""
     if value.startswith("https://"):
         return _HTTPS_URL.fullmatch(value) is not None
     if value[:5].lower() == "data:":
         return _DATA_URL.fullmatch(value) is not None
+    if value.startswith("http://") and client is not None and _HTTP_URL.fullmatch(value):
+        from ._http import origin_of
+
+        try:
+            return origin_of(value) == client._config.api_origin
+        except Exception:
+            return False
     return False
 
 
@@ -429,10 +439,11 @@ def transform_output(value: Any, client: Client | None = None) -> Any:
 
     Mappings become dicts and non-string sequences lists, transformed recursively. A string that
     is exactly one ``https://<host>...`` URL without whitespace, or a ``data:`` URL, becomes a
-    ``FileOutput`` bound to ``client``; ``http:`` URLs and all other values are unchanged.
+    ``FileOutput`` bound to ``client``; ``http:`` URLs stay strings, except those served by the
+    client's own API origin (a local server on loopback); all other values are unchanged.
     """
     if isinstance(value, str):
-        return FileOutput(value, client) if _is_file_url(value) else value
+        return FileOutput(value, client) if _is_file_url(value, client) else value
     if isinstance(value, list | tuple):
         return [transform_output(item, client) for item in value]
     if isinstance(value, Mapping):

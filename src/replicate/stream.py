@@ -520,7 +520,7 @@ class _Reader:
     # ---- events ---------------------------------------------------------------------------
 
     def file_output(self, data: str) -> Any:
-        return FileOutput(data, self.client) if _is_file_url(data) else data
+        return FileOutput(data, self.client) if _is_file_url(data, self.client) else data
 
     def terminal(
         self, kind: ServerSentEvent.EventType, data: str, id: str, retry: int | None

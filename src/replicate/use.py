@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from .helpers import _is_file_url
 from .identifier import ModelVersionIdentifier, is_version_id
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncFunction", "AsyncRun", "Function", "Run", "URLPath", "get_path_url", "use"]
 
-_FILE_URL = re.compile(r"^(https://[^\s/?#]+\S*|data:[^\s,]*,.*)$", re.DOTALL)
 
 
 class URLPath(os.PathLike):  # type: ignore[type-arg]
@@ -160,7 +160,7 @@ def _process(value: Any, spec: dict[str, Any] | None, client: Client | None) -> 
         if kind is not None:
             return value
     if isinstance(value, str):
-        return URLPath(value, client) if _FILE_URL.match(value) else value
+        return URLPath(value, client) if _is_file_url(value, client) else value
     if isinstance(value, list):
         return [_process(v, None, client) for v in value]
     if isinstance(value, dict):

@@ -553,3 +553,19 @@ def test_error_body_read_is_bounded(mode: str) -> None:
     assert len(produced) < 4  # the 4 MiB error page was not read whole
     assert info.value.response.text.startswith("eee")  # a readable response for callers
     assert len(str(info.value)) < 3000
+
+
+def test_http_urls_are_files_only_on_the_api_origin() -> None:
+    """A local server serves outputs over plain HTTP from its own origin: those are files."""
+    from replicate.helpers import transform_output
+
+    local = Client("t", base_url="http://127.0.0.1:5080")
+    out = transform_output(
+        ["http://127.0.0.1:5080/delivery/x/out.png", "http://example.com/x.png"], local
+    )
+    assert isinstance(out[0], FileOutput)
+    assert out[1] == "http://example.com/x.png"
+    remote = Client("t")
+    assert transform_output("http://127.0.0.1:5080/delivery/x/out.png", remote) == (
+        "http://127.0.0.1:5080/delivery/x/out.png"
+    )
