@@ -230,6 +230,7 @@ def test_version_id_is_a_stable_content_hash(
     assert len(first.version_id) == 64 and int(first.version_id, 16) >= 0
     # Same content elsewhere: same id (so restarts and moves keep it).
     assert first.version_id == echo_model.version_id
+    assert first.source_available()
     assert version_id_for(copy, schema=first.schema, cog_version=first.cog_version) == (
         first.version_id
     )
@@ -250,11 +251,16 @@ def test_version_id_is_a_stable_content_hash(
     (copy / "run.log").write_text("noise")
     assert [rel for rel, _ in iter_model_files(copy)] == [".dockerignore", "cog.yaml", "predict.py"]
 
-    # A code change gives a new version.
+    # A code change gives a new version; the old one can no longer run.
     before = version_id_for(copy)
     with (copy / "predict.py").open("a") as f:
         f.write("\n# changed\n")
     assert version_id_for(copy) != before
+    assert not first.source_available()
+    stale = CogWorker(first).predict("stale-1", {"text": "x"})
+    assert stale.status == "failed"
+    assert stale.error is not None
+    assert stale.error.startswith("This version's source is no longer available")
     # (cog.yaml is part of the content too; its build packages are checked, not installed)
     (copy / "requirements.txt").write_text("# pinned\nrequests>=2\nno-such-dist-b==1.0\n")
     (copy / "cog.yaml").write_text(

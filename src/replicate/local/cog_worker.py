@@ -432,6 +432,18 @@ class CogModel:
     train_ref: str | None = None
     #: Packages ``cog.yaml`` asks for that the interpreter lacks (the server only warns).
     missing_packages: tuple[str, ...] = ()
+    #: :func:`version_id_for` of the files alone, to notice when the code changed.
+    files_digest: str = ""
+
+    def source_available(self) -> bool:
+        """True while the directory still holds this version's files.
+
+        False once the directory is gone or its code changed (a newer version): the server
+        then answers 422 ``This version's source is no longer available``.
+        """
+        if not self.directory.is_dir():
+            return False
+        return not self.files_digest or version_id_for(self.directory) == self.files_digest
 
     @property
     def owner_name(self) -> str:
@@ -538,6 +550,7 @@ def register_cog_dir(
         concurrency=concurrency,
         train_ref=train_ref,
         missing_packages=missing,
+        files_digest=version_id_for(root),
     )
 
 
@@ -923,6 +936,11 @@ class CogWorker:
                     if time.monotonic() - self._setup_failed_at < self.setup_retry_after:
                         raise self._setup_error
                     self._setup_error = None
+            if not self.model.source_available():
+                raise CogSetupError(
+                    f"This version's source is no longer available ({self.model.directory} "
+                    "is gone or holds different code)"
+                )
             for attempt in range(3):
                 try:
                     self._spawn_and_wait()
@@ -943,14 +961,20 @@ class CogWorker:
             generation = self._generation
             self._setup_lines = []
             self._output.clear()
-        if self._work_dir is None:
-            self._work_dir = Path(tempfile.mkdtemp(prefix="replicate-cog-"))
-        stage = self._work_dir / f"stage-{model.version_id[:16]}"
-        entry = self._prepare_stage(stage)
-        setup_log = self._work_dir / "setup.log"
-        with contextlib.suppress(FileNotFoundError):
-            setup_log.unlink()
-        callbacks = _CallbackServer(self, self._work_dir / "outputs")
+        try:
+            if self._work_dir is None:
+                self._work_dir = Path(tempfile.mkdtemp(prefix="replicate-cog-"))
+            stage = self._work_dir / f"stage-{model.version_id[:16]}"
+            entry = self._prepare_stage(stage)
+            setup_log = self._work_dir / "setup.log"
+            with contextlib.suppress(FileNotFoundError):
+                setup_log.unlink()
+            callbacks = _CallbackServer(self, self._work_dir / "outputs")
+        except OSError as exc:
+            with self._lock:
+                self._state = "stopped"
+                self._stopped_event.set()
+            raise CogSetupError(f"Could not prepare the model's worker: {exc}") from exc
         port = _free_port()
         env = _worker_env(
             model.python,
@@ -969,15 +993,22 @@ class CogWorker:
         cmd = [model.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
         if self._uploads_files():
             cmd += ["--upload-url", callbacks.upload_url]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=stage,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=(os.name == "posix"),
-        )
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                cwd=stage,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=(os.name == "posix"),
+            )
+        except OSError as exc:
+            callbacks.close()
+            with self._lock:
+                self._state = "stopped"
+                self._stopped_event.set()
+            raise CogSetupError(f"Could not start the Cog runtime ({model.python}): {exc}") from exc
         with self._lock:
             self._proc = proc
             self._callbacks = callbacks
@@ -1007,12 +1038,12 @@ class CogWorker:
             pump.join(5.0)
             if failed.exited and "address already in use" in self.output_tail.lower():
                 raise _PortTaken() from None
-            exc = CogSetupError(failed.message, self._setup_logs(failed.runtime_logs, setup_log))
+            error = CogSetupError(failed.message, self._setup_logs(failed.runtime_logs, setup_log))
             with self._lock:
-                self._setup_error = exc
+                self._setup_error = error
                 self._setup_failed_at = time.monotonic()
                 self._state = "setup_failed"
-            raise exc from None
+            raise error from None
         with self._lock:
             self._state = "ready"
             self._last_used = time.monotonic()
