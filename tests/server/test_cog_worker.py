@@ -100,7 +100,7 @@ def echo_worker(echo_model: CogModel) -> Iterator[CogWorker]:
 @pytest.fixture(scope="module")
 def disposable_echo_worker(echo_model: CogModel) -> Iterator[CogWorker]:
     """A second worker of the echo model that tests may kill (it restarts on demand)."""
-    worker = CogWorker(echo_model, idle_timeout=None, cancel_grace=1.0)
+    worker = CogWorker(echo_model, idle_timeout=None, cancel_grace=1.0, restart_backoff=0.1)
     yield worker
     worker.close()
 
@@ -489,8 +489,10 @@ def test_worker_crash_fails_the_prediction_then_restarts(
     assert result.status == "failed"
     assert result.error == "worker crashed"
     assert worker.wait_stopped(10)
+    assert worker.crashes == 1
     assert worker.predict("crash-2", {"text": "again"}).output == ["again0"]
     assert worker.starts == starts + 2
+    assert worker.crashes == 0  # reset by a successful prediction
 
 
 def test_ignored_cancel_kills_the_runtime(

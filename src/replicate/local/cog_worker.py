@@ -849,6 +849,7 @@ class CogWorker:
         on_stop: Callable[[CogWorker], None] | None = None,
         record_setup: bool = True,
         file_outputs: Literal["auto", "upload", "inline"] = "auto",
+        restart_backoff: float = 1.0,
     ) -> None:
         self.model = model
         self.idle_timeout = idle_timeout
@@ -862,6 +863,9 @@ class CogWorker:
         if file_outputs not in ("auto", "upload", "inline"):
             raise ValueError("file_outputs must be 'auto', 'upload' or 'inline'")
         self.file_outputs = file_outputs
+        self.restart_backoff = restart_backoff
+        self.crashes = 0  #: crashes since the last successful prediction
+        self._last_crash = 0.0
         self._own_work_dir = work_dir is None
         self._work_dir = Path(work_dir) if work_dir is not None else None
         self._lock = threading.RLock()
@@ -936,6 +940,12 @@ class CogWorker:
                     if time.monotonic() - self._setup_failed_at < self.setup_retry_after:
                         raise self._setup_error
                     self._setup_error = None
+            if self.crashes and self.restart_backoff > 0:
+                # Restart after a crash with exponential backoff (1s, 2s, 4s... up to 30s).
+                delay = min(self.restart_backoff * 2 ** (self.crashes - 1), 30.0)
+                remaining = self._last_crash + delay - time.monotonic()
+                if remaining > 0:
+                    time.sleep(remaining)
             if not self.model.source_available():
                 raise CogSetupError(
                     f"This version's source is no longer available ({self.model.directory} "
@@ -1164,6 +1174,9 @@ class CogWorker:
             runs = list(self._runs.values())
             if self._state != "setup_failed":
                 self._state = "stopped"
+            if not expected:
+                self.crashes += 1
+                self._last_crash = time.monotonic()
             self._cleanup_locked()
         for run in runs:
             run.put("stopped" if expected else "crashed", proc.returncode)
@@ -1317,6 +1330,8 @@ class CogWorker:
         elif len(result.logs) < len(run.logs):
             result.logs = run.logs
         run.done = True
+        if result.status == "succeeded":
+            self.crashes = 0
         self._emit(run, CogEvent("completed", result))
         return result
 
