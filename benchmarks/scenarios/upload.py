@@ -4,8 +4,9 @@ A temporary file of 192 MiB (32 MiB with ``--quick``) is written first. The clie
 reads the request body in chunks and discards it (like a server that streams the upload to
 storage), then answers 201 with a file JSON from the shared recordings. ``httpx``: the same
 multipart upload with ``httpx.Client.post(files={"content": (name, fh, type)})``.
-After a small warm-up upload, each round measures the throughput (MiB/s) and the peak RSS
-growth of the upload. Figures: best throughput, worst memory growth.
+After a small warm-up upload, each round measures the throughput (MiB/s, by the process's CPU
+time; wall-clock figures are reported too) and the peak RSS growth of the upload. Figures: best
+throughput, worst memory growth.
 """
 
 from __future__ import annotations
@@ -94,17 +95,21 @@ def main() -> None:
         check(bool(upload(small)), "warm-up upload returned no id")
         check(transport.received[-1] > MIB, "warm-up body shorter than the file")
         throughputs: list[float] = []
+        wall_throughputs: list[float] = []
         growths: list[float] = []
         exact = True
         for _ in range(rounds):
             probe = MemoryProbe()
             with probe.measure():
                 start = time.perf_counter()
+                cpu0 = time.process_time()
                 file_id = upload(big)
+                cpu = time.process_time() - cpu0
                 elapsed = time.perf_counter() - start
             check(bool(file_id), "upload returned no id")
             check(transport.received[-1] > size, "request body shorter than the file")
-            throughputs.append(size / MIB / elapsed)
+            throughputs.append(size / MIB / max(cpu, 1e-9))
+            wall_throughputs.append(size / MIB / elapsed)
             if probe.growth_kib is not None:
                 growths.append(probe.growth_kib / 1024)
             exact = exact and probe.exact
@@ -117,8 +122,13 @@ def main() -> None:
     result.update(
         scenario="upload",
         metric="mib_per_s",
+        # One thread, reading a cached file and handing chunks to an in-process transport: CPU
+        # time (user + system) is the robust clock here, as in the other CPU-bound scenarios.
         value=max(throughputs),
+        clock="cpu",
         rounds=[round(t, 1) for t in throughputs],
+        wall_value=max(wall_throughputs),
+        wall_rounds=[round(t, 1) for t in wall_throughputs],
         mem_growth_mib=max(growths) if growths else None,
         mem_growth_rounds_mib=[round(g, 2) for g in growths],
         mem_exact=exact,
