@@ -842,3 +842,74 @@ def test_tables_are_json_clean(http: httpx.Client) -> None:
         r = http.get(path)
         assert r.status_code == 200 and "ratelimit-reset" in r.headers
         assert json.loads(r.content) == r.json() and b", " not in r.content[:20]
+
+
+def test_trainer_file_inputs(srv: LocalServer, http: httpx.Client) -> None:
+    """File inputs of a trainer arrive as Paths: uploaded files and ``data:`` URIs."""
+    name = fresh_name("files")
+
+    def model(text: str, weights: Path | None = None) -> str:
+        return f"{text}:{Path(weights).read_text() if weights else ''}"
+
+    def train(data: Path, extra: list[Path] | None = None) -> Path:
+        out = Path(data).parent / "weights.txt"
+        parts = [Path(data).read_text(), *(Path(p).read_text() for p in extra or [])]
+        out.write_text("+".join(parts))
+        return out
+
+    srv.register(f"local/{name}", model)
+    assert srv.core is not None
+    register_trainer(srv.core, f"local/{name}", train)
+    up = http.post("/v1/files", files={"content": ("a.txt", b"uploaded", "text/plain")}).json()
+    t = start_training(
+        http,
+        f"local/{name}",
+        f"local/{name}",
+        {"data": up["urls"]["get"], "extra": ["data:text/plain;base64,aW5saW5l"]},
+    ).json()
+    done = wait_training(http, t["id"])
+    assert done["status"] == "succeeded", done
+    assert done["output"]["weights"].endswith("/weights.txt")
+    assert httpx.get(done["output"]["weights"]).text == "uploaded+inline"
+    p = http.post(
+        f"/v1/models/local/{name}/predictions",
+        json={"input": {"text": "t"}},
+        headers={"Prefer": "wait"},
+    ).json()
+    assert p["output"] == "t:uploaded+inline"
+    # A required file input is validated like any input.
+    body = assert_problem(start_training(http, f"local/{name}", f"local/{name}", {}), 422)
+    assert body["detail"] == "- input: data is required"
+
+
+def test_trained_version_outlives_training_data_removal() -> None:
+    with LocalServer(test_controls=True) as s:
+        mount(s)
+        with httpx.Client(base_url=s.base_url, headers=AUTH) as h:
+            create_model(h, "greeter")
+            t = start_training(
+                h, "local-demo/hello-trainable", "local/greeter", {"greeting": "hey"}
+            ).json()
+            done = wait_training(h, t["id"])
+            s.advance_clock("2h")
+            removed = h.get(f"/v1/trainings/{t['id']}").json()
+            assert removed["data_removed"] is True and removed["output"] is None
+            assert httpx.get(done["output"]["weights"]).status_code == 404
+            p = h.post(
+                "/v1/models/local/greeter/predictions",
+                json={"input": {"text": "you"}},
+                headers={"Prefer": "wait"},
+            ).json()
+            assert p["output"] == "hey you"
+
+
+def test_scenario_19_other_catalogue_endpoints(http: httpx.Client) -> None:
+    """§13 #19 rest: account, readme (200 and 404) and examples."""
+    assert http.get("/v1/account").json()["username"] == "local"
+    r = http.get("/v1/models/replicate/hello-world/readme")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    name = fresh_name("noreadme")
+    create_model(http, name)
+    assert_problem(http.get(f"/v1/models/local/{name}/readme"), 404)
+    ex = http.get("/v1/models/replicate/hello-world/examples").json()
+    assert ex["results"][0]["output"] == "hello world"

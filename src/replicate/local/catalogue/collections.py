@@ -226,14 +226,15 @@ class Collections:
         found = {f"{m['owner']}/{m['name']}" for _, m in scored}
         collections = []
         for c in self._rows():
+            refs = [f"{m['owner']}/{m['name']}" for m in self._models(c["models"], None)]
             hit = _score(tokens, [(c["name"], 1), (c["slug"], 1), (c["description"], 1)]) > 0
-            if hit or found.intersection(c["models"]):
+            if hit or found.intersection(refs):
                 collections.append(
                     {
                         "name": c["name"],
                         "slug": c["slug"],
                         "description": c["description"],
-                        "models": c["models"],
+                        "models": refs,
                     }
                 )
         pages = [p for p in HELP_PAGES if _score(tokens, [(p["name"], 1), (p["href"], 1)]) > 0]

@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import json
 import logging
+import tempfile
 import threading
 import urllib.parse
 from collections import deque
@@ -45,6 +46,7 @@ from ..schema import (
     build_output_schema,
     canonical_json,
     cog_openapi_document,
+    file_inputs,
     validate_input,
 )
 from ..util import new_id
@@ -353,11 +355,58 @@ def _resolve_inputs(
     return {k: v for k, v in kwargs.items() if var_kw or k in sig.parameters}
 
 
+def _to_path(core: Core, value: Any, directory: Path) -> Any:
+    """A file input (``data:`` URI, this server's file or delivery URL, other URL) as a Path."""
+    if not isinstance(value, str):
+        return value
+    directory.mkdir(parents=True, exist_ok=True)
+    if value.startswith("data:"):
+        import base64
+        import mimetypes
+
+        header, _, payload = value.partition(",")
+        raw = (
+            base64.b64decode(payload)
+            if header.endswith(";base64")
+            else urllib.parse.unquote_to_bytes(payload)
+        )
+        target = directory / f"input{mimetypes.guess_extension(header[5:].split(';')[0]) or ''}"
+        target.write_bytes(raw)
+        return target
+    row = core.files.resolve_input_url(value)
+    if row is not None:
+        return core.files.materialize(row, directory)
+    if value.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            resp = httpx.get(value, timeout=30, follow_redirects=True)
+            resp.raise_for_status()
+        except Exception as exc:
+            raise RuntimeError(f"could not fetch input file {value}: {exc}") from exc
+        target = directory / (Path(urllib.parse.urlsplit(value).path).name or "input")
+        target.write_bytes(resp.content)
+        return target
+    return Path(value)
+
+
 def _trainer_callable(
     trained: Trained, trainer: Trainer, base: dict[str, Any], destination: str, pid: str
 ) -> Callable[..., Any]:
     def run_training(cancel_event: threading.Event | None = None, **given: Any) -> Any:
+        with tempfile.TemporaryDirectory(prefix=f"replicate-local-{pid}-") as tmp:
+            return _run(Path(tmp), cancel_event, given)
+
+    def _run(tmp: Path, cancel_event: threading.Event | None, given: dict[str, Any]) -> Any:
         kwargs = _resolve_inputs(trainer.doc, given, trainer.train)
+        for name, is_list in (file_inputs(trainer.doc) if trainer.doc else {}).items():
+            value = kwargs.get(name)
+            if value is not None:
+                kwargs[name] = (
+                    [_to_path(trained.core, v, tmp / str(i)) for i, v in enumerate(value)]
+                    if is_list
+                    else _to_path(trained.core, value, tmp)
+                )
         if trainer.accepts_cancel_event:
             kwargs["cancel_event"] = cancel_event
         result = trainer.train(**kwargs)
