@@ -34,7 +34,7 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 def main() -> None:
     args = parse_args(__doc__ or "")
     size = (32 if args.quick else 256) * MIB
-    rounds = 2 if args.quick else 5
+    rounds = 3 if args.quick else 5
     server, base = start_server()
     try:
         if args.impl == "httpx":

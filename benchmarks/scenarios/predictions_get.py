@@ -64,7 +64,7 @@ def main() -> None:
         check(getattr(first, "output", None) == PREDICTION["output"], "wrong output")
 
     if args.quick:
-        figures = rates(call, count=300, rounds=3, warmup=100)
+        figures = rates(call, count=100, rounds=10, warmup=100)
     else:
         figures = rates(call, count=300, rounds=30, warmup=300)
     result = environment(args.impl)

@@ -51,7 +51,7 @@ def main() -> None:
     check(_api.output_matches(second), f"unexpected output: {second!r}")
 
     if args.quick:
-        figures = rates(call, count=200, rounds=3, warmup=50)
+        figures = rates(call, count=100, rounds=8, warmup=50)
     else:
         figures = rates(call, count=200, rounds=25, warmup=200)
     result = environment(args.impl)

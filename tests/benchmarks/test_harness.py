@@ -117,7 +117,7 @@ def test_scenario_runs_and_prints_one_json_result() -> None:
     assert result["scenario"] == "predictions_get"
     assert result["impl"] == "httpx"
     assert result["value"] > 0
-    assert len(result["rounds"]) == 3
+    assert len(result["rounds"]) == 10
 
 
 def test_scenario_check_failure_exits_non_zero(tmp_path: Path) -> None:
