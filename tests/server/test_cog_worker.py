@@ -516,6 +516,44 @@ def test_ignored_cancel_kills_the_runtime(
     assert worker.starts == starts + 1
 
 
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
+def test_runtime_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import sys\n"
+        "from replicate.local.cog_worker import CogWorker, register_cog_dir\n"
+        f"worker = CogWorker(register_cog_dir('acme/file', {str(FILE_DIR)!r}))\n"
+        "worker.start()\n"
+        "print(worker.pid, flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert server.stdout is not None
+    runtime_pid = int(server.stdout.readline())
+    assert _alive(runtime_pid)
+    server.kill()
+    server.wait()
+    deadline = time.monotonic() + 30
+    while _alive(runtime_pid):  # waiting on a state: the supervisor ends the runtime group
+        assert time.monotonic() < deadline, "the Cog runtime outlived its server"
+        time.sleep(0.05)
+
+
 def test_cancel_before_dispatch(echo_worker: CogWorker, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cancel that arrives while the worker is still starting ends the run at once."""
     orig_start = echo_worker.start

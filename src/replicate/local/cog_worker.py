@@ -72,6 +72,7 @@ __all__ = [
 
 PROBE_SCRIPT = Path(__file__).with_name("cog") / "schema_probe.py"
 SETUP_TEE_TEMPLATE = Path(__file__).with_name("cog") / "setup_tee.py"
+SUPERVISE_SCRIPT = Path(__file__).with_name("cog") / "supervise.py"
 ENTRY_MODULE = "_replicate_cog_entry.py"
 _PROBE_MARKER = "@@COG_SCHEMA@@"
 
@@ -1003,15 +1004,20 @@ class CogWorker:
         cmd = [model.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
         if self._uploads_files():
             cmd += ["--upload-url", callbacks.upload_url]
+        posix = os.name == "posix"
+        if posix:
+            # The supervisor ends the runtime when our end of its stdin pipe closes, so
+            # runtimes never outlive the server, even one killed with SIGKILL.
+            cmd = [model.python, str(SUPERVISE_SCRIPT), *cmd]
         try:
             proc = subprocess.Popen(
                 cmd,
                 cwd=stage,
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if posix else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                start_new_session=(os.name == "posix"),
+                start_new_session=posix,
             )
         except OSError as exc:
             callbacks.close()
@@ -1186,6 +1192,9 @@ class CogWorker:
         self._stopped_event.set()
 
     def _cleanup_locked(self) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
         if self._http is not None:
             self._http.close()
             self._http = None
