@@ -491,8 +491,8 @@ class LocalApi:
                     ts = parse_iso(qp[name])
                 except ValueError as exc:
                     raise ApiError(400, f"Invalid {name}: expected an ISO 8601 date-time") from exc
-                where += f" AND created_at {op} ?"
-                params.append(ts)
+                where += f" AND ROUND(created_at * 1000000) {op} ?"
+                params.append(round(ts * 1_000_000))
         rows = self.core.store.query(
             f"SELECT * FROM predictions WHERE {where} ORDER BY created_at DESC, id DESC", params
         )

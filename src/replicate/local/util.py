@@ -19,9 +19,9 @@ class Clock:
         self._lock = threading.Lock()
 
     def now(self) -> float:
-        """Current (virtual) time as Unix seconds."""
+        """Current (virtual) time as Unix seconds, rounded to whole microseconds."""
         with self._lock:
-            return time.time() + self._offset
+            return round(time.time() + self._offset, 6)
 
     def advance(self, seconds: float) -> None:
         """Move the virtual clock forward by ``seconds``."""
