@@ -1562,6 +1562,25 @@ def _to_plain_output(value: Any) -> Any:
     return value
 
 
+def _opened_output(value: Any) -> Any:
+    """Like :func:`_to_plain_output` but files become open file objects, already unlinked.
+
+    The runner reads them (keeping the model's filename from ``.name``) after the callable
+    returned, when the worker's copy may already be gone.
+    """
+    if isinstance(value, CogFile):
+        handle = value.path.open("rb")
+        if os.name == "posix":
+            with contextlib.suppress(OSError):
+                value.path.unlink()
+        return handle
+    if isinstance(value, list):
+        return [_opened_output(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _opened_output(v) for k, v in value.items()}
+    return value
+
+
 def _to_cog_input(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_to_cog_input(v) for v in value]
@@ -1578,7 +1597,9 @@ def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
     the runner makes of file inputs, are served to the runtime by the worker). Logs are written to ``sys.stdout`` in the
     calling thread as they arrive (so a runner that captures stdout per prediction records
     them live). For iterator outputs it is a generator yielding chunks; otherwise it
-    returns the final output. :class:`CogFile` values become ``pathlib.Path`` objects.
+    returns the final output. :class:`CogFile` values become ``pathlib.Path`` objects in
+    chunks and open (already unlinked) file objects in final outputs; the worker's copies
+    are deleted once the prediction is over and the runner has had them.
     A failed prediction raises :class:`CogPredictionError`; a canceled one just ends
     (the runner sees its own ``cancel_event`` set).
     """
@@ -1590,11 +1611,25 @@ def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
         prediction_id = "local-" + secrets.token_hex(12)
         payload = {k: _to_cog_input(v) for k, v in inputs.items() if v is not None}
 
+        done: set[str] = set()
+        done_lock = threading.Lock()
+
+        def mark_done(part: str) -> None:
+            # The worker's copies of output files go once the runner has taken them
+            # (consumer done) and the runtime can no longer add any (prediction done).
+            with done_lock:
+                done.add(part)
+                both = done == {"consumer", "prediction"}
+            if both:
+                worker.discard_outputs(prediction_id)
+
         def target() -> None:
             try:
                 worker.predict(prediction_id, payload, events.put)
             except BaseException as exc:  # surfaced in the caller's thread
                 events.put(exc)
+            finally:
+                mark_done("prediction")
 
         threading.Thread(target=target, daemon=True, name=f"cog-{prediction_id}").start()
         cancel_sent = False
@@ -1626,6 +1661,7 @@ def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
             if not finished:
                 # Closed early (the runner stopped iterating): cancel on the runtime too.
                 worker.cancel(prediction_id)
+            mark_done("consumer")
 
     if worker.model.is_iterator:
 
@@ -1645,7 +1681,7 @@ def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
         try:
             for kind, value in steps:
                 if kind == "result":
-                    return _to_plain_output(value.output)
+                    return _opened_output(value.output)
             return None
         finally:
             steps.close()
