@@ -47,7 +47,9 @@ def _hardware_skus() -> list[str]:
 
 def _check_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> list[str]:
     """Type, enum and range problems of deployment fields, as ``- field: ...`` lines."""
-    lines = [f"- Additional property {k} is not allowed" for k in body if k not in allowed]
+    # Unknown keys are ignored: the spec's deployment bodies allow additional properties
+    # (unlike prediction requests, which set ``additionalProperties: false``).
+    lines: list[str] = []
     for key in ("name", "model", "version", "hardware"):
         if key in body and key in allowed and not isinstance(body[key], str):
             lines.append(f"- {key}: Invalid type. Expected: string, given: {json_type(body[key])}")
@@ -164,8 +166,6 @@ class Deployments:
         body = require_object(await api.json_body(request))
         lines = [f"- {k} is required" for k in _CREATE_KEYS if k not in body]
         lines += _check_fields(body, _CREATE_KEYS)
-        if not lines and body["min_instances"] > body["max_instances"]:
-            lines.append("- max_instances: Must be greater than or equal to min_instances")
         if lines:
             raise input_validation(lines)
         model = body["model"]
@@ -238,10 +238,6 @@ class Deployments:
             if "version" in changed:
                 self._check_version(rel["model"], changed["version"])
             config.update({k: body[k] for k in _UPDATE_KEYS if k in body})
-            if config["min_instances"] > config["max_instances"]:
-                raise input_validation(
-                    ["- max_instances: Must be greater than or equal to min_instances"]
-                )
             if any(k in body for k in _UPDATE_KEYS):
                 self._add_release(row["owner"], row["name"], account, config, self.core.clock.now())
         return api_json(self.deployment_json(row))
