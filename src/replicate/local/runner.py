@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextvars
 import inspect
-import io
 import json
 import logging
 import shutil
@@ -72,19 +71,26 @@ class Run:
     thread: threading.Thread | None = None
 
 
-class _Capture(io.TextIOBase):
-    """stdout/stderr proxy: text written inside a prediction goes to its logs."""
+class _Capture:
+    """stdout/stderr proxy: text written inside a prediction goes to its logs.
+
+    Everything else (``isatty``, ``fileno``, ``encoding``, ...) is the wrapped stream's.
+    """
 
     def __init__(self, wrapped: Any) -> None:
         self._wrapped = wrapped
 
-    def write(self, s: str) -> int:  # type: ignore[override]
+    def write(self, s: str) -> int:
         run = _current.get()
         sink = _SINKS.get(id(run)) if run is not None else None
         if sink is not None:
             sink(s)
             return len(s)
-        return self._wrapped.write(s)
+        return int(self._wrapped.write(s) or 0)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
 
     def flush(self) -> None:
         try:
