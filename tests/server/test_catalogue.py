@@ -420,6 +420,11 @@ def test_training_scenario_raw(srv: LocalServer, http: httpx.Client) -> None:
     m = http.get(f"/v1/models/local/{dest}").json()
     assert m["latest_version"]["id"] == new_vid
     base_schema = http.get(f"/v1/models/local-demo/hello-trainable/versions/{base}").json()
+    schemas = base_schema["openapi_schema"]["components"]["schemas"]
+    props = schemas["TrainingInput"]["properties"]
+    assert sorted(props, key=lambda k: props[k]["x-order"]) == ["greeting", "delay_ms"]
+    assert schemas["TrainingInput"]["properties"]["greeting"]["default"] == "hello"
+    assert schemas["TrainingOutput"]["properties"]["weights"]["format"] == "uri"
     assert m["latest_version"]["openapi_schema"] == base_schema["openapi_schema"]
     assert [v["id"] for v in http.get(f"/v1/models/local/{dest}/versions").json()["results"]] == [
         new_vid

@@ -108,7 +108,44 @@ def register_trainer(
     if given, turns the weights file into the callable the trained version runs.
     """
     cat = catalogue_of(core)
-    cat.trainers[target] = Trainer(key=target, train=train, load=load, doc=_trainer_doc(train))
+    trainer = Trainer(key=target, train=train, load=load, doc=_trainer_doc(train))
+    cat.trainers[target] = trainer
+    advertise(core, target, trainer)
+
+
+TRAINING_OUTPUT = {
+    "title": "TrainingOutput",
+    "type": "object",
+    "properties": {"weights": {"title": "Weights", "type": "string", "format": "uri"}},
+    "required": ["weights"],
+}
+
+
+def advertise(core: Core, target: str, trainer: Trainer) -> None:
+    """Add ``TrainingInput``/``TrainingOutput`` to the schemas of the versions ``target`` names."""
+    if trainer.doc is None:
+        return
+    comps = trainer.doc.get("components", {}).get("schemas", {})
+    if "Input" not in comps:
+        return
+    owner, _, name = target.partition("/")
+    rows = core.store.query(
+        "SELECT id, openapi_schema FROM versions WHERE id = ? OR (owner = ? AND name = ?)",
+        (target, owner, name),
+    )
+    for row in rows:
+        doc = json.loads(row["openapi_schema"])
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        if "TrainingInput" in schemas:
+            continue
+        schemas["TrainingInput"] = dict(comps["Input"], title="TrainingInput")
+        schemas["TrainingOutput"] = TRAINING_OUTPUT
+        for key, value in comps.items():
+            if key not in ("Input", "Output") and key not in schemas:
+                schemas[key] = value
+        core.store.execute(
+            "UPDATE versions SET openapi_schema = ? WHERE id = ?", (canonical_json(doc), row["id"])
+        )
 
 
 def _emulated_train(cancel_event: threading.Event | None = None, **training_input: Any) -> Any:
