@@ -366,12 +366,20 @@ def test_cancel_while_processing_keeps_partial_output(
 
 def test_blocked_prediction_finishes_when_released(echo_worker: CogWorker, tmp_path: Path) -> None:
     flag = tmp_path / "release"
-    rec = Recorder(on_first_output=flag.touch)
+    refused: list[bool] = []
+
+    def busy_then_release() -> None:
+        refused.append(echo_worker.stop(only_if_idle=True))  # busy: the idle stop backs off
+        flag.touch()
+
+    rec = Recorder(on_first_output=busy_then_release)
     result = echo_worker.predict(
         "release-1", {"text": "r", "repeat": 2, "wait_for_file": str(flag)}, rec
     )
     assert result.status == "succeeded"
     assert rec.of("output") == ["r0", "r1"]
+    assert refused == [False]
+    assert echo_worker.pid is not None
 
 
 def test_path_output_is_handed_over_as_a_file(file_worker: CogWorker) -> None:

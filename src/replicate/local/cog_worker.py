@@ -885,6 +885,7 @@ class CogWorker:
         self._setup_failed_at = 0.0
         self._generation = 0
         self._stopping = False
+        self._stop_requested = False
         self._stopped_event = threading.Event()
         self._stopped_event.set()
         self._idle_cond = threading.Condition(self._lock)
@@ -935,7 +936,13 @@ class CogWorker:
         """
         with self._start_lock:
             with self._lock:
-                if self._state == "ready" and self._proc is not None and self._proc.poll() is None:
+                stopping = self._stopping and self._proc is not None
+            if stopping:
+                # An idle stop or an eviction is under way: let it finish, then start afresh.
+                self._stopped_event.wait(30.0)
+            with self._lock:
+                alive = self._proc is not None and self._proc.poll() is None
+                if self._state == "ready" and alive and not self._stopping:
                     return
                 if self._setup_error is not None:
                     if time.monotonic() - self._setup_failed_at < self.setup_retry_after:
@@ -967,6 +974,7 @@ class CogWorker:
         with self._lock:
             self._state = "starting"
             self._stopping = False
+            self._stop_requested = False
             self._stopped_event.clear()
             self._generation += 1
             generation = self._generation
@@ -1054,6 +1062,11 @@ class CogWorker:
             pump.join(5.0)
             if failed.exited and "address already in use" in self.output_tail.lower():
                 raise _PortTaken() from None
+            if self._stop_requested:
+                # stop() during setup: not a setup failure worth remembering.
+                with self._lock:
+                    self._state = "stopped"
+                raise CogSetupError("The model worker was stopped during setup") from None
             error = CogSetupError(failed.message, self._setup_logs(failed.runtime_logs, setup_log))
             with self._lock:
                 self._setup_error = error
@@ -1216,19 +1229,28 @@ class CogWorker:
                     break
                 wait = self.idle_timeout - idle_for if self._active == 0 else self.idle_timeout
                 self._idle_cond.wait(max(wait, 0.01))
-        self.stop(reason="idle")
+        self.stop(reason="idle", only_if_idle=True)
 
-    def stop(self, timeout: float = 10.0, *, reason: str = "stop") -> None:
-        """Stop the runtime process (running predictions end ``canceled`` or ``failed``)."""
+    def stop(
+        self, timeout: float = 10.0, *, reason: str = "stop", only_if_idle: bool = False
+    ) -> bool:
+        """Stop the runtime process (running predictions end ``canceled`` or ``failed``).
+
+        With ``only_if_idle`` nothing happens while predictions are running (the idle timer
+        and the pool's eviction use this). Returns True if a process was stopped.
+        """
         with self._lock:
             if self._proc is None:
-                self._stopped_event.set()
-                return
+                return False
+            if only_if_idle and self._active:
+                return False
             self._stopping = True
+            self._stop_requested = True
             runs = list(self._runs.values())
         for run in runs:
             run.put("stopped", reason)
         self._shutdown_process(graceful=True, timeout=timeout)
+        return True
 
     def discard_outputs(self, prediction_id: str) -> None:
         """Delete the :class:`CogFile` files of a prediction once the server stored them.
@@ -1763,7 +1785,9 @@ class CogWorkerPool:
             return
         idle = sorted((w for w in live if w._active == 0), key=lambda w: w._last_used)
         for worker in idle[:excess]:
-            threading.Thread(target=worker.stop, kwargs={"reason": "evicted"}, daemon=True).start()
+            threading.Thread(
+                target=worker.stop, kwargs={"reason": "evicted", "only_if_idle": True}, daemon=True
+            ).start()
 
     def attach(
         self,
