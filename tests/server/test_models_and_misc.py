@@ -265,3 +265,30 @@ def test_injected_429_and_request_log(fresh: LocalServer) -> None:
         )
         assert r.status_code == 503 and r.headers["content-type"] == "application/problem+json"
         assert c.get("/_local/faults").json() == []
+
+
+def test_model_update_rules(server: LocalServer, http: httpx.Client) -> None:
+    assert (
+        http.patch("/v1/models/replicate/hello-world", json={"description": "hijack"}).status_code
+        == 403
+    )
+    name = unique()
+
+    def f(text: str) -> str:
+        return text
+
+    server.register(name, f)
+    bad = http.patch(f"/v1/models/{name}", json={"github_url": "not a url"})
+    assert (
+        bad.status_code == 422
+        and bad.json()["detail"] == "- github_url: Does not match format 'uri'"
+    )
+    ok = http.patch(
+        f"/v1/models/{name}",
+        json={"github_url": "https://github.com/x/y", "weights_url": "https://w.example/x"},
+    )
+    assert ok.status_code == 200
+    assert (
+        ok.json()["github_url"] == "https://github.com/x/y"
+        and ok.json()["weights_url"] == "https://w.example/x"
+    )

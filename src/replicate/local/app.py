@@ -47,6 +47,16 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _is_http_url(value: str) -> bool:
+    parts = urllib.parse.urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and value.isprintable()
+        and " " not in value
+    )
+
+
 def json_response(
     value: Any,
     status: int = 200,
@@ -652,6 +662,11 @@ class LocalApi:
             lines.append(
                 f"- hardware: hardware must be one of the following: {', '.join(json.dumps(h['sku']) for h in HARDWARE)}"
             )
+        lines += [
+            f"- {k}: Does not match format 'uri'"
+            for k, v in body.items()
+            if k.endswith("_url") and v is not None and not (isinstance(v, str) and _is_http_url(v))
+        ]
         name = body.get("name")
         if isinstance(name, str) and not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
             lines.append("- name: Does not match pattern '^[a-z0-9][a-z0-9._-]*$'")
@@ -703,9 +718,14 @@ class LocalApi:
             for k, v in body.items()
             if k in allowed and v is not None and not isinstance(v, str)
         ]
+        lines += [
+            f"- {k}: Does not match format 'uri'"
+            for k, v in body.items()
+            if k.endswith("_url") and isinstance(v, str) and not _is_http_url(v)
+        ]
         if lines:
             raise input_validation(lines)
-        if m["owner"] != account and m["source"] == "user":
+        if m["owner"] != account and m["source"] != "callable":
             raise ApiError(403, "You do not have permission to update this model.")
         for k, v in body.items():
             self.core.store.execute(

@@ -23,7 +23,8 @@ def authenticate(request: Request, tokens: list[str] | None, username: str) -> s
     token = token_from(request)
     if token is None:
         raise unauthenticated()
-    if tokens is not None and not any(hmac.compare_digest(token, t) for t in tokens):
+    given = token.encode("utf-8", "replace")
+    if tokens is not None and not any(hmac.compare_digest(given, t.encode()) for t in tokens):
         raise unauthenticated()
     return username
 

@@ -259,9 +259,10 @@ class Core:
         import hmac
 
         pid = token[:26]
-        return (
-            pid if len(token) == 42 and hmac.compare_digest(self.stream_token(pid), token) else None
+        ok = len(token) == 42 and hmac.compare_digest(
+            self.stream_token(pid).encode(), token.encode("utf-8", "replace")
         )
+        return pid if ok else None
 
     def prediction_json(
         self, row: dict[str, Any], origin: str, *, inline_files: bool = False

@@ -247,7 +247,8 @@ class FileService:
             return None
         if exp <= self.now():
             return None
-        if not hmac.compare_digest(self._signature(owner, file_id, exp), signature or ""):
+        expected = self._signature(owner, file_id, exp).encode()
+        if not hmac.compare_digest(expected, (signature or "").encode("utf-8", "replace")):
             return None
         return self.get_upload(owner, file_id)
 
@@ -287,7 +288,9 @@ class FileService:
         if "-" not in token:
             return None
         fid = token.rsplit("-", 1)[0]
-        if not hmac.compare_digest(self._delivery_token(fid), token):
+        if not hmac.compare_digest(
+            self._delivery_token(fid).encode(), token.encode("utf-8", "replace")
+        ):
             return None
         row = self.db.one("SELECT * FROM files WHERE id = ? AND kind = 'output'", (fid,))
         if row is None or row["deleted"] or row["name"] != filename:
