@@ -64,7 +64,10 @@ class Catalogue:
         self.lock = threading.RLock()
         core.store.executescript(_TABLES)
         self.trainers: dict[str, Any] = {}
+        # Beside the blobs: next to an on-disk database, else in the server's temp directory.
         base = getattr(core, "_tmp", None)
+        if core.config.db != ":memory:":
+            base = str(Path(core.config.db).parent)
         self._weights_root = Path(base) if base else None
         self._weights_dir: Path | None = None
         self.restored = False
@@ -79,7 +82,7 @@ class Catalogue:
         return int(self.page_sizes.get(kind, DEFAULT_PAGE_SIZE))
 
     def weights_dir(self) -> Path:
-        """A directory for materialised trained weights (removed with the server's temp dir)."""
+        """The directory of materialised trained weights (the bytes also live in the database)."""
         with self.lock:
             if self._weights_dir is None:
                 if self._weights_root is not None:
