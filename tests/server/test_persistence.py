@@ -132,3 +132,16 @@ def test_killed_cli_server_recovers(tmp_path: Path, procs: list[subprocess.Popen
     procs.append(proc3)
     with httpx.Client(base_url=base3, headers=AUTH) as c:
         assert c.get(f"/v1/predictions/{p['id']}").json()["status"] == "canceled"
+
+
+def test_second_server_on_the_same_db_leaves_live_predictions_alone(tmp_path: Path) -> None:
+    db = str(tmp_path / "shared.sqlite3")
+    with LocalServer(db=db) as a, httpx.Client(base_url=a.base_url, headers=AUTH) as c:
+        name, gate = register_gate(a)
+        p = c.post(f"/v1/models/{name}/predictions", json={"input": {"text": "long"}}).json()
+        gate.wait_started(1)
+        with LocalServer(db=db) as b, httpx.Client(base_url=b.base_url, headers=AUTH) as c2:
+            # the other server sees the prediction, still running: not marked interrupted
+            assert c2.get(f"/v1/predictions/{p['id']}").json()["status"] == "processing"
+        gate.release()
+        assert wait_status(c, p["id"], {"succeeded"})["output"] == "done long"

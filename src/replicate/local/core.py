@@ -7,9 +7,11 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,9 @@ from .util import Clock, iso, new_id
 from .webhooks import WebhookSender, new_secret
 
 log = logging.getLogger("replicate.local")
+
+#: Seconds without a heartbeat after which another server instance counts as gone.
+INSTANCE_TIMEOUT = 30.0
 
 HARDWARE = [
     {"sku": "cpu", "name": "CPU"},
@@ -118,7 +123,13 @@ class Core:
         )
         self.runner = Runner(self.store, self.registry, self.files, self.clock, self._on_change)
         self.runner.max_queue_depth = config.max_queue_depth
-        self.recovered = recover(self.store, self.clock.now())
+        self.instance_id = secrets.token_hex(8)
+        live = self._live_instances()
+        self.store.execute(
+            "INSERT INTO instances (id, pid, host, heartbeat) VALUES (?, ?, ?, ?)",
+            (self.instance_id, os.getpid(), socket.gethostname(), time.time()),
+        )
+        self.recovered = recover(self.store, self.clock.now(), live)
         for pid in self.recovered:
             self._on_change(pid, "completed")
         if config.demo_models:
@@ -149,13 +160,37 @@ class Core:
             self.runner.abandon()
         if self.started:
             self.webhooks.stop(drain=5.0 if graceful else 0.0)
+        self.store.execute("DELETE FROM instances WHERE id = ?", (self.instance_id,))
         self.store.close()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def _live_instances(self) -> set[str]:
+        """Other servers using this database that are still running (fresh heartbeat, live pid)."""
+        live: set[str] = set()
+        host = socket.gethostname()
+        for row in self.store.query("SELECT id, pid, host, heartbeat FROM instances"):
+            alive = row["heartbeat"] > time.time() - INSTANCE_TIMEOUT
+            if alive and row["host"] == host:
+                try:
+                    os.kill(row["pid"], 0)
+                except ProcessLookupError:
+                    alive = False
+                except OSError:
+                    pass
+            if alive:
+                live.add(row["id"])
+            else:
+                self.store.execute("DELETE FROM instances WHERE id = ?", (row["id"],))
+        return live
+
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self.config.sweep_interval):
             try:
+                self.store.execute(
+                    "UPDATE instances SET heartbeat = ? WHERE id = ?",
+                    (time.time(), self.instance_id),
+                )
                 self.sweep()
             except Exception:  # pragma: no cover - keep the janitor alive
                 log.exception("janitor failed")
@@ -347,6 +382,7 @@ class Core:
                 "webhook_events_filter": webhook_events_filter,
                 "stream": int(output_is_iterator(version["openapi_schema"])),
                 "origin": origin,
+                "instance": self.instance_id,
             }
         )
         self._on_change(pid, "start")

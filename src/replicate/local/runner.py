@@ -564,14 +564,22 @@ def _drain_async_gen(agen: Any) -> list[Any]:
     return asyncio.run(collect())
 
 
-def recover(store: Store, now: float) -> list[str]:
+def recover(store: Store, now: float, live_instances: set[str] | None = None) -> list[str]:
     """Finish predictions left unfinished by a stop; returns their ids.
 
     ``processing`` becomes ``failed`` (interrupted) and ``starting`` becomes ``aborted``.
+    Predictions owned by a server instance in ``live_instances`` (another process using the
+    same database) are left alone.
     """
-    rows = store.query(
-        "SELECT id, status, created_at, started_at FROM predictions WHERE status IN ('starting', 'processing')"
-    )
+    live = live_instances or set()
+    rows = [
+        r
+        for r in store.query(
+            "SELECT id, status, created_at, started_at, instance FROM predictions "
+            "WHERE status IN ('starting', 'processing')"
+        )
+        if r["instance"] is None or r["instance"] not in live
+    ]
     out: list[str] = []
     for row in rows:
         if row["status"] == "processing":

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -38,10 +38,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     error TEXT, metrics TEXT, created_at REAL NOT NULL, started_at REAL, completed_at REAL,
     deadline REAL, data_removed INTEGER NOT NULL DEFAULT 0, webhook TEXT,
     webhook_events_filter TEXT, stream INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL DEFAULT 'api',
-    is_example INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL DEFAULT '', extra TEXT
+    is_example INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL DEFAULT '', extra TEXT,
+    instance TEXT
 );
 CREATE INDEX IF NOT EXISTS predictions_order ON predictions (created_at, id);
 CREATE INDEX IF NOT EXISTS predictions_status ON predictions (status);
+CREATE TABLE IF NOT EXISTS instances (
+    id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     prediction_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, data TEXT NOT NULL,
     t REAL NOT NULL, PRIMARY KEY (prediction_id, seq)
@@ -69,6 +73,9 @@ class Store:
                     f"(schema {version} > {SCHEMA_VERSION}); upgrade replicate to use it."
                 )
             self._conn.executescript(_SCHEMA)
+            cols = {r[1] for r in self._conn.execute("PRAGMA table_info(predictions)")}
+            if "instance" not in cols:  # migration 1 -> 2
+                self._conn.execute("ALTER TABLE predictions ADD COLUMN instance TEXT")
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # ------------------------------------------------------------------ generic
