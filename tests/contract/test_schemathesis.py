@@ -117,9 +117,18 @@ def _with_links(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
+def _amend(raw: dict[str, Any]) -> dict[str, Any]:
+    """Reviewed corrections of the spec where the real API (recordings) contradicts it."""
+    raw = copy.deepcopy(raw)
+    if tolerated("training-output-null"):
+        props = raw["components"]["schemas"]["schemas_training_response"]["properties"]
+        props["output"] = {"anyOf": [props["output"], {"type": "null"}]}
+    return raw
+
+
 def _load_schema() -> Any:
     raw = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
-    schema = schemathesis.openapi.from_dict(_with_links(raw))
+    schema = schemathesis.openapi.from_dict(_with_links(_amend(raw)))
     schema.config.generation.update(
         modes=[GenerationMode.POSITIVE],
         max_examples=MAX_EXAMPLES,
@@ -267,7 +276,7 @@ class Resources:
         if "training" not in self._cache:
             trainable = self._ok(self.http.get(f"/models/{TRAINABLE}"))
             version = trainable["latest_version"]["id"]
-            body = {"destination": self.new_model(), "input": {"text": "hi"}}
+            body = {"destination": self.new_model(), "input": {"greeting": "howdy"}}
             path = f"/models/{TRAINABLE}/versions/{version}/trainings"
             self._cache["training"] = self._ok(self.http.post(path, json=body))["id"]
         return str(self._cache["training"])
@@ -423,7 +432,10 @@ def fix_case(case: Any, res: Resources, *, linked: bool = False) -> None:
     elif "trainings" in label:
         body = dict(case.body) if isinstance(case.body, dict) else {}
         body["destination"] = res.new_model()
-        body["input"] = _valid_input(body.get("input"))
+        train_input = dict(body["input"]) if isinstance(body.get("input"), dict) else {}
+        if not isinstance(train_input.get("greeting"), str):
+            train_input["greeting"] = "howdy"
+        body["input"] = train_input
         if tolerated("no-random-webhooks"):
             body.pop("webhook", None)
         case.body = body
