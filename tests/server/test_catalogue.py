@@ -617,6 +617,18 @@ def test_registered_trainer_and_weights_argument(srv: LocalServer, http: httpx.C
         headers={"Prefer": "wait"},
     ).json()
     assert p["output"] == "t:trained"
+    # Training the trained version again starts from the code, with the new weights.
+    again = http.post(
+        f"/v1/models/local/{name}/versions/{done['output']['version'].split(':')[1]}/trainings",
+        json={"destination": f"local/{name}", "input": {"word": "twice"}},
+    ).json()
+    assert wait_training(http, again["id"])["status"] == "succeeded"
+    p = http.post(
+        f"/v1/models/local/{name}/predictions",
+        json={"input": {"text": "t"}},
+        headers={"Prefer": "wait"},
+    ).json()
+    assert p["output"] == "t:twice"
     assert_problem(start_training(http, f"local/{name}", f"local/{name}", {"word": 5}), 422)
 
 

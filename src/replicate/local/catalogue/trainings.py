@@ -273,16 +273,17 @@ class Trained:
         owner, name = destination.split("/", 1)
         trainer = self.cat.trainers.get(trainer_key)
         if trainer is not None and trainer.load is not None:
-            fn = trainer.load(weights)
-        elif "weights" in base.params or base.accepts_kwargs:
-            fn = functools.partial(base.fn, weights=weights)
-            impl = _impl_for(owner, name, base.fn, base.concurrency)
-            impl.fn = fn
-            impl.params = base.params - {"weights"}
-            return impl
-        else:
-            fn = base.fn
-        return _impl_for(owner, name, fn, base.concurrency)
+            return _impl_for(owner, name, trainer.load(weights), base.concurrency)
+        fn, params = base.fn, base.params
+        if isinstance(fn, functools.partial) and "weights" in fn.keywords:
+            # The base is itself trained: start again from its code, with the new weights.
+            fn, params = fn.func, params | {"weights"}
+        impl = _impl_for(owner, name, fn, base.concurrency)
+        if "weights" in params:
+            # The base code, given the trained weights (as Cog passes them to setup()).
+            impl.fn = functools.partial(fn, weights=weights)
+            impl.params = params - {"weights"}
+        return impl
 
     def add(
         self,
