@@ -981,3 +981,21 @@ def test_every_spec_operation_is_routed(srv: LocalServer) -> None:
         concrete = "/v1" + re.sub(r"\{[^}]+\}", "x", path)
         scope = {"type": "http", "method": method, "path": concrete, "root_path": ""}
         assert any(r.matches(scope)[0] == Match.FULL for r in routes), (method, path)
+
+
+def test_min_instances_keeps_the_version_warm(srv: LocalServer, http: httpx.Client) -> None:
+    """``min_instances >= 1`` calls the version callable's ``keep_warm()`` hook, if any."""
+    warmed = threading.Event()
+
+    def model(text: str) -> str:
+        return text
+
+    model.keep_warm = warmed.set  # type: ignore[attr-defined]
+    name = fresh_name("warm")
+    vid = srv.register(f"local/{name}", model)
+    body = deployment_body(fresh_name("w"), model=f"local/{name}", version=vid, min_instances=0)
+    assert http.post("/v1/deployments", json=body).status_code == 200
+    assert not warmed.is_set()
+    r = http.patch(f"/v1/deployments/local/{body['name']}", json={"min_instances": 1})
+    assert r.status_code == 200
+    assert warmed.wait(10)

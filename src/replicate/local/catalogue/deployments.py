@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -134,6 +135,19 @@ class Deployments:
                 json.dumps(account_json(self.core, account)),
             ),
         )
+        if int(config["min_instances"]) >= 1:
+            self._keep_warm(config["version"])
+
+    def _keep_warm(self, version_id: str) -> None:
+        """Pre-start the version's worker (``min_instances >= 1``).
+
+        Callables run in-process and need nothing. A runner that has workers to start (Cog)
+        can expose ``keep_warm()`` on the version's callable; it is called in the background.
+        """
+        impl = self.core.registry.impl(version_id)
+        warm = getattr(impl.fn, "keep_warm", None) if impl is not None else None
+        if callable(warm):
+            threading.Thread(target=warm, name="replicate-local-warm", daemon=True).start()
 
     def _deployment_or_404(self, request: Request, account: str) -> dict[str, Any]:
         owner = request.path_params["owner"]
