@@ -3,7 +3,8 @@
 Fixtures live in tests/fixtures/cog_*: ``cog_echo`` (BasePredictor.predict -> Iterator[str],
 ``repeat`` with ge=1/le=10, a ``wait_for_file`` input to block until the test releases it),
 ``cog_file`` (BaseRunner.run -> Path, optional Path input), ``cog_frames`` (async run ->
-AsyncIterator[Path]) and ``cog_setup_fails`` (setup raises).
+AsyncIterator[Path]), ``cog_trainable`` (train mode; setup(weights)) and
+``cog_setup_fails`` (setup raises).
 Every wait is on an event or a state; nothing sleeps and hopes.
 """
 
@@ -39,6 +40,7 @@ from replicate.local.cog_worker import (
     iter_model_files,
     parse_cog_option,
     register_cog_dir,
+    trained_model,
     version_id_for,
 )
 
@@ -49,6 +51,7 @@ ECHO_DIR = FIXTURES / "cog_echo"
 FILE_DIR = FIXTURES / "cog_file"
 BROKEN_DIR = FIXTURES / "cog_setup_fails"
 FRAMES_DIR = FIXTURES / "cog_frames"
+TRAINABLE_DIR = FIXTURES / "cog_trainable"
 
 
 class Recorder:
@@ -410,6 +413,42 @@ def test_streamed_files_keep_their_order(tmp_path: Path) -> None:
         assert len(chunks) == 8 and all(a is b for a, b in zip(chunks, result.output, strict=True))
         worker.discard_outputs("frames-1")
         assert not result.output[0].path.exists()
+    finally:
+        worker.close()
+
+
+def test_training_then_the_trained_version(tmp_path: Path, echo_model: CogModel) -> None:
+    model = register_cog_dir("acme/greeter", TRAINABLE_DIR)
+    assert model.train_ref == "train.py:train"
+    schemas = model.schema["components"]["schemas"]
+    assert schemas["TrainingInput"]["required"] == ["greeting"]
+    assert schemas["TrainingOutput"]["properties"]["weights"]["format"] == "uri"
+    assert "/trainings" in model.schema["paths"] and "/predictions" in model.schema["paths"]
+    with pytest.raises(ValueError, match="no 'train' entry"):
+        CogWorker(echo_model, mode="train")
+
+    trainer = CogWorker(model, mode="train", idle_timeout=None)
+    try:
+        bad = trainer.predict("train-bad", {"greeting": "x", "epochs": 9})
+        assert bad.error == "Invalid input: epochs: 9 is greater than the maximum of 3"
+        rec = Recorder()
+        result = trainer.predict("train-1", {"greeting": "howdy", "epochs": 2}, rec)
+        assert result.status == "succeeded", result
+        assert result.logs == "epoch 0\nepoch 1\n"
+        weights = result.output["weights"]
+        assert isinstance(weights, CogFile) and weights.read_bytes() == b"howdy"
+        kept = tmp_path / "weights.txt"
+        shutil.copy(weights.path, kept)
+    finally:
+        trainer.close()
+
+    trained = trained_model(model, kept, destination="acme/greeter-howdy")
+    assert trained.owner_name == "acme/greeter-howdy"
+    assert trained.version_id not in (model.version_id,)
+    assert trained_model(model, kept).version_id == trained.version_id  # stable
+    worker = CogWorker(trained, idle_timeout=None)
+    try:
+        assert worker.predict("greet-1", {"text": "world"}).output == "howdy world"
     finally:
         worker.close()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import fnmatch
 import hashlib
 import http.server
@@ -67,6 +68,7 @@ __all__ = [
     "read_cog_yaml",
     "register_cog_dir",
     "register_cog_model",
+    "trained_model",
     "version_id_for",
 ]
 
@@ -435,6 +437,8 @@ class CogModel:
     missing_packages: tuple[str, ...] = ()
     #: :func:`version_id_for` of the files alone, to notice when the code changed.
     files_digest: str = ""
+    #: Weights of a trained version: passed to ``setup(weights)`` (``COG_WEIGHTS``).
+    weights: str | None = None
 
     def source_available(self) -> bool:
         """True while the directory still holds this version's files.
@@ -465,6 +469,10 @@ class CogModel:
     def is_iterator(self) -> bool:
         """True when the output streams (``x-cog-array-type: iterator``)."""
         return self.output_schema.get("x-cog-array-type") == "iterator"
+
+    def component(self, name: str) -> dict[str, Any]:
+        """A component schema of the document (``Input``, ``TrainingOutput``...) or ``{}``."""
+        return dict(self.schema.get("components", {}).get("schemas", {}).get(name, {}))
 
 
 _NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_.-]*[a-z0-9])?$", re.IGNORECASE)
@@ -529,6 +537,17 @@ def register_cog_dir(
         packages=declared_packages(root, config),
     )
     schema, cog_version = info["schema"], str(info.get("cog_version"))
+    if train_ref is not None and "TrainingInput" not in schema.get("components", {}).get(
+        "schemas", {}
+    ):
+        # One document for both modes, as ``cog build`` makes for trainable models.
+        train_doc = _inspect_model(
+            root, train_ref, python=interpreter, train=True, timeout=schema_timeout
+        )["schema"]
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(
+            train_doc.get("components", {}).get("schemas", {})
+        )
+        schema.setdefault("paths", {}).update(train_doc.get("paths", {}))
     missing = tuple(info.get("missing_packages") or ())
     if missing:
         log.warning(
@@ -552,6 +571,28 @@ def register_cog_dir(
         train_ref=train_ref,
         missing_packages=missing,
         files_digest=version_id_for(root),
+    )
+
+
+def trained_model(
+    base: CogModel, weights: str | os.PathLike[str], *, destination: str | None = None
+) -> CogModel:
+    """The version a training of ``base`` produced: same code, new ``weights``.
+
+    Its id hashes the base version id and the weights' SHA-256 (design §3.2); it belongs to
+    ``destination`` (``owner/name``, default the base model). Serve it with a
+    :class:`CogWorker` in predict mode: the runtime passes the weights path to
+    ``setup(weights)``.
+    """
+    path = Path(weights).resolve()
+    if not path.is_file():
+        raise CogDirError(f"weights file {str(weights)!r} does not exist")
+    owner, name = _split_owner_name(destination or base.owner_name)
+    version_id = hashlib.sha256(
+        f"replicate-local-trained\x00{base.version_id}\x00{_file_sha256(path)}".encode()
+    ).hexdigest()
+    return dataclasses.replace(
+        base, owner=owner, name=name, version_id=version_id, weights=str(path)
     )
 
 
@@ -851,8 +892,14 @@ class CogWorker:
         record_setup: bool = True,
         file_outputs: Literal["auto", "upload", "inline"] = "auto",
         restart_backoff: float = 1.0,
+        mode: Literal["predict", "train"] = "predict",
     ) -> None:
+        if mode not in ("predict", "train"):
+            raise ValueError("mode must be 'predict' or 'train'")
+        if mode == "train" and model.train_ref is None:
+            raise ValueError(f"{model.owner_name} has no 'train' entry in cog.yaml")
         self.model = model
+        self.mode = mode
         self.idle_timeout = idle_timeout
         self.setup_timeout = setup_timeout
         self.cancel_grace = cancel_grace
@@ -919,6 +966,20 @@ class CogWorker:
         """The last lines the runtime process printed (diagnostics)."""
         return "\n".join(self._output)
 
+    @property
+    def output_schema(self) -> dict[str, Any]:
+        """``Output`` (or ``TrainingOutput`` in train mode)."""
+        return self.model.component("TrainingOutput" if self.mode == "train" else "Output")
+
+    @property
+    def is_iterator(self) -> bool:
+        """True when this worker's output streams (``x-cog-array-type: iterator``)."""
+        return self.output_schema.get("x-cog-array-type") == "iterator"
+
+    @property
+    def _endpoint(self) -> str:
+        return "/trainings" if self.mode == "train" else "/predictions"
+
     def schema(self) -> dict[str, Any]:
         """The version's Cog OpenAPI document (store it as the version's ``openapi_schema``)."""
         return self.model.schema
@@ -983,7 +1044,7 @@ class CogWorker:
         try:
             if self._work_dir is None:
                 self._work_dir = Path(tempfile.mkdtemp(prefix="replicate-cog-"))
-            stage = self._work_dir / f"stage-{model.version_id[:16]}"
+            stage = self._work_dir / f"stage-{model.version_id[:16]}-{self.mode}"
             entry = self._prepare_stage(stage)
             setup_log = self._work_dir / "setup.log"
             with contextlib.suppress(FileNotFoundError):
@@ -999,17 +1060,22 @@ class CogWorker:
             model.python,
             {
                 "PORT": str(port),
-                "COG_PREDICT_TYPE_STUB": str(stage / entry),
+                ("COG_TRAIN_TYPE_STUB" if self.mode == "train" else "COG_PREDICT_TYPE_STUB"): str(
+                    stage / entry
+                ),
                 "REPLICATE_COG_SETUP_LOG": str(setup_log),
                 "COG_MAX_CONCURRENCY": str(model.concurrency),
                 "COG_THROTTLE_RESPONSE_INTERVAL": "0",
                 "LOG_FORMAT": "json",
             },
         )
-        if self.weights:
-            env["COG_WEIGHTS"] = self.weights
+        weights = self.weights or model.weights
+        if weights:
+            env["COG_WEIGHTS"] = weights
         env.update(self.extra_env)
         cmd = [model.python, "-m", "cog.server.http", "--host", "127.0.0.1"]
+        if self.mode == "train":
+            cmd += ["--x-mode", "train"]
         if self._uploads_files():
             cmd += ["--upload-url", callbacks.upload_url]
         posix = os.name == "posix"
@@ -1093,7 +1159,7 @@ class CogWorker:
         """
         if self.file_outputs != "auto":
             return self.file_outputs == "upload"
-        out = self.model.output_schema
+        out = self.output_schema
         items = out.get("items") if out.get("type") == "array" else None
         return not (isinstance(items, dict) and items.get("format") == "uri")
 
@@ -1117,9 +1183,11 @@ class CogWorker:
         (stage / ".cog" / "openapi_schema.json").write_text(
             json.dumps(self.model.schema), encoding="utf-8"
         )
+        ref = self.model.train_ref if self.mode == "train" else self.model.predict_ref
+        assert ref is not None
         if not self.record_setup or (stage / ENTRY_MODULE).exists():
-            return self.model.predict_ref
-        file_part, _, name = self.model.predict_ref.partition(":")
+            return ref
+        file_part, _, name = ref.partition(":")
         template = SETUP_TEE_TEMPLATE.read_text(encoding="utf-8")
         code = template.replace('"@@FILE@@"', json.dumps(file_part)).replace(
             '"@@NAME@@"', json.dumps(name)
@@ -1347,7 +1415,8 @@ class CogWorker:
     def _send_cancel(self, client: httpx.Client, prediction_id: str) -> None:
         with contextlib.suppress(httpx.HTTPError):
             client.post(
-                f"/predictions/{urllib.parse.quote(prediction_id, safe='')}/cancel", timeout=5.0
+                f"{self._endpoint}/{urllib.parse.quote(prediction_id, safe='')}/cancel",
+                timeout=5.0,
             )
 
     def _emit(self, run: _Run, event: CogEvent) -> None:
@@ -1417,7 +1486,7 @@ class CogWorker:
             "webhook": callbacks.webhook_url,
             "webhook_events_filter": ["start", "output", "logs", "completed"],
         }
-        path = f"/predictions/{urllib.parse.quote(run.id, safe='')}"
+        path = f"{self._endpoint}/{urllib.parse.quote(run.id, safe='')}"
         deadline = time.monotonic() + 30.0
         delay = 0.01
         while True:
@@ -1496,7 +1565,7 @@ class CogWorker:
             self._emit(run, CogEvent("logs", logs[len(run.logs) :]))
             run.logs = logs
         output = snap.get("output")
-        if self.model.is_iterator and isinstance(output, list) and len(output) > run.emitted_chunks:
+        if self.is_iterator and isinstance(output, list) and len(output) > run.emitted_chunks:
             for index in range(run.emitted_chunks, len(output)):
                 chunk = self._convert_output(output[index], run.id, str(index))
                 self._emit(run, CogEvent("output", chunk))
@@ -1685,7 +1754,7 @@ def cog_callable(worker: CogWorker, *, poll: float = 0.1) -> Callable[..., Any]:
                 worker.cancel(prediction_id)
             mark_done("consumer")
 
-    if worker.model.is_iterator:
+    if worker.is_iterator:
 
         def run_iterator(cancel_event: threading.Event, **inputs: Any) -> Iterable[Any]:
             steps = drive(cancel_event, inputs)
