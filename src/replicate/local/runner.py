@@ -517,15 +517,21 @@ class Runner:
         run.timers.append(t)
         t.start()
 
-    def cancel_all(self, grace: float = CANCEL_GRACE) -> None:
-        """Cancel every queued and running prediction and wait for them to end."""
+    def cancel_all(self, grace: float = 1.0) -> None:
+        """Cancel every queued and running prediction; wait up to ``grace`` seconds in total."""
         with self._lock:
             runs = list(self._runs.values())
+        self._cancel_and_wait(runs, grace)
+
+    def _cancel_and_wait(self, runs: list[Run], grace: float) -> None:
+        import time
+
         for run in runs:
             self.cancel(run.pid)
+        deadline = time.monotonic() + grace
         for run in runs:
             if run.thread is not None:
-                run.thread.join(timeout=grace)
+                run.thread.join(timeout=max(0.0, deadline - time.monotonic()))
             self._finish(run, "canceled")
 
     def active(self, pid: str) -> bool:
@@ -535,16 +541,11 @@ class Runner:
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, grace: float = CANCEL_GRACE) -> None:
-        """Cancel everything: queued predictions end canceled, running ones are asked to stop."""
+        """Cancel everything (queued and running end ``canceled``) within ``grace`` seconds."""
         with self._lock:
             self._closed = True
             runs = list(self._runs.values())
-        for run in runs:
-            self.cancel(run.pid)
-        for run in runs:
-            if run.thread is not None:
-                run.thread.join(timeout=grace)
-            self._finish(run, "canceled")
+        self._cancel_and_wait(runs, grace)
 
     def abandon(self) -> None:
         """Stop dispatching without touching predictions (simulates a crash)."""
