@@ -371,3 +371,23 @@ def test_twenty_concurrent_on_concurrency_one(server: LocalServer) -> None:
     by_created = sorted(results, key=lambda p: p["created_at"])
     by_started = sorted(results, key=lambda p: p["started_at"])
     assert [p["id"] for p in by_created] == [p["id"] for p in by_started]
+
+
+def test_stream_field_echoed_and_stream_urls_always() -> None:
+    with (
+        LocalServer(stream_urls="always", max_run_time=600) as s,
+        httpx.Client(base_url=s.base_url, headers=AUTH) as c,
+    ):
+        p = c.post(
+            "/v1/models/replicate/hello-world/predictions",
+            json={"input": {"text": "x"}, "stream": True},
+        ).json()
+        assert p["stream"] is True
+        assert p["urls"]["stream"].startswith(s.base_url + "/v1/streams/")
+        assert "deadline" in p
+        q = c.post(
+            "/v1/models/replicate/hello-world/predictions", json={"input": {"text": "x"}}
+        ).json()
+        assert "stream" not in q
+        text = httpx.get(p["urls"]["stream"]).text
+        assert "event: output\nid: " in text and "data: hello x" in text

@@ -157,3 +157,25 @@ def test_stream_404_after_data_removal(fresh: LocalServer) -> None:
         assert removed["status"] == "succeeded" and "stream" not in removed["urls"]
         r = httpx.get(p["urls"]["stream"])
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_generator_without_iterator_schema_streams_once(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    def gen(text: str):  # type: ignore[no-untyped-def]  # no return annotation: not an iterator schema
+        yield "a"
+        yield "b"
+
+    server.register("test/untyped-gen", gen)
+    p = http.post(
+        "/v1/models/test/untyped-gen/predictions",
+        json={"input": {"text": "x"}},
+        headers={"Prefer": "wait"},
+    ).json()
+    assert p["output"] == ["a", "b"] and "stream" not in p["urls"]
+    rows = server.core.store.events_after(p["id"], -1)  # type: ignore[union-attr]
+    assert [(e["type"], e["data"]) for e in rows] == [
+        ("output", "a"),
+        ("output", "b"),
+        ("done", "{}"),
+    ]

@@ -405,6 +405,7 @@ class LocalApi:
                 webhook=webhook,
                 webhook_events_filter=events_filter,
                 deadline_seconds=deadline,
+                stream=body["stream"] if isinstance(body.get("stream"), bool) else None,
             )
         except QueueFull as exc:
             raise throttled(1) from exc

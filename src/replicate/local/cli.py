@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 from .server import DEFAULT_TOKEN, _retention
+from .util import parse_duration
 
 
 def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
@@ -44,6 +45,17 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--public-url", default=None, help="origin to use in URLs instead of the request's"
+    )
+    p.add_argument(
+        "--stream-urls",
+        choices=["iterator", "always"],
+        default="iterator",
+        help="give urls.stream to iterator models only (default) or to every prediction",
+    )
+    p.add_argument(
+        "--max-run-time",
+        default=None,
+        help="default deadline for predictions created without Cancel-After (e.g. 10m)",
     )
     p.add_argument(
         "--sync-file-outputs",
@@ -82,6 +94,11 @@ def serve_main(argv: list[str] | None = None) -> int:
         print(f"error: invalid --retention {args.retention!r}", file=sys.stderr)
         return 2
     try:
+        max_run_time = parse_duration(args.max_run_time) if args.max_run_time else None
+    except ValueError:
+        print(f"error: invalid --max-run-time {args.max_run_time!r}", file=sys.stderr)
+        return 2
+    try:
         import uvicorn
 
         from .app import build_app
@@ -101,6 +118,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         public_url=args.public_url,
         demo_models=not args.no_demo_models,
         sync_file_outputs=args.sync_file_outputs,
+        stream_urls=args.stream_urls,
+        max_run_time=max_run_time,
     )
     core = Core(config)
     sock = socket.socket(

@@ -69,6 +69,8 @@ class ServerConfig:
     webhook_backoff_scale: float = 1.0
     webhook_throttle: float = 0.5
     keepalive: float = 15.0
+    stream_urls: str = "iterator"  # or "always": every prediction gets urls.stream
+    max_run_time: float | None = None  # default deadline (seconds) when no Cancel-After is sent
     sync_file_outputs: str = "url"  # or "data-uri": inline files in sync-mode create replies
     page_sizes: dict[str, int] = field(
         default_factory=lambda: {
@@ -338,6 +340,8 @@ class Core:
             out["deadline"] = iso(row["deadline"])
         if row["deployment"]:
             out["deployment"] = row["deployment"]
+        if row.get("extra") and "stream" in row["extra"]:
+            out["stream"] = row["extra"]["stream"]
         return out
 
     def _on_change(self, pid: str, event: str) -> None:
@@ -361,12 +365,21 @@ class Core:
         webhook_events_filter: list[str] | None = None,
         deadline_seconds: float | None = None,
         deployment: str | None = None,
+        stream: bool | None = None,
     ) -> dict[str, Any]:
-        """Insert and queue a prediction; returns the decoded row."""
+        """Insert and queue a prediction; returns the decoded row.
+
+        ``stream`` is the deprecated request field: echoed in the object, otherwise ignored.
+        """
         from .schema import output_is_iterator
 
         pid = new_id()
         now = self.clock.now()
+        if deadline_seconds is None and self.config.max_run_time is not None:
+            deadline_seconds = self.config.max_run_time
+        has_stream = (
+            output_is_iterator(version["openapi_schema"]) or self.config.stream_urls == "always"
+        )
         self.store.insert_prediction(
             {
                 "id": pid,
@@ -380,7 +393,8 @@ class Core:
                 "deadline": now + deadline_seconds if deadline_seconds is not None else None,
                 "webhook": webhook,
                 "webhook_events_filter": webhook_events_filter,
-                "stream": int(output_is_iterator(version["openapi_schema"])),
+                "stream": int(has_stream),
+                "extra": {"stream": stream} if stream is not None else None,
                 "origin": origin,
                 "instance": self.instance_id,
             }

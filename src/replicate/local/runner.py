@@ -65,6 +65,7 @@ class Run:
     output: Any = None
     logs: str = ""
     partial_line: str = ""
+    emitted: bool = False
     finished: bool = False
     timers: list[threading.Timer] = field(default_factory=list)
     tmpdir: Path | None = None
@@ -415,6 +416,7 @@ class Runner:
             if not isinstance(run.output, list):
                 run.output = []
             run.output.append(value)
+            run.emitted = True
             self.store.update_prediction(run.pid, output=run.output)
             self._event(run, "output", value)
         self.on_change(run.pid, "output")
@@ -469,6 +471,8 @@ class Runner:
             if started is not None and not was_started:
                 fields["started_at"] = started
             self.store.update_prediction(run.pid, **fields)
+            if status == "succeeded" and not run.emitted and run.output is not None:
+                self._event(run, "output", run.output)  # whole output of a non-iterator model
             if status == "failed":
                 self._event(run, "error", {"detail": error or ""})
             done: dict[str, str] = {}
