@@ -93,3 +93,17 @@ def test_run_local_helper(tmp_path: Path) -> None:
         )
         == "a b"
     )
+
+
+def test_package_docstring_example() -> None:
+    from replicate.local import serve
+
+    with serve() as base_url:
+        client = replicate.Client(api_token="anything", base_url=base_url)
+        assert client.run("replicate/hello-world", input={"text": "world"}) == "hello world"
+
+        def shout(text: str) -> str:
+            return text.upper()
+
+        base_url.server.register("me/shout", shout)
+        assert client.run("me/shout", input={"text": "hi"}) == "HI"
