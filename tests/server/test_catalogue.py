@@ -402,7 +402,8 @@ def test_training_scenario_raw(srv: LocalServer, http: httpx.Client) -> None:
     assert {"id", "model", "version", "input", "logs", "error", "status", "created_at"} <= set(t)
     assert t["urls"]["get"] == f"{srv.base_url}/v1/trainings/{t['id']}"
     assert t["urls"]["cancel"] == f"{srv.base_url}/v1/trainings/{t['id']}/cancel"
-    assert len(t["id"]) == 26 and "stream" not in t["urls"]
+    assert len(t["id"]) == 26 and set(t["urls"]) == {"get", "cancel"}
+    assert "data_removed" not in t and "completed_at" not in t
 
     done = wait_training(http, t["id"])
     assert done["status"] == "succeeded", done
@@ -412,6 +413,7 @@ def test_training_scenario_raw(srv: LocalServer, http: httpx.Client) -> None:
     assert ref == f"local/{dest}" and len(new_vid) == 64 and new_vid != base
     assert "training greeting 'howdy'" in done["logs"]
     assert set(done["metrics"]) == {"predict_time", "total_time"}
+    assert set(done["urls"]) == {"get", "cancel"} and "data_removed" not in done
     assert done["completed_at"] >= done["started_at"] >= done["created_at"]
     weights = httpx.get(out["weights"])
     assert weights.status_code == 200 and weights.json() == {"greeting": "howdy"}
@@ -538,7 +540,10 @@ def test_training_cancel_get_list(http: httpx.Client) -> None:
     t = start_training(
         http, "local-demo/hello-trainable", f"local/{dest}", {"greeting": "x", "delay_ms": 60000}
     ).json()
-    wait_until(lambda: http.get(f"/v1/trainings/{t['id']}").json()["status"] == "processing")
+    running = wait_until(
+        lambda: (x := http.get(f"/v1/trainings/{t['id']}").json())["status"] == "processing" and x
+    )
+    assert running["completed_at"] is None and running["output"] is None  # as recorded
     r = http.post(f"/v1/trainings/{t['id']}/cancel")
     assert r.status_code == 200
     c = r.json()
@@ -905,7 +910,8 @@ def test_trained_version_outlives_training_data_removal() -> None:
             done = wait_training(h, t["id"])
             s.advance_clock("2h")
             removed = h.get(f"/v1/trainings/{t['id']}").json()
-            assert removed["data_removed"] is True and removed["output"] is None
+            assert removed["output"] is None and removed["input"] == {}
+            assert "data_removed" not in removed  # not a field of training objects
             assert httpx.get(done["output"]["weights"]).status_code == 404
             p = h.post(
                 "/v1/models/local/greeter/predictions",

@@ -513,6 +513,28 @@ def _webhook_lines(body: dict[str, Any]) -> tuple[Any, Any, list[str]]:
     return webhook, events, lines
 
 
+def training_json(
+    core: Core, row: dict[str, Any], origin: str, *, created: bool = False
+) -> dict[str, Any]:
+    """The API's training object: the prediction object in the shape trainings have.
+
+    As in the spec and the recordings: ``urls`` holds only ``get`` and ``cancel`` (both on
+    ``/v1/trainings``), there is no ``data_removed``, and ``completed_at`` is always present
+    (null until the end), except in the create reply, which (as recorded) has neither
+    ``completed_at`` nor ``output``.
+    """
+    out = core.prediction_json(row, origin)
+    out.pop("data_removed", None)
+    out.pop("deployment", None)
+    out["urls"] = {k: v for k, v in out["urls"].items() if k in ("get", "cancel")}
+    if created:
+        if out.get("output") is None:
+            out.pop("output", None)
+    else:
+        out.setdefault("completed_at", None)
+    return out
+
+
 class Trainings:
     """Handlers of the training endpoints for one core."""
 
@@ -601,9 +623,7 @@ class Trainings:
         assert row is not None
         # The reply shows the training as accepted (``starting``), as the real API does, even
         # if the runner picks it up at once.
-        created = core.prediction_json(row, api.origin(request))
-        if created.get("output") is None:
-            created.pop("output", None)  # the recorded create reply has no ``output`` key
+        created = training_json(core, row, api.origin(request), created=True)
         core._on_change(pid, "start")
         impl = _impl_for(
             owner,
@@ -627,7 +647,7 @@ class Trainings:
         api = api_of(request)
         account = api.account(request)
         row = self._training_or_404(account, request.path_params["id"])
-        return json_response(self.core.prediction_json(row, api.origin(request)))
+        return json_response(training_json(self.core, row, api.origin(request)))
 
     async def cancel(self, request: Request) -> Response:
         """``POST /v1/trainings/{id}/cancel``: as ``predictions.cancel``."""
@@ -641,7 +661,7 @@ class Trainings:
         if row["status"] not in TERMINAL:
             self.core.cancel_prediction(pid)
             row = await api._wait_for(pid, 1.0)
-        return json_response(self.core.prediction_json(row, api.origin(request)))
+        return json_response(training_json(self.core, row, api.origin(request)))
 
     async def list(self, request: Request) -> Response:
         """``GET /v1/trainings``: newest first, 100 per page."""
@@ -657,7 +677,7 @@ class Trainings:
         )
         page, nxt, prev = keyset_page(request, origin, rows, self.cat.page_size("trainings"))
         results = [
-            self.core.prediction_json(self.core.store.decode_prediction(r) or r, origin)
+            training_json(self.core, self.core.store.decode_prediction(r) or r, origin)
             for r in page
         ]
         return json_response({"next": nxt, "previous": prev, "results": results})
