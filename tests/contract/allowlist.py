@@ -124,19 +124,6 @@ PARITY_BUGS: dict[str, ParityBug] = {
         example="models-search.yaml#0",
         uri=r"/v1/models$",
     ),
-    "stream-field-echo": ParityBug(
-        Entry(
-            "stream-field-echo",
-            "BUG",
-            'BUG: POST /v1/predictions with the deprecated `"stream": true` in the body: the '
-            'real API echoes `"stream": true` at the top level of the prediction '
-            "(predictions-stream.yaml#2) and design 4.2 says the field is 'accepted and "
-            "echoed'; the local prediction has no `stream` key.",
-        ),
-        problem=r"^\$\.stream: missing locally$",
-        example="predictions-stream.yaml#2",
-        uri=r"/v1/predictions$",
-    ),
     "example-stream-url": ParityBug(
         Entry(
             "example-stream-url",
