@@ -1,0 +1,182 @@
+"""Shared pieces of the HTTP layer: JSON replies, pagination, and the route base class."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import (
+    Response,
+)
+
+from .auth import authenticate
+from .controls import Faults, RequestLog
+from .core import Core
+from .errors import ApiError
+
+Handler = Callable[[Request], Awaitable[Response]]
+INVALID_VERSION_TITLE = "Invalid version or not permitted"
+
+_PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-5][0-9]|60))?$")
+_WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+_JSON_UTF8 = "application/json; charset=UTF-8"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urllib.parse.urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def json_response(
+    value: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    media_type: str = "application/json",
+) -> Response:
+    """Compact JSON response."""
+    return Response(_dumps(value), status_code=status, headers=headers, media_type=media_type)
+
+
+def _json_type(v: Any) -> str:
+    from .schema import _json_type as jt
+
+    return jt(v)
+
+
+# ---------------------------------------------------------------------------- pagination
+
+
+def _encode_cursor(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(urllib.parse.urlencode(data).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(value: str) -> dict[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        data = dict(urllib.parse.parse_qsl(raw, strict_parsing=True))
+    except Exception as exc:
+        raise ApiError(400, "Invalid cursor") from exc
+    return data
+
+
+def _page_url(request: Request, origin: str, cursor: str) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", cursor))
+    return f"{origin}{request.url.path}?{urllib.parse.urlencode(params)}"
+
+
+def keyset_page(
+    request: Request, origin: str, rows: list[dict[str, Any]], page_size: int
+) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """Page rows sorted newest first by ``(created_at, id)``; returns (page, next, previous)."""
+    key = lambda r: (r["created_at"], r["id"])  # noqa: E731
+    cursor = request.query_params.get("cursor")
+    if cursor:
+        c = _decode_cursor(cursor)
+        try:
+            anchor = (float(c["p"]), c["i"])
+            direction = c.get("d", "n")
+        except (KeyError, ValueError) as exc:
+            raise ApiError(400, "Invalid cursor") from exc
+        if direction == "p":
+            newer = [r for r in rows if key(r) > anchor]
+            page = newer[-page_size:]
+            has_before = len(newer) > page_size
+            has_after = True
+        else:
+            older = [r for r in rows if key(r) < anchor]
+            page = older[:page_size]
+            has_before = True
+            has_after = len(older) > page_size
+    else:
+        page = rows[:page_size]
+        has_before = False
+        has_after = len(rows) > page_size
+    nxt = prev = None
+    if page and has_after:
+        nxt = _page_url(
+            request,
+            origin,
+            _encode_cursor({"p": repr(page[-1]["created_at"]), "i": page[-1]["id"], "d": "n"}),
+        )
+    if page and has_before:
+        prev = _page_url(
+            request,
+            origin,
+            _encode_cursor({"p": repr(page[0]["created_at"]), "i": page[0]["id"], "d": "p"}),
+        )
+    return page, nxt, prev
+
+
+def offset_page(
+    request: Request, origin: str, rows: list[Any], page_size: int
+) -> tuple[list[Any], str | None, str | None]:
+    """Offset pagination (for small sorted lists such as models)."""
+    cursor = request.query_params.get("cursor")
+    offset = 0
+    if cursor:
+        try:
+            offset = max(0, int(_decode_cursor(cursor)["o"]))
+        except (KeyError, ValueError) as exc:
+            raise ApiError(400, "Invalid cursor") from exc
+    page = rows[offset : offset + page_size]
+    nxt = (
+        _page_url(request, origin, _encode_cursor({"o": offset + page_size}))
+        if offset + page_size < len(rows)
+        else None
+    )
+    prev = (
+        _page_url(request, origin, _encode_cursor({"o": max(0, offset - page_size)}))
+        if offset > 0
+        else None
+    )
+    return page, nxt, prev
+
+
+class BaseRoutes:
+    """State and helpers shared by the route mixins."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.faults = Faults()
+        self.requests = RequestLog()
+
+    # ------------------------------------------------------------------ helpers
+    def origin(self, request: Request) -> str:
+        """The origin used in URLs: the public URL, else the request's own."""
+        if self.core.config.public_url:
+            return self.core.config.public_url.rstrip("/")
+        return str(request.base_url).rstrip("/")
+
+    def account(self, request: Request) -> str:
+        """Authenticate; returns the username."""
+        cfg = self.core.config
+        return authenticate(request, cfg.tokens, cfg.username)
+
+    async def json_body(self, request: Request) -> Any:
+        """Parsed JSON body; 400 when it is not JSON."""
+        raw = await request.body()
+        try:
+            return json.loads(raw or b"null")
+        except ValueError as exc:
+            raise ApiError(400, "Request body is not valid JSON") from exc
+
+    def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    def _visible(self, model: dict[str, Any], account: str) -> bool:
+        return model["visibility"] == "public" or model["owner"] == account

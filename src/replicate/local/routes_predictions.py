@@ -1,0 +1,270 @@
+"""Prediction routes: create (by version / model), get, list, cancel, and SSE streams."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import (
+    Response,
+    StreamingResponse,
+)
+
+from .errors import ApiError, input_validation, invalid_version, not_found, throttled
+from .routes_base import (
+    _PREFER_WAIT,
+    _WEBHOOK_EVENTS,
+    INVALID_VERSION_TITLE,
+    BaseRoutes,
+    _json_type,
+    json_response,
+    keyset_page,
+)
+from .runner import TERMINAL, QueueFull
+from .schema import validate_input
+from .sse import event_stream, parse_last_event_id
+from .util import parse_duration, parse_iso
+
+
+class PredictionRoutes(BaseRoutes):
+    """Prediction routes: create (by version / model), get, list, cancel, and SSE streams."""
+
+    # ------------------------------------------------------------------ predictions
+    def _validate_create(self, body: Any, *, with_version: bool) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise input_validation(
+                [f"- (root): Invalid type. Expected: object, given: {_json_type(body)}"]
+            )
+        allowed = {"input", "stream", "webhook", "webhook_completed", "webhook_events_filter"} | (
+            {"version"} if with_version else set()
+        )
+        lines: list[str] = []
+        if with_version and "version" not in body:
+            lines.append("- version is required")
+        if "input" not in body:
+            lines.append("- input is required")
+        elif not isinstance(body["input"], dict):
+            lines.append(
+                f"- input: Invalid type. Expected: object, given: {_json_type(body['input'])}"
+            )
+        for k in body:
+            if k not in allowed:
+                lines.append(f"- Additional property {k} is not allowed")
+        if with_version and "version" in body and not isinstance(body["version"], str):
+            lines.append(
+                f"- version: Invalid type. Expected: string, given: {_json_type(body['version'])}"
+            )
+        if lines:
+            raise input_validation(lines)
+        return body
+
+    async def _create(
+        self, request: Request, account: str, body: dict[str, Any], version: dict[str, Any]
+    ) -> Response:
+        core = self.core
+        if core.registry.impl(version["id"]) is None:
+            raise ApiError(
+                422, "This version's source is no longer available", title=INVALID_VERSION_TITLE
+            )
+        # Prefer
+        prefer_raw = request.headers.get("prefer")
+        wait: float | None = None
+        applied: str | None = None
+        if prefer_raw is not None:
+            for pref in (p.strip() for p in prefer_raw.split(",")):
+                if not pref.lower().startswith("wait"):
+                    continue
+                m = _PREFER_WAIT.match(pref)
+                if not m:
+                    raise ApiError(
+                        422,
+                        f"Invalid Prefer header {pref!r}: use 'wait' or 'wait=N' with N from 1 to 60",
+                        title="Invalid Prefer header",
+                    )
+                wait = float(m.group(2)) if m.group(2) else 60.0
+                applied = pref
+        # Cancel-After
+        deadline: float | None = None
+        cancel_after = request.headers.get("cancel-after")
+        if cancel_after is not None:
+            try:
+                deadline = parse_duration(cancel_after)
+            except ValueError:
+                deadline = None
+            if deadline is None or deadline < 5:
+                raise ApiError(
+                    422,
+                    f"Invalid Cancel-After header {cancel_after!r}: use a duration such as 30s, 5m or 1h (minimum 5s)",
+                    title="Invalid Cancel-After header",
+                )
+        # webhook
+        webhook = body.get("webhook")
+        events_filter = body.get("webhook_events_filter")
+        if webhook is None and body.get("webhook_completed") is not None:
+            webhook = body["webhook_completed"]  # legacy field: completed events only
+            events_filter = ["completed"]
+        lines: list[str] = []
+        if webhook is not None:
+            parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                lines.append("- webhook: must be an absolute http(s) URL")
+        if events_filter is not None:
+            if not isinstance(events_filter, list):
+                lines.append(
+                    f"- webhook_events_filter: Invalid type. Expected: array, given: {_json_type(events_filter)}"
+                )
+            else:
+                for i, ev in enumerate(events_filter):
+                    if ev not in _WEBHOOK_EVENTS:
+                        choices = ", ".join(f'"{e}"' for e in _WEBHOOK_EVENTS)
+                        lines.append(
+                            f"- webhook_events_filter.{i}: webhook_events_filter.{i} must be one of the following: {choices}"
+                        )
+        if lines:
+            raise input_validation(lines)
+        # input
+        issues = validate_input(version["openapi_schema"], body["input"])
+        if issues:
+            raise input_validation([f"- {i['field']}: {i['description']}" for i in issues], issues)
+        if core.runner.queue_depth(version["id"]) >= core.runner.max_queue_depth:
+            raise throttled(1)
+        try:
+            row = core.create_prediction(
+                account=account,
+                version=version,
+                input=body["input"],
+                origin=self.origin(request),
+                webhook=webhook,
+                webhook_events_filter=events_filter,
+                deadline_seconds=deadline,
+                stream=body["stream"] if isinstance(body.get("stream"), bool) else None,
+            )
+        except QueueFull as exc:
+            raise throttled(1) from exc
+        headers: dict[str, str] = {}
+        status = 201
+        if wait is not None:
+            headers["Preference-Applied"] = applied or "wait"
+            row = await self._wait_for(row["id"], wait)
+            if row["status"] not in TERMINAL:
+                status = 202
+        origin = self.origin(request)
+        inline = wait is not None and status == 201 and core.config.sync_file_outputs == "data-uri"
+        out = core.prediction_json(row, origin, inline_files=inline)
+        if status == 202:
+            headers["Location"] = out["urls"]["get"]
+        return json_response(out, status, headers)
+
+    async def _wait_for(self, pid: str, seconds: float) -> dict[str, Any]:
+        core = self.core
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            ev = core.hub.register(pid)
+            try:
+                row = core.store.get_prediction(pid)
+                assert row is not None
+                remaining = deadline - loop.time()
+                if row["status"] in TERMINAL or remaining <= 0:
+                    return row
+                try:
+                    await asyncio.wait_for(ev.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            finally:
+                core.hub.unregister(pid, ev)
+
+    async def predictions_create(self, request: Request) -> Response:
+        account = self.account(request)
+        body = self._validate_create(await self.json_body(request), with_version=True)
+        version = self.core.registry.resolve(body["version"])
+        if version is None:
+            raise invalid_version()
+        model = self.core.registry.get_model(version["owner"], version["name"])
+        if (
+            ":" not in body["version"]
+            and "/" in body["version"]
+            and model is not None
+            and not model["is_official"]
+        ):
+            raise invalid_version()
+        return await self._create(request, account, body, version)
+
+    async def models_predictions_create(self, request: Request) -> Response:
+        account = self.account(request)
+        owner, name = request.path_params["owner"], request.path_params["name"]
+        body = self._validate_create(await self.json_body(request), with_version=False)
+        model = self.core.registry.get_model(owner, name)
+        if model is None or not self._visible(model, account):
+            raise not_found()
+        version = self.core.registry.latest_version(owner, name)
+        if version is None:
+            raise invalid_version()
+        return await self._create(request, account, body, version)
+
+    async def predictions_get(self, request: Request) -> Response:
+        account = self.account(request)
+        row = self.core.get_prediction(account, request.path_params["id"])
+        if row is None or row["kind"] != "prediction":
+            raise not_found()
+        return json_response(self.core.prediction_json(row, self.origin(request)))
+
+    async def predictions_cancel(self, request: Request) -> Response:
+        account = self.account(request)
+        pid = request.path_params["id"]
+        row = self.core.get_prediction(account, pid)
+        if row is None:
+            raise not_found()
+        if row["status"] not in TERMINAL:
+            self.core.cancel_prediction(pid)
+            row = await self._wait_for(pid, 1.0)
+        return json_response(self.core.prediction_json(row, self.origin(request)))
+
+    async def predictions_list(self, request: Request) -> Response:
+        account = self.account(request)
+        origin = self.origin(request)
+        qp = request.query_params
+        if qp.get("source") == "web":
+            return json_response({"next": None, "previous": None, "results": []})
+        where = "account = ? AND kind = 'prediction' AND is_example = 0"
+        params: list[Any] = [account]
+        for name, op in (("created_after", ">="), ("created_before", "<")):
+            if qp.get(name):
+                try:
+                    ts = parse_iso(qp[name])
+                except ValueError as exc:
+                    raise ApiError(400, f"Invalid {name}: expected an ISO 8601 date-time") from exc
+                where += f" AND ROUND(created_at * 1000000) {op} ?"
+                params.append(round(ts * 1_000_000))
+        rows = self.core.store.query(
+            f"SELECT * FROM predictions WHERE {where} ORDER BY created_at DESC, id DESC", params
+        )
+        page, nxt, prev = keyset_page(
+            request, origin, rows, self.core.config.page_sizes["predictions"]
+        )
+        results = [
+            self.core.prediction_json(self.core.store.decode_prediction(r) or r, origin)
+            for r in page
+        ]
+        return json_response({"next": nxt, "previous": prev, "results": results})
+
+    # ------------------------------------------------------------------ streams
+    async def stream(self, request: Request) -> Response:
+        pid = self.core.pid_from_stream_token(request.path_params["token"])
+        row = self.core.store.get_prediction(pid) if pid else None
+        if row is None or row["data_removed"]:
+            raise not_found()
+        last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+        drop_after = request.scope.get("state", {}).get("sse_drop_after")
+        gen = event_stream(
+            self.core,
+            row["id"],
+            self.origin(request),
+            parse_last_event_id(last),
+            drop_after=drop_after,
+        )
+        return StreamingResponse(
+            gen, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
