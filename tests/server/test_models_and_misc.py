@@ -25,6 +25,7 @@ MODEL_KEYS = {
     "default_example",
     "latest_version",
     "is_official",
+    "created_at",
 }
 
 
@@ -109,6 +110,7 @@ def test_models_list_and_search(http: httpx.Client) -> None:
     assert r.status_code == 200
     found = [f"{m['owner']}/{m['name']}" for m in r.json()["results"]]
     assert "replicate/hello-world" in found and "local-demo/sleep" not in found
+    assert set(r.json()["results"][0]) == MODEL_KEYS - {"is_official", "weights_url"}
     asc = http.get("/v1/models", params={"sort_by": "model_created_at", "sort_direction": "asc"})
     assert asc.status_code == 200
     assert http.get("/v1/models", params={"sort_by": "nope"}).status_code == 422
@@ -292,3 +294,16 @@ def test_model_update_rules(server: LocalServer, http: httpx.Client) -> None:
         ok.json()["github_url"] == "https://github.com/x/y"
         and ok.json()["weights_url"] == "https://w.example/x"
     )
+
+
+def test_streaming_example_has_stream_url(http: httpx.Client) -> None:
+    ex = http.get("/v1/models/local-demo/stream-text").json()["default_example"]
+    assert ex["urls"]["stream"].startswith(str(http.base_url).rstrip("/") + "/v1/streams/")
+
+
+def test_model_create_wrong_types_are_422(http: httpx.Client) -> None:
+    base = {"owner": "local", "name": "typed", "visibility": "private", "hardware": "cpu"}
+    for field, value in (("hardware", {}), ("description", {}), ("name", ["x"]), ("owner", 1)):
+        r = http.post("/v1/models", json={**base, field: value})
+        assert r.status_code == 422, (field, r.text)
+        assert f"- {field}: Invalid type. Expected: string, given: " in r.json()["detail"]

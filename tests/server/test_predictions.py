@@ -47,13 +47,19 @@ def test_sleep_wait_1_gives_202(http: httpx.Client) -> None:
 
 def test_invalid_prefer_and_cancel_after(http: httpx.Client) -> None:
     body = {"version": "replicate/hello-world", "input": {"text": "a"}}
-    for bad in ("wait=0", "wait=61", "wait=abc"):
+    for bad in ("wait=0", "wait=100", "wait=abc", "wait=05"):
         r = http.post("/v1/predictions", json=body, headers={"Prefer": bad})
         assert r.status_code == 422, bad
         assert r.headers["content-type"] == "application/problem+json"
     for bad in ("4s", "soon", "1x"):
         r = http.post("/v1/predictions", json=body, headers={"Cancel-After": bad})
         assert r.status_code == 422, bad
+
+
+def test_prefer_wait_above_60_is_clamped(http: httpx.Client) -> None:
+    body = {"version": "replicate/hello-world", "input": {"text": "a"}}
+    r = http.post("/v1/predictions", json=body, headers={"Prefer": "wait=78"})
+    assert r.status_code == 201 and r.headers["preference-applied"] == "wait=78"
 
 
 def test_cancel_queued_then_again(server: LocalServer, http: httpx.Client) -> None:

@@ -250,6 +250,8 @@ class Core:
         return self.registry.register(model, fn, **kwargs)
 
     def _seed_examples(self) -> None:
+        from .schema import output_is_iterator
+
         for spec in DEMO_MODELS:
             model = spec["model"]
             if self.store.one(
@@ -277,6 +279,7 @@ class Core:
                     "started_at": now - 0.01,
                     "completed_at": now,
                     "is_example": 1,
+                    "stream": int(output_is_iterator(version["openapi_schema"])),
                 }
             )
 

@@ -22,7 +22,8 @@ from .errors import ApiError
 Handler = Callable[[Request], Awaitable[Response]]
 INVALID_VERSION_TITLE = "Invalid version or not permitted"
 
-_PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-5][0-9]|60))?$")
+# The spec's pattern (design 4.2): it admits wait=1..99; waits beyond 60 s are clamped to 60.
+_PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
 _WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 _JSON_UTF8 = "application/json; charset=UTF-8"
 

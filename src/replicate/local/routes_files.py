@@ -143,7 +143,7 @@ class FileRoutes(BaseRoutes):
         name = row["name"].replace('"', "")
         return FileResponse(
             self.core.files.blob_path(row),
-            media_type=row["content_type"],
+            media_type="application/octet-stream",
             headers={
                 "Content-Disposition": f'attachment; filename="{name}"',
                 "ETag": f'"{row["md5"]}"',

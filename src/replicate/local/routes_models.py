@@ -39,7 +39,8 @@ class ModelRoutes(BaseRoutes):
             "openapi_schema": v["openapi_schema"],
         }
 
-    def model_json(self, m: dict[str, Any], origin: str) -> dict[str, Any]:
+    def model_json(self, m: dict[str, Any], origin: str, *, search: bool = False) -> dict[str, Any]:
+        """The API's model object (``search``: the key set of ``QUERY /v1/models`` results)."""
         core = self.core
         owner, name = m["owner"], m["name"]
         latest = core.registry.latest_version(owner, name)
@@ -51,7 +52,7 @@ class ModelRoutes(BaseRoutes):
             "model = ? AND is_example = 1", (ref,), "created_at DESC", 1
         )
         example = core.prediction_json(ex_row[0], origin) if ex_row else None
-        return {
+        out: dict[str, Any] = {
             "url": f"{origin}/web/{owner}/{name}",
             "owner": owner,
             "name": name,
@@ -66,7 +67,11 @@ class ModelRoutes(BaseRoutes):
             "default_example": example,
             "latest_version": self.version_json(latest) if latest else None,
             "is_official": bool(m["is_official"]),
+            "created_at": iso(m["created_at"]),
         }
+        if search:
+            del out["is_official"], out["weights_url"]
+        return out
 
     def _model_or_404(self, request: Request, account: str) -> dict[str, Any]:
         m = self.core.registry.get_model(request.path_params["owner"], request.path_params["name"])
@@ -139,7 +144,11 @@ class ModelRoutes(BaseRoutes):
         rows = self._sorted_models(request, account, text)
         page, nxt, prev = offset_page(request, origin, rows, self.core.config.page_sizes["models"])
         return json_response(
-            {"next": nxt, "previous": prev, "results": [self.model_json(m, origin) for m in page]}
+            {
+                "next": nxt,
+                "previous": prev,
+                "results": [self.model_json(m, origin, search=True) for m in page],
+            }
         )
 
     async def models_create(self, request: Request) -> Response:
@@ -166,6 +175,17 @@ class ModelRoutes(BaseRoutes):
             if k not in body
         ]
         lines += [f"- Additional property {k} is not allowed" for k in body if k not in allowed]
+        nullable = {"description", "github_url", "paper_url", "license_url", "cover_image_url"}
+        wrong = {
+            k
+            for k, v in body.items()
+            if k in allowed and not isinstance(v, str) and not (v is None and k in nullable)
+        }
+        lines += [
+            f"- {k}: Invalid type. Expected: string, given: {_json_type(body[k])}"
+            for k in sorted(wrong)
+        ]
+        body = {k: v for k, v in body.items() if k not in wrong}
         if "visibility" in body and body["visibility"] not in ("public", "private"):
             lines.append(
                 '- visibility: visibility must be one of the following: "public", "private"'

@@ -83,7 +83,7 @@ class PredictionRoutes(BaseRoutes):
                         f"Invalid Prefer header {pref!r}: use 'wait' or 'wait=N' with N from 1 to 60",
                         title="Invalid Prefer header",
                     )
-                wait = float(m.group(2)) if m.group(2) else 60.0
+                wait = min(60.0, float(m.group(2))) if m.group(2) else 60.0
                 applied = pref
         # Cancel-After
         deadline: float | None = None
