@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS webhook_outbox_state ON webhook_outbox (state, id);
 CREATE TABLE IF NOT EXISTS webhook_attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, msg_id TEXT NOT NULL, prediction_id TEXT NOT NULL,
     url TEXT NOT NULL, event TEXT NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL,
-    status INTEGER, error TEXT, latency REAL NOT NULL, t REAL NOT NULL
+    status INTEGER, error TEXT, latency REAL NOT NULL, t REAL NOT NULL, sent_at REAL
 );
 """
 
@@ -99,6 +99,9 @@ class WebhookSender:
         )
         self._client: Any = None
         db.executescript(_TABLES)
+        cols = {r["name"] for r in db.query("PRAGMA table_info(webhook_attempts)")}
+        if "sent_at" not in cols:
+            db.execute("ALTER TABLE webhook_attempts ADD COLUMN sent_at REAL")
 
     # ------------------------------------------------------------------ queueing
     def enqueue(
@@ -216,8 +219,6 @@ class WebhookSender:
                 "UPDATE webhook_outbox SET state = 'inflight' WHERE id = ?", (row["id"],)
             )
             self._inflight.add(pid)
-            if row["event"] in UPDATE_EVENTS:
-                self._last_update[pid] = now
             self._pool.submit(self._attempt, row["id"])
         return max(0.005, wait)
 
@@ -226,7 +227,12 @@ class WebhookSender:
         if row is None:
             return
         body = bytes(row["body"])
-        ts = int(self.time())
+        sent_at = self.time()
+        if row["event"] in UPDATE_EVENTS:
+            # The throttle counts from the moment an update really goes out.
+            with self._cond:
+                self._last_update[row["prediction_id"]] = sent_at
+        ts = int(sent_at)
         headers = {
             "content-type": "application/json",
             "user-agent": "replicate-local-webhook/1",
@@ -248,8 +254,8 @@ class WebhookSender:
         latency = time.monotonic() - started
         ok = status is not None and 200 <= status < 300
         self.db.execute(
-            "INSERT INTO webhook_attempts (msg_id, prediction_id, url, event, headers, body, status, error, latency, t) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO webhook_attempts (msg_id, prediction_id, url, event, headers, body, status, error, "
+            "latency, t, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 row["msg_id"],
                 row["prediction_id"],
@@ -261,6 +267,7 @@ class WebhookSender:
                 error,
                 latency,
                 self.time(),
+                sent_at,
             ),
         )
         attempts = row["attempts"] + 1
