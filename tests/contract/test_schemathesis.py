@@ -35,10 +35,13 @@ from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.checks import (  # noqa: E402
     content_type_conformance,
+    ensure_resource_availability,
+    ignored_auth,
     not_a_server_error,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
+    use_after_free,
 )
 
 from replicate.local.server import LocalServer  # noqa: E402
@@ -65,7 +68,10 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
     response_headers_conformance,
+    ignored_auth,
 ]
+#: Checks that look at earlier steps of a link-following sequence.
+STATEFUL_CHECKS = [*CHECKS, use_after_free, ensure_resource_availability]
 
 HELLO = "replicate/hello-world"
 HELLO_VERSION = "9dcd6d78e7c6560c340d916fe32e9f24aabfa331e5cce95fe31f77fb03121426"
@@ -318,11 +324,11 @@ def _fix_prediction_body(body: Any, *, with_version: bool) -> dict[str, Any]:
     return data
 
 
-_PREFER_DOCUMENTED = re.compile(r"^wait(=([1-9]|[1-5][0-9]|60))?$")
 _URL_FIELDS = ("cover_image_url", "github_url", "license_url", "paper_url", "weights_url")
 
 
 def _fix_url_fields(body: dict[str, Any]) -> None:
+    """URL fields get URLs (tolerance url-fields-are-urls)."""
     if not tolerated("url-fields-are-urls"):
         return
     for key in _URL_FIELDS:
@@ -333,13 +339,6 @@ def _fix_url_fields(body: dict[str, Any]) -> None:
 
 def _fix_headers(case: Any) -> None:
     headers = case.headers or {}
-    prefer = headers.get("Prefer")
-    if (
-        prefer is not None
-        and not _PREFER_DOCUMENTED.match(prefer)
-        and tolerated("prefer-documented-range")
-    ):
-        headers["Prefer"] = "wait=60"
     value = headers.get("Cancel-After")
     if value is not None and tolerated("cancel-after-valid"):
         match = _DURATION.match(value)
@@ -348,10 +347,11 @@ def _fix_headers(case: Any) -> None:
     case.headers = headers
 
 
-def fix_case(case: Any, res: Resources, *, linked: bool = False) -> None:
+def fix_case(case: Any, res: Resources, *, linked: bool = False, only_ids: bool = False) -> None:
     """Point a generated case at real objects (see the module docstring).
 
     ``linked``: the case comes from an OpenAPI link, so ids that look real are kept.
+    ``only_ids``: substitute path ids only (negative cases keep their invalid parts).
     """
     op = case.operation
     label = f"{op.method.upper()} {op.path}"
@@ -398,6 +398,10 @@ def fix_case(case: Any, res: Resources, *, linked: bool = False) -> None:
     if "collection_slug" in params:
         params["collection_slug"] = res.collection()
     case.path_parameters = params or case.path_parameters
+    if only_ids:
+        if isinstance(case.body, dict) and tolerated("no-random-webhooks"):
+            case.body = {k: v for k, v in case.body.items() if k != "webhook"}
+        return
 
     if label == "POST /predictions":
         case.body = _fix_prediction_body(case.body, with_version=True)
@@ -480,8 +484,13 @@ def test_operation_conforms(case: Any, server: LocalServer, resources: Resources
     _skip_if_unmounted(case, resources)
     fix_case(case, resources)
     response = case.call(base_url=server.base_url + "/v1", headers=dict(AUTH), timeout=90)
+    checks = CHECKS
+    if case.operation.path == "/files/{file_id}/download" and tolerated(
+        "download-signature-is-auth"
+    ):
+        checks = [check for check in CHECKS if check is not ignored_auth]
     try:
-        case.validate_response(response, checks=CHECKS)
+        case.validate_response(response, checks=checks)
     finally:
         _cleanup(case, response, resources)
 
@@ -497,6 +506,49 @@ STATEFUL_OPERATIONS = [
     "files.get",
     "files.delete",
 ]
+
+
+# ---------------------------------------------------------------------------- negative cases
+
+negative_schema = _load_schema()
+negative_schema.config.generation.update(modes=[GenerationMode.NEGATIVE])
+
+
+def _error_format(case: Any, response: Any) -> None:
+    """4xx answers are RFC 7807 problem+json with ``detail`` and ``status`` (design section 8)."""
+    if not 400 <= response.status_code < 500:
+        return
+    content_type = (response.headers.get("content-type") or [""])[0]
+    expected = (
+        "application/json" if case.operation.path == "/search" else "application/problem+json"
+    )
+    assert content_type.split(";")[0].strip() == expected, (
+        f"{case.method.upper()} {case.formatted_path} -> {response.status_code} with "
+        f"Content-Type {content_type!r}, expected {expected}: {response.text[:300]}"
+    )
+    body = response.json()
+    assert isinstance(body, dict) and isinstance(body.get("detail"), str), response.text[:300]
+    if expected == "application/problem+json":
+        assert body.get("status") == response.status_code, response.text[:300]
+
+
+@negative_schema.parametrize()
+@HYPOTHESIS
+def test_operation_rejects_invalid_requests(
+    case: Any, server: LocalServer, resources: Resources
+) -> None:
+    """Requests that violate the spec get a 4xx problem+json (or are accepted), never a 5xx."""
+    _skip_if_unmounted(case, resources)
+    fix_case(case, resources, only_ids=True)
+    response = case.call(base_url=server.base_url + "/v1", headers=dict(AUTH), timeout=90)
+    try:
+        case.validate_response(response, checks=[not_a_server_error])
+        _error_format(case, response)
+    finally:
+        _cleanup(case, response, resources)
+
+
+# ---------------------------------------------------------------------------- stateful
 
 
 def _state_machine(
@@ -532,7 +584,12 @@ def _state_machine(
 
         def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
             try:
-                case.validate_response(response, checks=CHECKS)
+                case.validate_response(
+                    response,
+                    checks=STATEFUL_CHECKS,
+                    transport_kwargs=kwargs,
+                    recorder=self.recorder,
+                )
             finally:
                 _cleanup(case, response, res)
 
@@ -592,16 +649,15 @@ def test_spec_is_the_documented_one() -> None:
 
 
 # ---------------------------------------------------------------------------- bugs found here
-# Focused reproductions of the server bugs the generated runs found. Each is a BUG entry of the
-# allow-list (xfail strict): it turns red once fixed, and then the entry and the matching
-# HARNESS steering in ``fix_case`` are removed.
+# Focused reproductions of server bugs the generated runs found. While a bug lasts, its test is
+# a BUG entry of the allow-list (xfail strict); once fixed, the test stays as a regression test.
 
 
 def _call(case: Any, server: LocalServer) -> Any:
     return case.call(base_url=server.base_url + "/v1", headers=dict(AUTH), timeout=90)
 
 
-def test_bug_prefer_wait_allowed_by_spec_pattern(server: LocalServer) -> None:
+def test_prefer_wait_allowed_by_spec_pattern(server: LocalServer) -> None:
     """``Prefer: wait=78`` matches the spec's pattern ``^wait(=([1-9]|[1-9][0-9]|60))?$``."""
     op = schema["/predictions"]["POST"]
     case = op.Case(
@@ -612,8 +668,11 @@ def test_bug_prefer_wait_allowed_by_spec_pattern(server: LocalServer) -> None:
     case.validate_response(_call(case, server), checks=CHECKS)
 
 
-def test_bug_models_create_echoes_non_uri_url_fields(server: LocalServer) -> None:
-    """``license_url: ""`` must be rejected (422) or not echoed as a non-URI string."""
+def test_models_create_never_echoes_non_uri_url_fields(server: LocalServer) -> None:
+    """``license_url: ""`` must be rejected (422) or not echoed as a non-URI string.
+
+    Regression test of a bug found here (fixed upstream); the fuzzed operations cover it too.
+    """
     op = schema["/models"]["POST"]
     body = {
         "owner": USERNAME,
@@ -626,6 +685,23 @@ def test_bug_models_create_echoes_non_uri_url_fields(server: LocalServer) -> Non
     case = op.Case(body=body, media_type="application/json")
     response = _call(case, server)
     if response.status_code == 422:  # rejecting the value is a valid fix
-        assert response.headers["content-type"].startswith("application/problem+json")
+        content_type = (response.headers.get("content-type") or [""])[0]
+        assert content_type.startswith("application/problem+json")
         return
     case.validate_response(response, checks=CHECKS)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("hardware", {}), ("description", {}), ("name", ["x"])],
+    ids=["hardware-object", "description-object", "name-array"],
+)
+def test_models_create_wrong_types_are_4xx(server: LocalServer, field: str, value: Any) -> None:
+    """A body field of the wrong JSON type is a 4xx problem+json, not a server error."""
+    body = {"owner": USERNAME, "name": "contract-types", "visibility": "private", "hardware": "cpu"}
+    body[field] = value
+    case = schema["/models"]["POST"].Case(body=body, media_type="application/json")
+    response = _call(case, server)
+    if not 400 <= response.status_code < 500:
+        pytest.fail(f"{response.status_code}: {response.text[:300]}", pytrace=False)
+    _error_format(case, response)
