@@ -123,6 +123,61 @@ def keyset_page(
     return page, nxt, prev
 
 
+def sql_keyset_page(
+    request: Request,
+    origin: str,
+    fetch: Callable[[str, list[Any], str, int], list[dict[str, Any]]],
+    page_size: int,
+) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """Like ``keyset_page``, but lets the database do the work.
+
+    ``fetch(condition, params, order, limit)`` returns rows matching the caller's filters plus
+    ``condition`` (over ``created_at``/``id``), in ``order``, at most ``limit`` of them.
+    """
+    cursor = request.query_params.get("cursor")
+    direction = "n"
+    if cursor:
+        c = _decode_cursor(cursor)
+        try:
+            anchor = (float(c["p"]), c["i"])
+            direction = c.get("d", "n")
+        except (KeyError, ValueError) as exc:
+            raise ApiError(400, "Invalid cursor") from exc
+        if direction == "p":
+            rows = fetch(
+                "(created_at, id) > (?, ?)", list(anchor), "created_at ASC, id ASC", page_size + 1
+            )
+            has_before = len(rows) > page_size
+            page = list(reversed(rows[:page_size]))
+            has_after = True
+        else:
+            rows = fetch(
+                "(created_at, id) < (?, ?)", list(anchor), "created_at DESC, id DESC", page_size + 1
+            )
+            has_after = len(rows) > page_size
+            page = rows[:page_size]
+            has_before = True
+    else:
+        rows = fetch("1", [], "created_at DESC, id DESC", page_size + 1)
+        has_after = len(rows) > page_size
+        page = rows[:page_size]
+        has_before = False
+    nxt = prev = None
+    if page and has_after:
+        nxt = _page_url(
+            request,
+            origin,
+            _encode_cursor({"p": repr(page[-1]["created_at"]), "i": page[-1]["id"], "d": "n"}),
+        )
+    if page and has_before:
+        prev = _page_url(
+            request,
+            origin,
+            _encode_cursor({"p": repr(page[0]["created_at"]), "i": page[0]["id"], "d": "p"}),
+        )
+    return page, nxt, prev
+
+
 def offset_page(
     request: Request, origin: str, rows: list[Any], page_size: int
 ) -> tuple[list[Any], str | None, str | None]:

@@ -20,7 +20,7 @@ from .routes_base import (
     BaseRoutes,
     _json_type,
     json_response,
-    keyset_page,
+    sql_keyset_page,
 )
 from .runner import TERMINAL, QueueFull
 from .schema import validate_input
@@ -238,11 +238,16 @@ class PredictionRoutes(BaseRoutes):
                     raise ApiError(400, f"Invalid {name}: expected an ISO 8601 date-time") from exc
                 where += f" AND ROUND(created_at * 1000000) {op} ?"
                 params.append(round(ts * 1_000_000))
-        rows = self.core.store.query(
-            f"SELECT * FROM predictions WHERE {where} ORDER BY created_at DESC, id DESC", params
-        )
-        page, nxt, prev = keyset_page(
-            request, origin, rows, self.core.config.page_sizes["predictions"]
+        store = self.core.store
+
+        def fetch(cond: str, extra: list[Any], order: str, limit: int) -> list[dict[str, Any]]:
+            return store.query(
+                f"SELECT * FROM predictions WHERE {where} AND {cond} ORDER BY {order} LIMIT {int(limit)}",
+                [*params, *extra],
+            )
+
+        page, nxt, prev = sql_keyset_page(
+            request, origin, fetch, self.core.config.page_sizes["predictions"]
         )
         results = [
             self.core.prediction_json(self.core.store.decode_prediction(r) or r, origin)
