@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncFunction", "AsyncRun", "Function", "Run", "URLPath", "get_path_url", "use"]
 
 
-
 class URLPath(os.PathLike):  # type: ignore[type-arg]
     """A file output: ``os.PathLike``, downloaded once (thread-safe) the first time it is used."""
 
