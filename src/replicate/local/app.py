@@ -224,6 +224,10 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+    # Deployments, trainings, collections and search (design section 2).
+    from .catalogue import install
+
+    install(app, core)
     app.state.core = core
     app.state.api = api
     app.add_middleware(LocalMiddleware, core=core, faults=api.faults, requests=api.requests)
