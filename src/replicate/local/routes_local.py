@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import (
-    HTMLResponse,
     Response,
 )
 
@@ -43,27 +41,14 @@ class LocalRoutes(BaseRoutes):
 
     # ------------------------------------------------------------------ web pages
     async def web_prediction(self, request: Request) -> Response:
-        row = self.core.store.get_prediction(request.path_params["id"])
-        if row is None:
-            raise not_found()
-        import html
+        from .web import prediction_page
 
-        data = html.escape(
-            json.dumps(self.core.prediction_json(row, self.origin(request)), indent=2)
-        )
-        return HTMLResponse(
-            f"<!doctype html><title>Prediction {row['id']}</title><h1>Prediction {row['id']}</h1><p>Local Replicate server</p><pre>{data}</pre>"
-        )
+        return prediction_page(self.core, request, self.origin(request))
 
     async def web_model(self, request: Request) -> Response:
-        m = self.core.registry.get_model(request.path_params["owner"], request.path_params["name"])
-        if m is None:
-            raise not_found()
-        import html
+        from .web import model_page
 
-        return HTMLResponse(
-            f"<!doctype html><title>{html.escape(m['owner'])}/{html.escape(m['name'])}</title><h1>{html.escape(m['owner'])}/{html.escape(m['name'])}</h1><p>{html.escape(m['description'] or '')}</p><pre>{html.escape(m['readme'] or '')}</pre>"
-        )
+        return model_page(self.core, request, self.origin(request))
 
     # ------------------------------------------------------------------ test controls
     def _controls(self) -> None:
