@@ -20,7 +20,7 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .controls import LOGGED_HEADERS, Faults, RequestLog
+from .controls import LOGGED_HEADERS, Faults, RequestLog, drop_connection, hang_connection
 from .core import Core
 from .errors import ApiError, problem, throttled
 from .routes_base import (
@@ -31,7 +31,7 @@ from .routes_base import (
     offset_page,
 )
 from .routes_files import FileRoutes
-from .routes_local import LocalRoutes
+from .routes_local import LocalRoutes, control_routes
 from .routes_models import ModelRoutes
 from .routes_predictions import PredictionRoutes
 
@@ -97,8 +97,16 @@ class LocalMiddleware:
             if api or path.startswith("/delivery/"):
                 fault = self.faults.take(method, path)
                 if fault is not None:
+                    entry["fault"] = fault.id
                     if fault.delay_ms:
                         await asyncio.sleep(fault.delay_ms / 1000)
+                    if fault.drop or fault.hang:
+                        if fault.hang:
+                            hang = fault.hang_ms / 1000 if fault.hang_ms is not None else None
+                            await hang_connection(receive, send, hang)
+                        else:
+                            await drop_connection(send)
+                        return
                     if fault.status is not None:
                         response = _fault_response(fault)
                         await response(scope, receive, send_wrapper)
@@ -156,13 +164,7 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
         return Route(path, _wrap(handler), methods=methods)
 
     routes = [
-        r("/_local/health", api.health, ["GET"]),
-        r("/_local/faults", api.ctl_faults, ["GET", "POST", "DELETE"]),
-        r("/_local/clock", api.ctl_clock, ["GET", "POST"]),
-        r("/_local/requests", api.ctl_requests, ["GET", "DELETE"]),
-        r("/_local/webhooks/deliveries", api.ctl_deliveries, ["GET"]),
-        r("/_local/files/{file_id}/signed-url", api.ctl_signed_url, ["GET"]),
-        r("/_local/reset", api.ctl_reset, ["POST"]),
+        *control_routes(api, r),
         r("/v1/account", api.account_get, ["GET"]),
         r("/v1/hardware", api.hardware_list, ["GET"]),
         r("/v1/webhooks/default/secret", api.webhook_secret, ["GET"]),

@@ -1,14 +1,31 @@
-"""Test controls: injected faults and the request log (moto-style, off by default)."""
+"""Test controls (moto-style, off by default): faults, scripted outcomes, limits, request log.
+
+Everything here is plain Python (no Starlette), shared by the ``/_local/*`` routes and the
+``LocalServer`` handle:
+
+- :class:`Faults`: injected faults. A fault has a *matcher* (``method``, ``path`` glob or
+  ``operation`` id), an *action* (``status``, ``delay_ms``, ``drop``, ``hang``,
+  ``sse_drop_after``, ``webhook_fail``, ``webhook_drop``, ``webhook_hang``) and a *budget*
+  (``times``, ``probability``, ``until``). Faults apply in creation order.
+- :class:`Scripts`: scripted outcomes for the next predictions of a model.
+- :class:`RequestLog`: method, path, chosen headers, status and timing; never tokens.
+- :func:`drop_connection` / :func:`hang_connection`: the ASGI side of ``drop`` and ``hang``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
+import random
 import threading
 import time
+import urllib.parse
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: Request headers copied into the request log (never ``Authorization`` or cookies).
 LOGGED_HEADERS = (
     "x-stainless-retry-count",
     "prefer",
@@ -17,47 +34,209 @@ LOGGED_HEADERS = (
     "last-event-id",
 )
 
+#: Longest a ``hang`` fault holds a connection when the client never gives up (seconds).
+MAX_HANG = 120.0
+
+#: operationId -> (method, path glob) for the operations a fault can name.
+OPERATIONS: dict[str, tuple[str, str]] = {
+    "account.get": ("GET", "/v1/account"),
+    "hardware.list": ("GET", "/v1/hardware"),
+    "webhooks.default.secret.get": ("GET", "/v1/webhooks/default/secret"),
+    "predictions.list": ("GET", "/v1/predictions"),
+    "predictions.create": ("POST", "/v1/predictions"),
+    "predictions.get": ("GET", "/v1/predictions/*"),
+    "predictions.cancel": ("POST", "/v1/predictions/*/cancel"),
+    "models.list": ("GET", "/v1/models"),
+    "models.create": ("POST", "/v1/models"),
+    "models.search": ("QUERY", "/v1/models"),
+    "models.get": ("GET", "/v1/models/*/*"),
+    "models.update": ("PATCH", "/v1/models/*/*"),
+    "models.delete": ("DELETE", "/v1/models/*/*"),
+    "models.examples.list": ("GET", "/v1/models/*/*/examples"),
+    "models.predictions.create": ("POST", "/v1/models/*/*/predictions"),
+    "models.readme.get": ("GET", "/v1/models/*/*/readme"),
+    "models.versions.list": ("GET", "/v1/models/*/*/versions"),
+    "models.versions.get": ("GET", "/v1/models/*/*/versions/*"),
+    "models.versions.delete": ("DELETE", "/v1/models/*/*/versions/*"),
+    "trainings.create": ("POST", "/v1/models/*/*/versions/*/trainings"),
+    "trainings.list": ("GET", "/v1/trainings"),
+    "trainings.get": ("GET", "/v1/trainings/*"),
+    "trainings.cancel": ("POST", "/v1/trainings/*/cancel"),
+    "deployments.list": ("GET", "/v1/deployments"),
+    "deployments.create": ("POST", "/v1/deployments"),
+    "deployments.get": ("GET", "/v1/deployments/*/*"),
+    "deployments.update": ("PATCH", "/v1/deployments/*/*"),
+    "deployments.delete": ("DELETE", "/v1/deployments/*/*"),
+    "deployments.predictions.create": ("POST", "/v1/deployments/*/*/predictions"),
+    "collections.list": ("GET", "/v1/collections"),
+    "collections.get": ("GET", "/v1/collections/*"),
+    "files.list": ("GET", "/v1/files"),
+    "files.create": ("POST", "/v1/files"),
+    "files.get": ("GET", "/v1/files/*"),
+    "files.delete": ("DELETE", "/v1/files/*"),
+    "files.download": ("GET", "/v1/files/*/download"),
+    "search": ("GET", "/v1/search"),
+    "stream": ("GET", "/v1/streams/*"),
+}
+
+_HTTP_ACTIONS = ("status", "delay_ms", "drop", "hang")
+_WEBHOOK_ACTIONS = ("webhook_fail", "webhook_drop", "webhook_hang")
+
+
+def parse_time(value: Any) -> float:
+    """Unix seconds from a number or an RFC 3339 string (``until``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"until must be a time, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        from datetime import datetime, timezone
+
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"until must be unix seconds or RFC 3339, got {value!r}") from exc
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    raise ValueError(f"until must be unix seconds or RFC 3339, got {value!r}")
+
 
 @dataclass
 class Fault:
-    """One injected fault: a matcher, an action and a budget."""
+    """One injected fault: a matcher, an action and a budget.
+
+    Matcher: ``method``, ``path`` (a glob on the request path; for webhook faults, on the
+    receiver URL or its path) and ``operation`` (an operationId such as
+    ``predictions.create``, see :data:`OPERATIONS`). Unset parts match everything.
+
+    Actions: ``status`` (+ ``body``, ``headers``, ``retry_after`` for 429), ``delay_ms``
+    (alone or before another action), ``drop`` (close the socket with no response),
+    ``hang`` (hold the connection until the client gives up; at most ``hang_ms``),
+    ``sse_drop_after`` (close an event stream after K events, without ``done``),
+    ``webhook_fail`` (the server's webhook deliveries get this status), ``webhook_drop``
+    (the delivery fails with a connection error), ``webhook_hang`` (the delivery times out
+    after ``hang_ms``, default the sender's timeout).
+
+    Budget: ``times`` (uses before it is removed), ``probability`` (chance of applying to
+    each matching request), ``until`` (unix seconds or RFC 3339 on the server's clock).
+    """
 
     method: str | None = None
     path: str | None = None
+    operation: str | None = None
     status: int | None = None
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     retry_after: int | None = None
     delay_ms: int | None = None
+    drop: bool = False
+    hang: bool = False
+    hang_ms: int | None = None
     sse_drop_after: int | None = None
+    webhook_fail: int | None = None
+    webhook_drop: bool = False
+    webhook_hang: bool = False
     times: int | None = None
+    probability: float | None = None
+    until: float | str | None = None
     id: int = 0
     hits: int = 0
 
+    def __post_init__(self) -> None:
+        if self.operation is not None and self.operation not in OPERATIONS:
+            raise ValueError(
+                f"operation: unknown operationId {self.operation!r} (known: {', '.join(sorted(OPERATIONS))})"
+            )
+        if self.status is not None and not (
+            isinstance(self.status, int) and 100 <= self.status <= 599
+        ):
+            raise ValueError(f"status must be an HTTP status code, got {self.status!r}")
+        if self.webhook_fail is not None and not (
+            isinstance(self.webhook_fail, int) and 100 <= self.webhook_fail <= 599
+        ):
+            raise ValueError(f"webhook_fail must be an HTTP status code, got {self.webhook_fail!r}")
+        if self.times is not None and (not isinstance(self.times, int) or self.times < 1):
+            raise ValueError(f"times must be a positive integer, got {self.times!r}")
+        if self.probability is not None and not (0.0 <= float(self.probability) <= 1.0):
+            raise ValueError(f"probability must be between 0 and 1, got {self.probability!r}")
+        if self.sse_drop_after is not None and (
+            not isinstance(self.sse_drop_after, int) or self.sse_drop_after < 0
+        ):
+            raise ValueError(
+                f"sse_drop_after must be a non-negative integer, got {self.sse_drop_after!r}"
+            )
+        if self.until is not None:
+            self.until = parse_time(self.until)
+        if self.drop and self.hang:
+            raise ValueError("a fault cannot both drop and hang")
+        kinds = [k for k in ("http", "sse", "webhook") if self._has(k)]
+        if not kinds:
+            raise ValueError(
+                "a fault needs an action: status, delay_ms, drop, hang, sse_drop_after, "
+                "webhook_fail, webhook_drop or webhook_hang"
+            )
+        if len(kinds) > 1:
+            raise ValueError(f"a fault has one kind of action, got {' and '.join(kinds)} actions")
+
+    def _has(self, kind: str) -> bool:
+        if kind == "sse":
+            return self.sse_drop_after is not None
+        if kind == "webhook":
+            return self.webhook_fail is not None or self.webhook_drop or self.webhook_hang
+        return self.status is not None or self.delay_ms is not None or self.drop or self.hang
+
+    @property
+    def kind(self) -> str:
+        """``http``, ``sse`` or ``webhook``."""
+        return next(k for k in ("http", "sse", "webhook") if self._has(k))
+
     def matches(self, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
+        """Whether this fault's matcher selects a request (or, for webhooks, a receiver URL)."""
+        if self.kind == "webhook":
+            if self.path is None:
+                return True
+            target = urllib.parse.urlsplit(path).path or "/"
+            return fnmatch.fnmatchcase(path, self.path) or fnmatch.fnmatchcase(target, self.path)
         if self.method is not None and self.method.upper() != method.upper():
             return False
+        if self.operation is not None:
+            op_method, op_glob = OPERATIONS[self.operation]
+            if op_method != method.upper() or not _glob_segments(path, op_glob):
+                return False
         return not (self.path is not None and not fnmatch.fnmatchcase(path, self.path))
 
     def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return asdict(self)
+        """JSON form (with ``kind``)."""
+        out = asdict(self)
+        out["kind"] = self.kind
+        return out
+
+
+def _glob_segments(path: str, glob: str) -> bool:
+    """``*`` matches exactly one path segment (so ``/v1/models/*/*`` is not ``.../versions``)."""
+    a, b = path.rstrip("/").split("/"), glob.split("/")
+    return len(a) == len(b) and all(g == "*" or g == s for s, g in zip(a, b, strict=True))
 
 
 class Faults:
-    """Faults applied in creation order until their budget runs out."""
+    """Faults applied in creation order until their budget runs out.
 
-    def __init__(self) -> None:
+    ``now`` is the clock used for ``until`` (the server's virtual clock once wired).
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._next = 1
+        self.now = now
+        self._rng = random.Random()
 
     def add(self, **kwargs: Any) -> Fault:
-        """Add a fault; keyword arguments are ``Fault`` fields."""
+        """Add a fault; keyword arguments are :class:`Fault` fields. Raises ValueError/TypeError."""
+        for key in ("id", "hits", "kind"):
+            kwargs.pop(key, None)
         fault = Fault(**kwargs)
-        if fault.status is None and fault.delay_ms is None and fault.sse_drop_after is None:
-            raise ValueError("a fault needs an action: status, delay_ms or sse_drop_after")
         with self._lock:
             fault.id = self._next
             self._next += 1
@@ -65,26 +244,167 @@ class Faults:
         return fault
 
     def list(self) -> list[Fault]:
-        """Active faults."""
+        """Active faults (expired ones are dropped)."""
         with self._lock:
+            self._expire()
             return list(self._faults)
+
+    def remove(self, fault_id: int) -> bool:
+        """Remove one fault by id; False if there is none."""
+        with self._lock:
+            for f in self._faults:
+                if f.id == fault_id:
+                    self._faults.remove(f)
+                    return True
+        return False
 
     def clear(self) -> None:
         """Remove every fault."""
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str, path: str, *, sse: bool = False) -> Fault | None:
-        """The first matching fault of the right kind, consuming one use of its budget."""
+    def _expire(self) -> None:
+        now = self.now()
+        self._faults[:] = [f for f in self._faults if f.until is None or now < float(f.until)]
+
+    def take(
+        self, method: str, path: str, *, sse: bool = False, kind: str | None = None
+    ) -> Fault | None:
+        """The first matching fault of a kind (``http``, ``sse``, ``webhook``), using its budget."""
+        want = kind or ("sse" if sse else "http")
         with self._lock:
+            self._expire()
             for f in self._faults:
-                if (f.sse_drop_after is not None) != sse or not f.matches(method, path):
+                if f.kind != want or not f.matches(method, path):
+                    continue
+                if f.probability is not None and self._rng.random() >= float(f.probability):
                     continue
                 f.hits += 1
                 if f.times is not None and f.hits >= f.times:
                     self._faults.remove(f)
                 return f
         return None
+
+
+# ---------------------------------------------------------------------------- scripted outcomes
+
+
+@dataclass
+class Outcome:
+    """What the next prediction of a model does instead of (or besides) running the model.
+
+    - ``hold``: the prediction is held before it starts (``starting``) until released.
+    - ``logs``: log lines written before the result.
+    - ``output``: succeed with this output without calling the model (a list on an
+      iterator model is emitted chunk by chunk).
+    - ``error``: fail with this error without calling the model.
+    - ``manual``: do not call the model; the prediction stays ``processing`` until the test
+      emits, completes, fails or cancels it.
+
+    With none of ``output``/``error``/``manual`` the model runs as usual.
+    """
+
+    hold: bool = False
+    logs: list[str] = field(default_factory=list)
+    output: Any = None
+    has_output: bool = False
+    error: str | None = None
+    manual: bool = False
+
+    @classmethod
+    def parse(cls, value: Any) -> Outcome:
+        """An outcome from its JSON form; raises ValueError naming the bad field."""
+        if not isinstance(value, dict):
+            raise ValueError(f"an outcome must be an object, got {value!r}")
+        known = {"hold", "logs", "output", "error", "manual"}
+        extra = set(value) - known
+        if extra:
+            raise ValueError(
+                f"outcome: unknown field(s) {', '.join(sorted(extra))} (known: {', '.join(sorted(known))})"
+            )
+        logs = value.get("logs", [])
+        if isinstance(logs, str):
+            logs = logs.splitlines()
+        if not isinstance(logs, list) or not all(isinstance(x, str) for x in logs):
+            raise ValueError("outcome.logs must be a string or a list of strings")
+        error = value.get("error")
+        if error is not None and not isinstance(error, str):
+            raise ValueError("outcome.error must be a string")
+        if error is not None and "output" in value:
+            raise ValueError("an outcome has either output or error, not both")
+        for key in ("hold", "manual"):
+            if not isinstance(value.get(key, False), bool):
+                raise ValueError(f"outcome.{key} must be a boolean")
+        if value.get("manual") and (error is not None or "output" in value):
+            raise ValueError("a manual outcome has no output or error (complete/fail it instead)")
+        return cls(
+            hold=bool(value.get("hold", False)),
+            logs=list(logs),
+            output=value.get("output"),
+            has_output="output" in value,
+            error=error,
+            manual=bool(value.get("manual", False)),
+        )
+
+    @property
+    def replaces_model(self) -> bool:
+        """Whether the model is not called."""
+        return self.manual or self.has_output or self.error is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        out: dict[str, Any] = {"hold": self.hold, "manual": self.manual, "logs": self.logs}
+        if self.has_output:
+            out["output"] = self.output
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class Scripts:
+    """Queued outcomes per model (``owner/name``), consumed one per new prediction."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[Outcome]] = {}
+
+    def add(self, model: str, outcomes: list[Outcome]) -> int:
+        """Queue outcomes for the next predictions of ``model``; returns how many are queued."""
+        with self._lock:
+            q = self._queues.setdefault(model, deque())
+            q.extend(outcomes)
+            return len(q)
+
+    def pop(self, model: str) -> Outcome | None:
+        """The next outcome for a new prediction of ``model``, if any."""
+        with self._lock:
+            q = self._queues.get(model)
+            if not q:
+                return None
+            out = q.popleft()
+            if not q:
+                del self._queues[model]
+            return out
+
+    def pending(self, model: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Outcomes not consumed yet, per model."""
+        with self._lock:
+            return {
+                m: [o.to_json() for o in q]
+                for m, q in self._queues.items()
+                if model is None or m == model
+            }
+
+    def clear(self, model: str | None = None) -> None:
+        """Forget queued outcomes (of one model, or all)."""
+        with self._lock:
+            if model is None:
+                self._queues.clear()
+            else:
+                self._queues.pop(model, None)
+
+
+# ---------------------------------------------------------------------------- request log
 
 
 class RequestLog:
@@ -113,3 +433,60 @@ class RequestLog:
     def now() -> float:
         """Timestamp for entries."""
         return time.time()
+
+
+# ---------------------------------------------------------------------------- drop / hang
+
+
+def _find_cycle(send: Any, depth: int = 0) -> Any:
+    """The server's per-request object behind an ASGI ``send`` (uvicorn: ``transport``)."""
+    if depth > 6 or send is None:
+        return None
+    owner = getattr(send, "__self__", None)
+    if owner is not None and hasattr(owner, "transport"):
+        return owner
+    for cell in getattr(send, "__closure__", None) or ():
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        if callable(value):
+            found = _find_cycle(value, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+async def drop_connection(send: Any) -> None:
+    """Close the client's connection without sending a response.
+
+    Under uvicorn the socket is closed outright, so the client sees the connection end with
+    no status line. Elsewhere the best available stand-in is a response head followed by a
+    reset.
+    """
+    cycle = _find_cycle(send)
+    if cycle is not None:
+        cycle.disconnected = True
+        if hasattr(cycle, "keep_alive"):
+            cycle.keep_alive = False
+        cycle.transport.close()
+        return
+    await send({"type": "http.response.start", "status": 500, "headers": []})
+    raise ConnectionAbortedError("injected drop")
+
+
+async def hang_connection(receive: Any, send: Any, seconds: float | None) -> None:
+    """Hold the request until the client disconnects (or ``seconds`` pass), then drop it."""
+    limit = MAX_HANG if seconds is None else max(0.0, seconds)
+
+    async def wait_disconnect() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+
+    try:
+        await asyncio.wait_for(wait_disconnect(), limit)
+    except asyncio.TimeoutError:
+        pass
+    await drop_connection(send)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from .controls import Outcome, Scripts
 from .files import FileService
 from .registry import ModelImpl, Registry
 from .schema import _resolve, file_inputs
@@ -45,6 +46,10 @@ _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
 
 class QueueFull(Exception):
     """The version's queue holds MAX_QUEUE_DEPTH predictions already."""
+
+
+class NotActive(Exception):
+    """A lifecycle control named a prediction that is terminal (or not run by this server)."""
 
 
 @dataclass(eq=False)
@@ -70,6 +75,8 @@ class Run:
     timers: list[threading.Timer] = field(default_factory=list)
     tmpdir: Path | None = None
     thread: threading.Thread | None = None
+    held: bool = False  # test control: not started / paused between chunks until released
+    outcome: Outcome | None = None  # test control: scripted outcome
 
 
 class _Capture:
@@ -164,6 +171,8 @@ class Runner:
         self._runs: dict[str, Run] = {}
         self._closed = False
         self.max_queue_depth = MAX_QUEUE_DEPTH
+        self.scripts = Scripts()  # test controls: scripted outcomes per model
+        self._hold_cond = threading.Condition()
 
     # ------------------------------------------------------------------ events
     def _event(self, run_or_pid: Run | str, type_: str, data: Any) -> None:
@@ -196,6 +205,8 @@ class Runner:
             q = self._queues.setdefault(run.version, deque())
             if len(q) >= self.max_queue_depth:
                 raise QueueFull()
+            run.outcome = self.scripts.pop(row["model"])
+            run.held = bool(run.outcome and run.outcome.hold)
             q.append(run)
             self._runs[pid] = run
         if row.get("deadline") is not None:
@@ -241,10 +252,13 @@ class Runner:
                 return
             q = self._queues.get(version)
             while q:
-                limit = q[0].impl.concurrency
+                run = next((r for r in q if not r.held or r.finished), None)
+                if run is None:  # only held predictions are waiting
+                    break
+                limit = run.impl.concurrency
                 if self._running.get(version, 0) >= limit:
                     break
-                run = q.popleft()
+                q.remove(run)
                 if run.finished:
                     continue
                 if run.deadline is not None and run.deadline <= self.clock.now():
@@ -269,8 +283,12 @@ class Runner:
                 run.pid, status="processing", started_at=run.started_at, metrics={}
             )
         self.on_change(run.pid, "status")
+        scripted = run.outcome is not None and run.outcome.replaces_model
         t = threading.Thread(
-            target=self._execute, args=(run,), name=f"replicate-local-{run.pid}", daemon=True
+            target=self._execute_scripted if scripted else self._execute,
+            args=(run,),
+            name=f"replicate-local-{run.pid}",
+            daemon=True,
         )
         run.thread = t
         t.start()
@@ -296,7 +314,9 @@ class Runner:
                         if hasattr(result, "close"):
                             result.close()
                         break
+                    self._wait_held(run)
                     self._emit_output(run, item)
+                self._wait_held(run)
                 if run.cancel_event.is_set():
                     self._finish(run, "canceled")
                 else:
@@ -304,8 +324,10 @@ class Runner:
             elif run.cancel_event.is_set():
                 self._finish(run, "canceled")
             else:
+                self._wait_held(run)
                 self._finish(run, "succeeded", output=self._convert(run, result, 0))
         except Exception as exc:
+            self._wait_held(run)
             if run.cancel_event.is_set():
                 self._finish(run, "canceled")
             else:
@@ -315,6 +337,41 @@ class Runner:
             _SINKS.pop(id(run), None)
             if run.tmpdir is not None:
                 shutil.rmtree(run.tmpdir, ignore_errors=True)
+
+    def _execute_scripted(self, run: Run) -> None:
+        """Play a scripted outcome instead of calling the model."""
+        outcome = run.outcome
+        assert outcome is not None
+        try:
+            self._wait_held(run)
+            for line in outcome.logs:
+                self._log_write(run, line + "\n")
+            if outcome.manual:
+                return  # the test emits, completes, fails or cancels it
+            if outcome.error is not None:
+                self._wait_held(run)
+                self._finish(run, "failed", error=outcome.error)
+                return
+            if run.iterator and isinstance(outcome.output, list):
+                for item in outcome.output:
+                    self._wait_held(run)
+                    if run.cancel_event.is_set() or run.finished:
+                        break
+                    self._emit_output(run, item)
+                self._wait_held(run)
+                self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+                return
+            self._wait_held(run)
+            self._finish(run, "succeeded", output=self._convert(run, outcome.output, 0))
+        except Exception as exc:  # pragma: no cover - a scripted output that cannot be stored
+            self._finish(run, "failed", error=str(exc) or type(exc).__name__)
+
+    def _wait_held(self, run: Run) -> None:
+        """Block the model's thread while the prediction is held (until release or cancel)."""
+        with self._hold_cond:
+            self._hold_cond.wait_for(
+                lambda: not run.held or run.finished or run.cancel_event.is_set()
+            )
 
     def _prepare(self, run: Run) -> dict[str, Any]:
         version = self.registry.get_version(run.version)
@@ -489,6 +546,7 @@ class Runner:
             if was_started:
                 self._running[run.version] = max(0, self._running.get(run.version, 1) - 1)
         self.on_change(run.pid, "completed")
+        self._wake_held()
         if was_started:
             self._dispatch(run.version)
         return True
@@ -512,7 +570,11 @@ class Runner:
 
     def _request_cancel(self, run: Run) -> None:
         run.cancel_event.set()
-        cooperative = run.impl.accepts_cancel_event or inspect.isgeneratorfunction(run.impl.fn)
+        self._wake_held()
+        scripted = run.outcome is not None and run.outcome.replaces_model
+        cooperative = not scripted and (
+            run.impl.accepts_cancel_event or inspect.isgeneratorfunction(run.impl.fn)
+        )
         if not cooperative:
             self._finish(run, "canceled")
             return
@@ -537,6 +599,101 @@ class Runner:
             if run.thread is not None:
                 run.thread.join(timeout=max(0.0, deadline - time.monotonic()))
             self._finish(run, "canceled")
+
+    # ------------------------------------------------------------------ test controls
+    def _wake_held(self) -> None:
+        with self._hold_cond:
+            self._hold_cond.notify_all()
+
+    def _active_run(self, pid: str) -> Run:
+        with self._lock:
+            run = self._runs.get(pid)
+        if run is None or run.finished:
+            raise NotActive(pid)
+        return run
+
+    def _is_queued(self, run: Run) -> bool:
+        with self._lock:
+            q = self._queues.get(run.version)
+            return q is not None and run in q
+
+    def hold(self, pid: str) -> str:
+        """Hold a prediction: a queued one is not started, a running one pauses before its
+        next output chunk (or before finishing). Returns its status."""
+        run = self._active_run(pid)
+        run.held = True
+        return run.status
+
+    def release(self, pid: str) -> str:
+        """Release a held prediction; returns its status."""
+        run = self._active_run(pid)
+        run.held = False
+        self._wake_held()
+        self._dispatch(run.version)
+        return run.status
+
+    def emit(self, pid: str, *, output: Any = ..., log: str | None = None) -> None:
+        """Append an output chunk and/or log line to a processing prediction now.
+
+        Raises NotActive for a finished prediction and ValueError before it starts.
+        """
+        run = self._active_run(pid)
+        if run.status != "processing":
+            raise ValueError(f"prediction {pid} has not started (status {run.status})")
+        if log is not None:
+            self._log_write(run, log if log.endswith("\n") else log + "\n")
+        if output is not ...:
+            self._emit_output(run, output)
+
+    def _force_start(self, run: Run) -> None:
+        """Mark a queued run as started (for complete/fail from the test)."""
+        with self._lock:
+            q = self._queues.get(run.version)
+            if q is None or run not in q:
+                return
+            q.remove(run)
+            self._running[run.version] = self._running.get(run.version, 0) + 1
+        with run.lock:
+            run.status = "processing"
+            run.started_at = self.clock.now()
+            self.store.update_prediction(
+                run.pid, status="processing", started_at=run.started_at, metrics={}
+            )
+        self.on_change(run.pid, "status")
+
+    def complete(self, pid: str, *, output: Any = ...) -> None:
+        """Finish a prediction as ``succeeded`` (with ``output``, else what it emitted so far)."""
+        run = self._active_run(pid)
+        self._force_start(run)
+        value = self._convert(run, output, 0) if output is not ... else ...
+        if self._finish(run, "succeeded", output=value):
+            run.cancel_event.set()  # let a still-running model stop; its result is discarded
+            self._wake_held()
+
+    def fail(self, pid: str, error: str) -> None:
+        """Finish a prediction as ``failed`` with ``error``."""
+        run = self._active_run(pid)
+        self._force_start(run)
+        if self._finish(run, "failed", error=error):
+            run.cancel_event.set()
+            self._wake_held()
+
+    def abort(self, pid: str) -> None:
+        """End a prediction that has not started as ``aborted``.
+
+        Raises ValueError when it is already processing (``aborted`` means never started).
+        """
+        run = self._active_run(pid)
+        with self._lock:
+            q = self._queues.get(run.version)
+            queued = q is not None and run in q
+            if queued and q is not None:
+                q.remove(run)
+        if not queued:
+            raise ValueError(
+                f"prediction {pid} is {run.status}: only a prediction that has not started can be aborted"
+            )
+        self._finish(run, "aborted")
 
     def active(self, pid: str) -> bool:
         """Whether a prediction is queued or running here."""

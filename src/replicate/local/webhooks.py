@@ -89,6 +89,10 @@ class WebhookSender:
         self.timeout = timeout
         self.time = time_fn
         self.forced_status: int | None = None  # test control: fail every delivery with this status
+        # Test control: called with the receiver URL before each attempt; may return a fault
+        # with ``webhook_fail`` (status), ``webhook_drop`` or ``webhook_hang`` (+ ``hang_ms``).
+        self.fault_hook: Callable[[str], Any] | None = None
+        self._hang_stop = threading.Event()
         self._cond = threading.Condition()
         self._inflight: set[str] = set()
         self._last_update: dict[str, float] = {}
@@ -162,6 +166,7 @@ class WebhookSender:
         deadline = time.monotonic() + drain
         while time.monotonic() < deadline and self._has_due_work():
             time.sleep(0.05)
+        self._hang_stop.set()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -243,9 +248,12 @@ class WebhookSender:
         status: int | None = None
         error: str | None = None
         started = time.monotonic()
+        fault = self.fault_hook(row["url"]) if self.fault_hook is not None else None
         try:
             if self.forced_status is not None:
                 status = self.forced_status
+            elif fault is not None:
+                status = self._injected(fault)
             else:
                 resp = self._client.post(row["url"], content=body, headers=headers)
                 status = resp.status_code
@@ -293,6 +301,16 @@ class WebhookSender:
         with self._cond:
             self._inflight.discard(row["prediction_id"])
             self._cond.notify_all()
+
+    def _injected(self, fault: Any) -> int:
+        """Play an injected receiver failure: a status, or raise like a dead/hung receiver."""
+        if getattr(fault, "webhook_fail", None) is not None:
+            return int(fault.webhook_fail)
+        if getattr(fault, "webhook_hang", False):
+            hang = fault.hang_ms / 1000 if fault.hang_ms is not None else self.timeout
+            self._hang_stop.wait(min(hang, self.timeout))
+            raise TimeoutError(f"the receiver did not answer within {self.timeout:g} s (injected)")
+        raise ConnectionResetError("the receiver closed the connection (injected)")
 
     # ------------------------------------------------------------------ inspection
     def attempts(self, prediction_id: str | None = None) -> list[dict[str, Any]]:
