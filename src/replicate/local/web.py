@@ -19,6 +19,7 @@ import json
 import mimetypes
 import secrets
 import urllib.parse
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -53,7 +54,7 @@ white-space:pre-wrap;word-break:break-word;font-size:13px;margin:0}
 pre.logs{background:#111;color:#e6e6e6;max-height:420px}pre.logs:empty::before{content:"No logs";color:#888}
 table{border-collapse:collapse;width:100%;font-size:14px}
 th,td{border-bottom:1px solid #eee;padding:6px 8px;text-align:left;vertical-align:top}
-th{color:#555;font-weight:600;white-space:nowrap}td pre{padding:4px 6px}
+th{color:#555;font-weight:600;white-space:nowrap}td pre{padding:4px 6px}table.input th{width:1%}
 .status{display:inline-block;padding:2px 10px;border-radius:12px;font-size:13px;font-weight:600;
 background:#e8eaed;color:#333}
 .succeeded{background:#d7f5dd;color:#106b21}.failed{background:#fde2e1;color:#a4161a}
@@ -116,6 +117,14 @@ def _data_uri_type(value: str) -> str | None:
         return None
     head = value[5:].split(",", 1)[0]
     return head.split(";", 1)[0].strip().lower() or "text/plain"
+
+
+def _when(ts: float | None) -> str:
+    """A timestamp for people: ``2026-01-02 03:04:05 UTC`` (ISO 8601 in the title)."""
+    if ts is None:
+        return ""
+    text = datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f'<time datetime="{e(iso(ts))}">{e(text)}</time>'
 
 
 def _json_text(value: Any) -> str:
@@ -318,11 +327,11 @@ def render_prediction(
     if row.get("deployment"):
         meta.append(f"<span>Deployment: {e(row['deployment'])}</span>")
     parts.append(f'<p class="meta">{"".join(meta)}</p>')
-    times = [f"<span>Created {e(iso(row['created_at']))}</span>"]
+    times = [f"<span>Created {_when(row['created_at'])}</span>"]
     if row.get("started_at") is not None:
-        times.append(f"<span>Started {e(iso(row['started_at']))}</span>")
+        times.append(f"<span>Started {_when(row['started_at'])}</span>")
     if row.get("completed_at") is not None:
-        times.append(f"<span>Completed {e(iso(row['completed_at']))}</span>")
+        times.append(f"<span>Completed {_when(row['completed_at'])}</span>")
     metrics = row.get("metrics") or {}
     if isinstance(metrics, dict) and isinstance(metrics.get("predict_time"), (int, float)):
         times.append(f"<span>Predict time {metrics['predict_time']:.2f} s</span>")
@@ -386,7 +395,7 @@ def prediction_page(core: Core, request: Request, origin: str) -> Response:
         return JSONResponse(prediction_json(row, since), headers=_headers())
     if row is None:
         return not_found_page(f"Prediction {pid}")
-    nonce = secrets.token_urlsafe(16)
+    nonce = None if row["status"] in TERMINAL else secrets.token_urlsafe(16)
     return HTMLResponse(render_prediction(core, row, origin, nonce=nonce), headers=_headers(nonce))
 
 
@@ -467,7 +476,7 @@ def _prediction_list(core: Core, rows: list[dict[str, Any]], origin: str) -> str
         items.append(
             f'<tr><td><a href="/web/p/{e(r["id"])}">{e(r["id"])}</a><br>'
             f'<span class="status {e(r["status"])}">{e(r["status"])}</span></td>'
-            f"<td><pre>{e(inp)}</pre>{preview}</td><td class=meta>{e(iso(r['created_at']))}</td></tr>"
+            f"<td><pre>{e(inp)}</pre>{preview}</td><td class=meta>{_when(r['created_at'])}</td></tr>"
         )
     return f"<table>{''.join(items)}</table>"
 
@@ -511,7 +520,7 @@ def render_model(core: Core, m: dict[str, Any], origin: str) -> str:
         doc = latest["openapi_schema"] or {}
         parts.append(
             f'<h2>Latest version</h2><p class="meta"><span><code id="latest-version">'
-            f"{e(latest['id'])}</code></span><span>{e(iso(latest['created_at']))}</span>"
+            f"{e(latest['id'])}</code></span><span>{_when(latest['created_at'])}</span>"
             + (f"<span>Cog {e(latest['cog_version'])}</span>" if latest.get("cog_version") else "")
             + f"<span>{len(versions)} version{'s' if len(versions) != 1 else ''}</span></p>"
         )

@@ -1,0 +1,394 @@
+"""The minimal web pages behind ``urls.web`` and a model's ``url``: HTML over real sockets, and a
+real headless Chromium (Debian's ``chromium`` package) rendering a prediction page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tempfile
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from replicate.local.server import LocalServer
+
+from .helpers import unique, wait_status, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+HOSTILE = "<script>alert(1)</script>"
+#: Chromium flags for a quiet, offline, bounded run.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1000,800",
+]
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class Tags(html.parser.HTMLParser):
+    """Every start tag with its attributes, and the text of elements by id."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.by_id: dict[str, str] = {}
+        self._open: list[tuple[str, str | None]] = []
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        self.tags.append((tag, a))
+        if tag not in ("img", "meta", "br", "input", "link"):
+            self._open.append((tag, a.get("id")))
+            if a.get("id"):
+                self.by_id.setdefault(a["id"], "")
+
+    def handle_endtag(self, tag: str) -> None:
+        while self._open:
+            t, _ = self._open.pop()
+            if t == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        for _, ident in self._open:
+            if ident:
+                self.by_id[ident] += data
+
+    def all(self, tag: str) -> list[dict[str, str]]:
+        return [a for t, a in self.tags if t == tag]
+
+
+def assert_inert(page: str, *, scripts: int = 0) -> Tags:
+    """No injected markup: only our own script tags, no handlers, no javascript: URLs."""
+    tags = Tags(page)
+    assert len(tags.all("script")) == scripts, tags.all("script")
+    for tag, attrs in tags.tags:
+        for k, v in attrs.items():
+            assert not k.startswith("on"), (tag, attrs)
+            if k in ("href", "src"):
+                assert not v.strip().lower().startswith("javascript:"), (tag, attrs)
+    return tags
+
+
+def run(
+    http: httpx.Client, model: str, inp: dict[str, Any], *, wait: bool = True
+) -> dict[str, Any]:
+    headers = {"Prefer": "wait"} if wait else {}
+    r = http.post(f"/v1/models/{model}/predictions", json={"input": inp}, headers=headers)
+    assert r.status_code in (200, 201), r.text
+    p = r.json()
+    return wait_status(http, p["id"], {"succeeded", "failed", "canceled"}) if wait else p
+
+
+def web(url: str, **params: Any) -> httpx.Response:
+    """GET a web page without any credentials, as a browser would."""
+    return httpx.get(url, params=params, timeout=30)
+
+
+def decode_png(data: bytes) -> tuple[int, int, int, list[bytes]]:
+    """(width, height, channels, rows) of an 8-bit, non-interlaced PNG (stdlib zlib only)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, ihdr = 8, [], None
+    while pos < len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        tag, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + n]
+        pos += 12 + n
+        if tag == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif tag == b"IDAT":
+            idat.append(body)
+        elif tag == b"IEND":
+            break
+    assert ihdr is not None, "no IHDR"
+    w, h, depth, ctype, _, _, interlace = ihdr
+    assert depth == 8 and interlace == 0, ihdr
+    ch = {0: 1, 2: 3, 4: 2, 6: 4}[ctype]
+    raw = zlib.decompress(b"".join(idat))
+    stride = w * ch
+    rows: list[bytes] = []
+    prev = bytearray(stride)
+    for y in range(h):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        if f == 1:
+            for i in range(ch, stride):
+                line[i] = (line[i] + line[i - ch]) & 255
+        elif f == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
+        elif f == 3:
+            for i in range(stride):
+                left = line[i - ch] if i >= ch else 0
+                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
+        elif f == 4:
+            for i in range(stride):
+                a = line[i - ch] if i >= ch else 0
+                b = prev[i]
+                c = prev[i - ch] if i >= ch else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return w, h, ch, rows
+
+
+def colours(png: bytes) -> tuple[int, int, Counter[bytes]]:
+    """Width, height and a histogram of the RGB colours of a PNG."""
+    w, h, ch, rows = decode_png(png)
+    hist: Counter[bytes] = Counter()
+    for row in rows:
+        for i in range(0, len(row), ch):
+            hist[row[i : i + 3] if ch >= 3 else row[i : i + 1] * 3] += 1
+    return w, h, hist
+
+
+def test_decode_png_reads_the_demo_png() -> None:
+    """The test's PNG decoder itself: a known solid PNG decodes to its one colour."""
+    from replicate.local.demo_models import _png
+
+    w, h, hist = colours(_png((10, 200, 30), 7))
+    assert (w, h) == (7, 7)
+    assert hist == Counter({bytes((10, 200, 30)): 49})
+
+
+# ---------------------------------------------------------------------------- prediction page
+
+
+def test_prediction_page_shows_status_input_logs_and_image(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    p = run(http, "local-demo/make-file", {"text": "web page", "size": 24})
+    assert p["status"] == "succeeded"
+    r = web(p["urls"]["web"])
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/html")
+    tags = assert_inert(r.text)
+    assert tags.by_id["status"] == "succeeded"
+    assert "drew a 24x24 png" in tags.by_id["logs"]
+    assert "web page" in r.text and "local-demo/make-file" in r.text
+    imgs = [a for a in tags.all("img") if "/delivery/" in a.get("src", "")]
+    assert [a["src"] for a in imgs] == [p["output"]]
+    img = web(imgs[0]["src"])
+    assert img.status_code == 200 and img.headers["content-type"] == "image/png"
+    digest = hashlib.sha256(b"web page").digest()
+    assert colours(img.content) == (24, 24, Counter({digest[:3]: 24 * 24}))
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'none'" in csp and "default-src 'none'" in csp
+
+
+def test_text_file_and_streamed_outputs_are_shown_as_text(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    p = run(http, "local-demo/make-file", {"text": "plain <b>text</b> file", "format": "txt"})
+    tags = assert_inert(web(p["urls"]["web"]).text)
+    assert "plain <b>text</b> file" in tags.by_id["output"]  # the file's content, escaped
+    assert any(a.get("href") == p["output"] for a in tags.all("a"))
+    p = run(http, "local-demo/stream-text", {"prompt": "one two", "max_tokens": 3, "delay_ms": 0})
+    tags = assert_inert(web(p["urls"]["web"]).text)
+    assert tags.by_id["output"].strip() == "one two one"
+
+
+def test_hostile_input_logs_output_and_error_are_escaped(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    name = unique("web")
+
+    def hostile(text: str, fail: bool = False) -> dict[str, Any]:
+        print(f"log {text}")
+        if fail:
+            raise RuntimeError(f"error {text}")
+        return {"echo": text, "link": "javascript:alert(2)", "img": f'x" onerror="{text}'}
+
+    server.register(name, hostile)
+    for fail in (False, True):
+        p = run(http, name, {"text": HOSTILE, "fail": fail})
+        page = web(p["urls"]["web"]).text
+        assert HOSTILE not in page
+        tags = assert_inert(page)
+        assert f"log {HOSTILE}" in tags.by_id["logs"]
+        if fail:
+            assert tags.by_id["status"] == "failed"
+            assert f"error {HOSTILE}" in tags.by_id["error"]
+        else:
+            assert json.loads(tags.by_id["output"])["echo"] == HOSTILE
+        assert not any(a.get("href", "").startswith("javascript") for a in tags.all("a"))
+
+
+def test_unknown_prediction_and_model_give_a_404_page(server: LocalServer) -> None:
+    for path in ("/web/p/doesnotexist00000000000000", "/web/nobody/nothing"):
+        r = web(server.base_url + path)
+        assert r.status_code == 404
+        assert r.headers["content-type"].startswith("text/html")
+        assert "Not found" in r.text
+        assert_inert(r.text)
+    r = web(server.base_url + "/web/p/doesnotexist00000000000000", format="json")
+    assert r.status_code == 404
+
+
+def test_running_prediction_page_polls_for_status_and_new_log_lines(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    name = unique("web")
+    go = threading.Event()
+
+    def chatty(text: str) -> str:
+        print(f"first {text}")
+        assert go.wait(30)
+        print("second line")
+        return "done"
+
+    server.register(name, chatty)
+    p = run(http, name, {"text": "<i>x</i>"}, wait=False)
+    try:
+        wait_until(lambda: "first" in http.get(f"/v1/predictions/{p['id']}").json()["logs"])
+        r = web(p["urls"]["web"])
+        tags = assert_inert(r.text, scripts=1)
+        assert tags.by_id["status"] == "processing"
+        assert tags.by_id["logs"] == "first <i>x</i>\n"
+        (script,) = tags.all("script")
+        nonce = re.search(r"'nonce-([^']+)'", r.headers["content-security-policy"])
+        assert nonce is not None and script["nonce"] == nonce.group(1)
+        since = int(next(a for _, a in tags.tags if a.get("id") == "live")["data-since"])
+        d = web(p["urls"]["web"], format="json", since=since).json()
+        assert d == {
+            "status": "processing",
+            "logs": "",
+            "since": since,
+            "reset": False,
+            "terminal": False,
+            "error": None,
+        }
+    finally:
+        go.set()
+    wait_status(http, p["id"], {"succeeded"})
+    d = web(p["urls"]["web"], format="json", since=since).json()
+    assert (d["status"], d["logs"], d["terminal"]) == ("succeeded", "second line\n", True)
+    d = web(p["urls"]["web"], format="json", since=10**6).json()  # a stale offset starts over
+    assert d["reset"] and d["logs"] == "first <i>x</i>\nsecond line\n"
+    final = assert_inert(web(p["urls"]["web"]).text)  # terminal: no script any more
+    assert final.by_id["output"].strip() == "done"
+
+
+# ---------------------------------------------------------------------------- model page
+
+
+def test_model_page_shows_description_version_schema_and_predictions(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    p = run(http, "local-demo/make-file", {"text": "model page", "size": 8})
+    model = http.get("/v1/models/local-demo/make-file").json()
+    r = web(model["url"])
+    assert r.status_code == 200
+    tags = assert_inert(r.text)
+    assert tags.by_id["description"] == model["description"]
+    assert tags.by_id["latest-version"] == model["latest_version"]["id"]
+    text = re.sub(r"\s+", " ", html.unescape(r.text))
+    for name in ("text", "format", "size"):
+        assert f"<code>{name}</code>" in text
+    assert '"png", "txt"' in text and "Image side in pixels" in text
+    links = {a.get("href") for a in tags.all("a")}
+    assert f"/web/p/{p['id']}" in links  # recent prediction
+    example = model["default_example"]["id"]
+    assert f"/web/p/{example}" in links
+    assert web(f"{server.base_url}/web/p/{example}").status_code == 200
+
+
+def test_model_page_escapes_hostile_metadata(server: LocalServer, http: httpx.Client) -> None:
+    name = unique("web")
+    server.register(
+        name,
+        lambda text: text,
+        description=HOSTILE,
+        readme=f"# {HOSTILE}\n<img src=x onerror=alert(1)>",
+        github_url="javascript:alert(1)",
+        tags=[HOSTILE],
+    )
+    r = web(f"{server.base_url}/web/{name}")
+    assert r.status_code == 200
+    assert HOSTILE not in r.text and "<img src=x" not in r.text
+    tags = assert_inert(r.text)
+    assert tags.by_id["description"] == HOSTILE
+    assert "onerror=alert(1)" in tags.by_id["readme"]
+
+
+# ---------------------------------------------------------------------------- real browser
+
+
+@pytest.fixture(scope="module")
+def browser_server() -> Iterator[LocalServer]:
+    """A private server, so its request log only holds what this module's tests did."""
+    with LocalServer(test_controls=True) as s:
+        yield s
+
+
+def chromium(url: str, *args: str, tmp: str) -> subprocess.CompletedProcess[bytes]:
+    """Run headless Chromium once on ``url`` (bounded)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(
+            f"{CHROMIUM} is missing: install Debian's chromium "
+            "(apt-get update && apt-get install -y chromium) to run the browser check"
+        )
+    profile = tempfile.mkdtemp(dir=tmp)
+    env = {**os.environ, "HOME": tmp}
+    cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url]
+    res = subprocess.run(cmd, capture_output=True, timeout=40, env=env, check=False)
+    assert res.returncode == 0, res.stderr.decode(errors="replace")[-2000:]
+    return res
+
+
+@pytest.mark.timeout(60)
+def test_chromium_renders_status_logs_and_output_image(
+    browser_server: LocalServer, tmp_path: Any
+) -> None:
+    with httpx.Client(
+        base_url=browser_server.base_url, headers={"Authorization": "Bearer t"}, timeout=30
+    ) as http:
+        p = run(http, "local-demo/make-file", {"text": "hello chromium", "size": 200})
+    assert p["status"] == "succeeded"
+    delivery = httpx.URL(p["output"]).path
+    tmp = tempfile.mkdtemp(prefix="web-chromium-")
+    try:
+        dom = chromium(p["urls"]["web"], "--dump-dom", tmp=tmp).stdout.decode()
+        tags = Tags(dom)
+        assert tags.by_id["status"] == "succeeded"
+        assert "drew a 200x200 png" in tags.by_id["logs"]
+        assert [a["src"] for a in tags.all("img")] == [p["output"]]
+
+        shot = tmp_path / "prediction.png"
+        chromium(p["urls"]["web"], f"--screenshot={shot}", tmp=tmp)
+        w, h, hist = colours(shot.read_bytes())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # Chromium fetched the image from the delivery endpoint (nobody else did) ...
+    log = httpx.get(f"{browser_server.base_url}/_local/requests", timeout=30).json()
+    served = [e for e in log if e["path"] == delivery and e["method"] == "GET"]
+    assert served and all(e["status"] == 200 for e in served), served
+    # ... and painted it: the screenshot holds the 200x200 square in the model's exact colour,
+    # next to text and page chrome in many other colours.
+    assert (w, h) == (1000, 800)
+    colour = hashlib.sha256(b"hello chromium").digest()[:3]
+    assert hist[colour] >= 200 * 200, hist.most_common(5)
+    assert len(hist) > 50, hist.most_common(5)
+    assert hist.most_common(1)[0][1] < w * h * 0.95  # not a blank page
