@@ -168,18 +168,100 @@ class LocalServer:
         params = core.files.sign_download(core.config.username, file_id, ttl)
         return f"{self.base_url}/v1/files/{file_id}/download?{urllib.parse.urlencode(params)}"
 
+    # ------------------------------------------------------------------ test controls
     @property
     def faults(self) -> Any:
-        """Fault injection (``add(...)``, ``list()``, ``clear()``)."""
+        """Fault injection (``add(...)``, ``list()``, ``remove(id)``, ``clear()``)."""
         return self._app_api().faults
 
+    def add_fault(self, **fault: Any) -> Any:
+        """Inject a fault (the ``POST /_local/faults`` fields); returns it (``.id``, ``.hits``).
+
+        e.g. ``add_fault(path="/v1/account", status=429, retry_after=1, times=2)``,
+        ``add_fault(operation="predictions.get", drop=True, times=1)``,
+        ``add_fault(path="/v1/streams/*", sse_drop_after=3, times=1)``,
+        ``add_fault(webhook_fail=500, times=2)``.
+        """
+        return self._app_api().fault_add(**fault)
+
     def requests(self) -> list[dict[str, Any]]:
-        """The request log."""
+        """The request log: method, path, query, chosen headers, status, time, duration (no tokens)."""
         return self._app_api().requests.list()
 
-    def webhook_deliveries(self) -> list[dict[str, Any]]:
-        """Every webhook delivery attempt."""
-        return self._core().webhooks.attempts()
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self._app_api().requests.clear()
+
+    def webhook_deliveries(self, prediction_id: str | None = None) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt (of one prediction if given), with headers and body."""
+        return self._core().webhooks.attempts(prediction_id)
+
+    def hold(self, prediction_id: str) -> None:
+        """Hold a prediction: not started while queued; paused before its next chunk or its end."""
+        self._app_api().lifecycle(prediction_id, "hold")
+
+    def release(self, prediction_id: str) -> None:
+        """Release a held prediction."""
+        self._app_api().lifecycle(prediction_id, "release")
+
+    def emit(self, prediction_id: str, output: Any = ..., *, log: str | None = None) -> None:
+        """Append an output chunk and/or a log line to a ``processing`` prediction now."""
+        body: dict[str, Any] = {} if log is None else {"log": log}
+        if output is not ...:
+            body["output"] = output
+        self._app_api().lifecycle(prediction_id, "emit", body)
+
+    def complete(self, prediction_id: str, output: Any = ...) -> None:
+        """Finish a prediction as ``succeeded`` (with ``output``, else what it emitted)."""
+        self._app_api().lifecycle(
+            prediction_id, "complete", {} if output is ... else {"output": output}
+        )
+
+    def fail(self, prediction_id: str, error: str = "Prediction failed") -> None:
+        """Finish a prediction as ``failed`` with ``error``."""
+        self._app_api().lifecycle(prediction_id, "fail", {"error": error})
+
+    def abort(self, prediction_id: str) -> None:
+        """End a prediction that has not started as ``aborted``."""
+        self._app_api().lifecycle(prediction_id, "abort")
+
+    def script(self, model: str, *outcomes: dict[str, Any]) -> None:
+        """Queue outcomes for the next predictions of ``owner/name``, one each, e.g.
+        ``{"error": "boom"}``, ``{"output": "Y"}``, ``{"hold": True}``, ``{"manual": True}``,
+        ``{"logs": ["a", "b"], "output": [...]}`` (see ``controls.Outcome``)."""
+        self._app_api().script(model, list(outcomes))
+
+    def limits(self) -> dict[str, Any]:
+        """The test-adjustable limits (page sizes, upload size, queue cap, retention, ...)."""
+        return dict(self._app_api().limits())
+
+    def set_limits(self, **limits: Any) -> dict[str, Any]:
+        """Change limits: ``page_sizes={...}``, ``max_upload_size``, ``max_queue_depth``,
+        ``retention``, ``file_expiry``, ``webhook_backoff_scale``, ``webhook_timeout``.
+        ``reset()`` restores them."""
+        return dict(self._app_api().set_limits(**limits))
+
+    def wait_for_status(
+        self, prediction_id: str, *statuses: str, timeout: float = 30
+    ) -> dict[str, Any]:
+        """Block until a prediction reaches one of ``statuses`` (default: any terminal one).
+
+        Returns the stored row; raises TimeoutError naming the status it is stuck in.
+        """
+        wanted = set(statuses or ("succeeded", "failed", "canceled", "aborted"))
+        core = self._core()
+        deadline = time.monotonic() + timeout
+        while True:
+            row = core.store.get_prediction(prediction_id)
+            if row is None:
+                raise KeyError(prediction_id)
+            if row["status"] in wanted:
+                return row
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"prediction {prediction_id} is still {row['status']} after {timeout:g} s"
+                )
+            time.sleep(0.005)
 
     def advance_clock(self, duration: str | float) -> None:
         """Move the virtual clock forward (``"1h"`` or seconds)."""
@@ -187,15 +269,16 @@ class LocalServer:
         self._core().advance_clock(seconds)
 
     def reset(self, *, secrets: bool = False) -> None:
-        """Clear predictions, files, user-created models, faults, logs and the webhook outbox.
+        """Clear predictions, files, user-created models, faults, scripted outcomes, the logs and
+        the webhook outbox, and restore the limits.
 
         Registered models and the demos stay. Secrets are kept unless ``secrets=True``.
         """
         core = self._core()
-        core.reset(secrets=secrets)
         api = self._app_api()
         api.faults.clear()
-        api.requests.clear()
+        core.reset(secrets=secrets)
+        api.reset_controls()
 
     @property
     def webhook_secret(self) -> str:
