@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .demo_models import DEMO_MODELS, register_demo_models
 from .files import DEFAULT_EXPIRY, DEFAULT_MAX_UPLOAD, FileService
@@ -25,6 +25,9 @@ from .runner import TERMINAL, Runner, recover
 from .store import Store
 from .util import Clock, iso, new_id
 from .webhooks import WebhookSender, new_secret
+
+if TYPE_CHECKING:
+    from .cog_worker import CogModel, CogWorker, CogWorkerPool
 
 log = logging.getLogger("replicate.local")
 
@@ -83,6 +86,12 @@ class ServerConfig:
     )
     sweep_interval: float = 5.0
     max_queue_depth: int = 1000
+    cog: list[str] | dict[str, str] | None = None
+    """Cog model directories: ``OWNER/NAME=DIR`` values (``--cog``) or ``{owner/name: dir}``."""
+    cog_idle_timeout: float | None = 600.0
+    """Seconds a Cog worker may stay idle before it stops (None: never)."""
+    cog_max_live_workers: int = 4
+    """Live Cog runtime processes at most; the least recently used idle one is evicted."""
 
 
 class Core:
@@ -137,6 +146,14 @@ class Core:
         if config.demo_models:
             register_demo_models(self.registry)
             self._seed_examples()
+        self.cog: CogWorkerPool | None = None
+        self._cog_trainers: list[CogWorker] = []
+        if config.cog:
+            try:
+                self._attach_cog(config.cog)
+            except BaseException:
+                self._close_after_failed_init()
+                raise
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self.started = False
@@ -160,12 +177,30 @@ class Core:
             self.runner.shutdown()
         else:
             self.runner.abandon()
+        self._stop_cog_workers()
         if self.started:
             self.webhooks.stop(drain=5.0 if graceful else 0.0)
         self.store.execute("DELETE FROM instances WHERE id = ?", (self.instance_id,))
         self.store.close()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _close_after_failed_init(self) -> None:
+        """Undo ``__init__`` when a ``--cog`` directory cannot be registered."""
+        self._stop_cog_workers()
+        try:
+            self.store.execute("DELETE FROM instances WHERE id = ?", (self.instance_id,))
+        finally:
+            self.store.close()
+            if self._tmp:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _stop_cog_workers(self) -> None:
+        if self.cog is not None:
+            self.cog.stop_all()
+        trainers, self._cog_trainers = self._cog_trainers, []
+        for worker in trainers:
+            worker.close()
 
     def _live_instances(self) -> set[str]:
         """Other servers using this database that are still running (fresh heartbeat, live pid)."""
@@ -215,7 +250,8 @@ class Core:
         self.files.sweep()
 
     def reset(self, *, secrets: bool = False) -> None:
-        """Clear predictions, files, user-created models and webhook state (see LocalServer.reset)."""
+        """Clear predictions, files, user-created models, webhook state, deployments and
+        trained versions (see LocalServer.reset)."""
         self.runner.cancel_all()
         rows = self.store.query("SELECT id FROM predictions WHERE is_example = 0")
         for row in rows:
@@ -237,6 +273,13 @@ class Core:
         if secrets:
             self.webhooks.secret = new_secret()
             self.store.set_setting("webhook_secret", self.webhooks.secret)
+        from . import catalogue
+
+        catalogue.reset(self)
+
+    # ``catalogue.install`` wraps ``core.reset`` unless it carries this marker: it already
+    # clears the catalogue.
+    reset._catalogue_hook = True  # type: ignore[attr-defined]
 
     def advance_clock(self, seconds: float) -> None:
         """Move the virtual clock forward and apply what became due."""
@@ -245,9 +288,91 @@ class Core:
         self.runner.check_deadlines()
 
     # ------------------------------------------------------------------ registration
-    def register(self, model: str, fn: Callable[..., Any], **kwargs: Any) -> str:
-        """Register a callable (see ``Registry.register``); returns the version id."""
-        return self.registry.register(model, fn, **kwargs)
+    def register(
+        self,
+        model: str,
+        fn: Callable[..., Any],
+        *,
+        train: Callable[..., Any] | None = None,
+        load: Callable[[Path], Callable[..., Any]] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Register a callable (see ``Registry.register``); returns the version id.
+
+        ``train``: the model's training function (trainings of ``model`` run it; it returns
+        the weights). ``load``: turns a weights file into the callable a trained version
+        runs; without it, trained versions run ``fn`` (given ``weights=`` when it takes it).
+        """
+        if load is not None and train is None:
+            raise ValueError("load= needs train= (the training function)")
+        version_id = self.registry.register(model, fn, **kwargs)
+        if train is not None:
+            from .catalogue import register_trainer
+
+            register_trainer(self, model, train, load=load)
+        return version_id
+
+    # ------------------------------------------------------------------ Cog models
+    def _attach_cog(self, specs: list[str] | dict[str, str]) -> None:
+        """Serve the Cog directories ``specs`` (``CogDirError``, a ``ValueError``, if one is bad)."""
+        from .cog_worker import CogWorkerPool
+
+        pool = CogWorkerPool(
+            max_live=self.config.cog_max_live_workers, idle_timeout=self.config.cog_idle_timeout
+        )
+        self.cog = pool
+        for model in pool.attach_all(self.registry, specs):
+            worker = pool.get(model)
+            impl = self.registry.impl(model.version_id)
+            if impl is not None:
+                # Deployments with min_instances >= 1 pre-start the worker through this hook.
+                impl.fn.keep_warm = worker.start  # type: ignore[attr-defined]
+            if model.train_ref is not None:
+                self._register_cog_trainer(model)
+
+    def _register_cog_trainer(self, model: CogModel) -> None:
+        """Trainings of a Cog model with ``train:`` run in Cog's train mode (design 3.2)."""
+        import io
+
+        from .catalogue import catalogue_of, register_trainer
+        from .cog_worker import CogWorker, cog_callable, trained_model
+
+        pool = self.cog
+        assert pool is not None
+        worker = CogWorker(model, mode="train", **pool.worker_options)
+        self._cog_trainers.append(worker)
+        run_training = cog_callable(worker)
+
+        def train(cancel_event: threading.Event | None = None, **inputs: Any) -> Any:
+            output = run_training(cancel_event=cancel_event, **inputs)
+            if cancel_event is not None and cancel_event.is_set():
+                return None
+            weights = output.get("weights") if isinstance(output, dict) else output
+            if weights is None:
+                raise RuntimeError("the training returned no weights")
+            if hasattr(weights, "read"):  # an open (already unlinked) file: keep its name
+                with weights:
+                    buf = io.BytesIO(weights.read())
+                buf.name = Path(getattr(weights, "name", "") or "weights").name
+                return buf
+            return weights
+
+        def load(weights: Path) -> Callable[..., Any]:
+            trained_worker = pool.get(trained_model(model, weights))
+            fn = cog_callable(trained_worker)
+            fn.keep_warm = trained_worker.start  # type: ignore[attr-defined]
+            return fn
+
+        register_trainer(self, model.version_id, train, load=load)
+        # Validate training input against the model's own TrainingInput (the wrapper above
+        # takes ``**inputs``, so it has no signature to derive it from).
+        training_input = model.component("TrainingInput")
+        if training_input:
+            doc = json.loads(json.dumps(model.schema))
+            schemas = doc["components"]["schemas"]
+            schemas["Input"] = training_input
+            schemas["Output"] = model.component("TrainingOutput")
+            catalogue_of(self).trainers[model.version_id].doc = doc
 
     def _seed_examples(self) -> None:
         from .schema import output_is_iterator
@@ -309,7 +434,8 @@ class Core:
     ) -> dict[str, Any]:
         """The API's prediction object for a decoded row (``inline_files``: files as ``data:`` URIs)."""
         pid = row["id"]
-        base = f"{origin}/v1/{'trainings' if row['kind'] == 'training' else 'predictions'}/{pid}"
+        training = row["kind"] == "training"
+        base = f"{origin}/v1/{'trainings' if training else 'predictions'}/{pid}"
         urls: dict[str, str] = {
             "cancel": f"{base}/cancel",
             "get": base,
@@ -345,6 +471,20 @@ class Core:
             out["deployment"] = row["deployment"]
         if row.get("extra") and "stream" in row["extra"]:
             out["stream"] = row["extra"]["stream"]
+        if training:
+            # The training object's shape (spec, recordings): urls get + cancel only, no
+            # data_removed nor deployment (``object_json`` adds ``completed_at: null``).
+            out.pop("data_removed", None)
+            out.pop("deployment", None)
+            out["urls"] = {k: v for k, v in urls.items() if k in ("get", "cancel")}
+        return out
+
+    def object_json(self, row: dict[str, Any], origin: str) -> dict[str, Any]:
+        """The object a GET shows for a row: a prediction, or a training as ``trainings.get``
+        shows it (``completed_at`` always present, null until it ends). Webhook bodies too."""
+        out = self.prediction_json(row, origin)
+        if row["kind"] == "training":
+            out.setdefault("completed_at", None)
         return out
 
     def _on_change(self, pid: str, event: str) -> None:
@@ -354,7 +494,7 @@ class Core:
         row = self.store.get_prediction(pid)
         if row is None or not row["webhook"]:
             return
-        body = json.dumps(self.prediction_json(row, row["origin"]), separators=(",", ":")).encode()
+        body = json.dumps(self.object_json(row, row["origin"]), separators=(",", ":")).encode()
         self.webhooks.enqueue(pid, row["webhook"], event, body, row["webhook_events_filter"])
 
     def create_prediction(

@@ -201,6 +201,15 @@ class Registry:
                 self._impls[vid] = impl
         return version_id
 
+    def attach_impl(self, version_id: str, impl: ModelImpl) -> None:
+        """Make an existing (or about to be inserted) version runnable by ``impl``.
+
+        For versions whose row is written elsewhere, such as trained versions (the
+        catalogue) or versions restored after a restart: callables live only in memory.
+        """
+        with self._lock:
+            self._impls[version_id] = impl
+
     # ------------------------------------------------------------------ lookup
     def impl(self, version_id: str) -> ModelImpl | None:
         """The callable behind a version, if it is loaded in this process."""

@@ -340,6 +340,11 @@ class ModelRoutes(BaseRoutes):
         if m["source"] == "demo":
             raise ApiError(403, "You do not have permission to delete this version.")
         core = self.core
+        from .catalogue import version_in_use
+
+        why = version_in_use(core, v["id"])
+        if why is not None:
+            raise ApiError(409, why)
         rows = core.store.query("SELECT id, status FROM predictions WHERE version = ?", (v["id"],))
         for r in rows:
             if r["status"] not in TERMINAL:

@@ -61,10 +61,20 @@ class PredictionRoutes(BaseRoutes):
         return body
 
     async def _create(
-        self, request: Request, account: str, body: dict[str, Any], version: dict[str, Any]
+        self,
+        request: Request,
+        account: str,
+        body: dict[str, Any],
+        version: dict[str, Any],
+        *,
+        deployment: str | None = None,
     ) -> Response:
+        """Validate and create a prediction of ``version`` (``deployment``: ``owner/name``
+        of the deployment it runs for, stored with the prediction from its insertion on)."""
         core = self.core
-        if core.registry.impl(version["id"]) is None:
+        if core.registry.impl(version["id"]) is None or not await self._source_available(
+            version["id"]
+        ):
             raise ApiError(
                 422, "This version's source is no longer available", title=INVALID_VERSION_TITLE
             )
@@ -139,6 +149,7 @@ class PredictionRoutes(BaseRoutes):
                 webhook=webhook,
                 webhook_events_filter=events_filter,
                 deadline_seconds=deadline,
+                deployment=deployment,
                 stream=body["stream"] if isinstance(body.get("stream"), bool) else None,
             )
         except QueueFull as exc:
@@ -156,6 +167,14 @@ class PredictionRoutes(BaseRoutes):
         if status == 202:
             headers["Location"] = out["urls"]["get"]
         return json_response(out, status, headers)
+
+    async def _source_available(self, version_id: str) -> bool:
+        """False for a Cog version whose directory is gone or whose code changed since."""
+        pool = self.core.cog
+        model = pool.models.get(version_id) if pool is not None else None
+        if model is None:
+            return True
+        return await asyncio.to_thread(model.source_available)
 
     async def _wait_for(self, pid: str, seconds: float) -> dict[str, Any]:
         core = self.core
@@ -206,10 +225,11 @@ class PredictionRoutes(BaseRoutes):
 
     async def predictions_get(self, request: Request) -> Response:
         account = self.account(request)
+        # Training ids resolve here too (design 3.2), in the training object's shape.
         row = self.core.get_prediction(account, request.path_params["id"])
-        if row is None or row["kind"] != "prediction":
+        if row is None:
             raise not_found()
-        return json_response(self.core.prediction_json(row, self.origin(request)))
+        return json_response(self.core.object_json(row, self.origin(request)))
 
     async def predictions_cancel(self, request: Request) -> Response:
         account = self.account(request)
@@ -220,7 +240,7 @@ class PredictionRoutes(BaseRoutes):
         if row["status"] not in TERMINAL:
             self.core.cancel_prediction(pid)
             row = await self._wait_for(pid, 1.0)
-        return json_response(self.core.prediction_json(row, self.origin(request)))
+        return json_response(self.core.object_json(row, self.origin(request)))
 
     async def predictions_list(self, request: Request) -> Response:
         account = self.account(request)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .core import Core, ServerConfig
@@ -29,11 +31,25 @@ def _retention(value: str | float | None) -> float | None:
     return parse_duration(value)
 
 
+def _cog_specs(
+    cog: Sequence[str] | Mapping[str, str | os.PathLike[str]] | None,
+) -> list[str] | dict[str, str] | None:
+    if not cog:
+        return None
+    if isinstance(cog, Mapping):
+        return {str(k): os.fspath(v) for k, v in cog.items()}
+    if isinstance(cog, str):
+        return [cog]
+    return list(cog)
+
+
 class LocalServer:
     """A local Replicate-compatible server running in a background thread.
 
     Use as a context manager, or call ``start()``/``stop()``. ``base_url`` is the origin
-    (clients add ``/v1``); ``api_token`` is a token the server accepts.
+    (clients add ``/v1``); ``api_token`` is a token the server accepts. ``cog`` serves Cog
+    model directories, as ``{"owner/name": dir}`` or ``["owner/name=dir", ...]`` (the
+    ``--cog`` values); a bad directory makes ``start()`` raise ``ValueError``.
     """
 
     def __init__(
@@ -49,6 +65,7 @@ class LocalServer:
         webhook_secret: str | None = None,
         demo_models: bool = True,
         public_url: str | None = None,
+        cog: Sequence[str] | Mapping[str, str] | None = None,
         **config: Any,
     ) -> None:
         tokens = [token] if isinstance(token, str) else (list(token) if token else None)
@@ -60,6 +77,7 @@ class LocalServer:
             webhook_secret=webhook_secret,
             demo_models=demo_models,
             public_url=public_url,
+            cog=_cog_specs(cog),
             **config,
         )
         self.host = host
@@ -156,9 +174,23 @@ class LocalServer:
             raise RuntimeError("the server is not running")
         return self.core
 
-    def register(self, model: str, fn: Callable[..., Any], **kwargs: Any) -> str:
-        """Register a callable as ``owner/name`` (concurrency=, description=, readme=, ...); returns the version id."""
-        return self._core().register(model, fn, **kwargs)
+    def register(
+        self,
+        model: str,
+        fn: Callable[..., Any],
+        *,
+        train: Callable[..., Any] | None = None,
+        load: Callable[[Path], Callable[..., Any]] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Register a callable as ``owner/name``; returns the version id.
+
+        Keyword arguments: ``concurrency=``, ``description=``, ``readme=``, ``official=``,
+        ``version_key=``, ... (see ``Registry.register``), plus ``train=`` (the function
+        trainings of this model run; it returns the weights) and ``load=`` (weights file ->
+        the callable a trained version runs).
+        """
+        return self._core().register(model, fn, train=train, load=load, **kwargs)
 
     def sign_file_url(self, file_id: str, ttl: float = 3600) -> str:
         """A signed download URL for an uploaded file."""
@@ -303,11 +335,21 @@ def serve(
     token: str | list[str] | None = None,
     test_controls: bool = False,
     retention: str | float | None = "1h",
+    cog: Sequence[str] | Mapping[str, str] | None = None,
     **kwargs: Any,
 ) -> Iterator[BaseURL]:
-    """Run a local server on a free loopback port; yields its base URL (``.server`` is the handle)."""
+    """Run a local server on a free loopback port; yields its base URL (``.server`` is the handle).
+
+    ``cog`` serves Cog model directories (``{"owner/name": dir}``), as ``--cog`` does.
+    """
     server = LocalServer(
-        models, db=db, token=token, test_controls=test_controls, retention=retention, **kwargs
+        models,
+        db=db,
+        token=token,
+        test_controls=test_controls,
+        retention=retention,
+        cog=cog,
+        **kwargs,
     )
     server.start()
     try:
