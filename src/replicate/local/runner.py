@@ -213,6 +213,19 @@ class Runner:
             self._arm_deadline(run, row["deadline"])
         self._dispatch(run.version)
 
+    def submit_run(self, run: Run) -> None:
+        """Queue a prepared run in the FIFO queue ``run.version`` (trainings use their own
+        queue key and callable); ``QueueFull`` when that queue is full."""
+        with self._lock:
+            q = self._queues.setdefault(run.version, deque())
+            if len(q) >= self.max_queue_depth:
+                raise QueueFull()
+            q.append(run)
+            self._runs[run.pid] = run
+        if run.deadline is not None:
+            self._arm_deadline(run, run.deadline)
+        self._dispatch(run.version)
+
     def queue_depth(self, version: str) -> int:
         """Queued (not yet started) predictions of a version."""
         with self._lock:
