@@ -526,9 +526,13 @@ def render_model(core: Core, m: dict[str, Any], origin: str) -> str:
         )
         parts.append(f"<h2>Input</h2>{_input_schema_table(doc)}")
         parts.append(f"<h2>Output</h2><p><code>{e(_output_label(doc))}</code></p>")
+        example = core.store.query_predictions(
+            "model = ? AND is_example = 1", (ref,), "created_at DESC", 1
+        )
+        sample = repr(example[0]["input"]) if example and example[0].get("input") else "{...}"
         parts.append(
             "<h2>Run it</h2><pre>import replicate\n\n"
-            f"output = replicate.run({e(json.dumps(ref))}, input={{...}})</pre>"
+            f"output = replicate.run({e(json.dumps(ref))}, input={e(sample)})</pre>"
         )
     else:
         parts.append('<h2>Latest version</h2><p class="note">No versions yet.</p>')
