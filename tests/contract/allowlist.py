@@ -78,8 +78,10 @@ TOLERANCES: dict[str, Entry] = {
         "no-random-webhooks",
         "HARNESS",
         "Generated `webhook` URLs are dropped from create bodies: the server would POST to "
-        "random hosts (CI has no network, and deliveries retry in the background). Webhooks "
-        "are covered by tests/server/test_webhooks.py.",
+        "random hosts (CI has no network, and deliveries retry in the background), and it "
+        "rejects non-URL strings with 422 (design 4.2 validation order), which the spec, "
+        "typing `webhook` as a plain string, does not document. Webhooks are covered by "
+        "tests/server/test_webhooks.py.",
     ),
     "cancel-after-valid": Entry(
         "cancel-after-valid",
