@@ -8,10 +8,39 @@ breaking the run. Nothing happens unless a fixture is used.
 Fixtures:
 
 - ``replicate_server``: one in-memory server for the whole run, test controls on
-  (a :class:`replicate.local.LocalServer` handle).
+  (a :class:`replicate.local.LocalServer` handle; see "Test controls" below).
 - ``replicate_base_url``: its base URL (the origin; clients add ``/v1``).
 - ``replicate_client``: a ``replicate.Client`` wired to it; the server is reset after each test.
 - ``replicate_env``: sets ``REPLICATE_BASE_URL`` and ``REPLICATE_API_TOKEN`` (monkeypatch).
+
+Test controls (design section 11), as methods on ``replicate_server`` and as HTTP routes
+under ``{base_url}/_local/`` (404 on servers started without ``test_controls=True``):
+
+- Faults: ``replicate_server.add_fault(...)`` / ``POST /_local/faults``. Matcher ``method``,
+  ``path`` (glob) or ``operation`` (e.g. ``"predictions.create"``); action ``status``
+  (``429`` gets ``Retry-After``: ``retry_after=N``), ``delay_ms``, ``drop`` (close with no
+  response), ``hang`` (until the client gives up), ``sse_drop_after=K``, ``webhook_fail=S``,
+  ``webhook_drop``, ``webhook_hang``; budget ``times``, ``probability``, ``until``.
+  ``replicate_server.faults.list()/clear()``, ``GET``/``DELETE /_local/faults``.
+- Lifecycle: ``hold(id)``, ``release(id)``, ``emit(id, chunk, log=...)``,
+  ``complete(id, output)``, ``fail(id, error)``, ``abort(id)``
+  (``POST /_local/predictions/{id}/{action}``); ``wait_for_status(id, "processing")``.
+- Scripted outcomes: ``script("owner/name", {"error": "boom"}, {"output": "Y"},
+  {"hold": True}, {"manual": True})`` (``POST /_local/models/{owner}/{name}/script``), one
+  per new prediction of that model; ``manual`` leaves it ``processing`` for ``emit``/``complete``.
+- Limits: ``set_limits(max_queue_depth=, max_upload_size=, page_sizes={...}, retention=,
+  file_expiry=, webhook_backoff_scale=, webhook_timeout=)`` (``POST /_local/limits``).
+- Logs: ``requests()`` (method, path, chosen headers, status, timing; never tokens),
+  ``webhook_deliveries(prediction_id)``; ``advance_clock("1h")``.
+- ``reset()`` (done after each test by ``replicate_client``) clears predictions, files,
+  faults, scripts and logs and restores the limits.
+
+Example::
+
+    def test_retries(replicate_server, replicate_client):
+        replicate_server.add_fault(path="/v1/account", status=429, retry_after=1, times=2)
+        replicate_client.accounts.current()
+        assert [e["status"] for e in replicate_server.requests()] == [429, 429, 200]
 
 ``--replicate-real`` points ``replicate_base_url``, ``replicate_client`` and
 ``replicate_env`` at the real API when ``REPLICATE_API_TOKEN`` is set.
@@ -55,7 +84,12 @@ def _real_token() -> str:
 
 @pytest.fixture(scope="session")
 def replicate_server(request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A local Replicate server (in-memory, test controls on) shared by the session."""
+    """A local Replicate server (in-memory, test controls on) shared by the session.
+
+    The :class:`replicate.local.LocalServer` handle: ``add_fault``, ``hold``/``release``/
+    ``emit``/``complete``/``fail``/``abort``, ``script``, ``set_limits``, ``requests()``,
+    ``webhook_deliveries()``, ``advance_clock``, ``reset`` (see the module docstring).
+    """
     if _real(request.config):
         pytest.skip("replicate_server is local only (--replicate-real is set)")
     try:
