@@ -66,6 +66,18 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
     p.add_argument(
         "--no-demo-models", action="store_true", help="do not register the bundled demo models"
     )
+    p.add_argument(
+        "--cog",
+        action="append",
+        default=None,
+        metavar="OWNER/NAME=DIR",
+        help="serve the Cog model in DIR as OWNER/NAME (repeatable)",
+    )
+    p.add_argument(
+        "--eager",
+        action="store_true",
+        help="start every Cog model's worker (and run its setup) before serving",
+    )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
 
@@ -77,6 +89,31 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _start_cog_workers(core: Any) -> None:
+    """``--eager``: start every Cog worker now (in parallel); a failed setup only warns."""
+    import threading
+
+    pool = core.cog
+    if pool is None:
+        return
+
+    def start(model: Any) -> None:
+        try:
+            pool.get(model).start()
+        except Exception as exc:
+            print(
+                f"warning: {model.owner_name}: setup failed, its predictions will fail: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    threads = [threading.Thread(target=start, args=(m,), daemon=True) for m in pool.models.values()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def serve_main(argv: list[str] | None = None) -> int:
@@ -120,8 +157,15 @@ def serve_main(argv: list[str] | None = None) -> int:
         sync_file_outputs=args.sync_file_outputs,
         stream_urls=args.stream_urls,
         max_run_time=max_run_time,
+        cog=args.cog,
     )
-    core = Core(config)
+    try:
+        core = Core(config)
+    except ValueError as exc:  # CogDirError: a --cog directory cannot be registered
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.eager:
+        _start_cog_workers(core)
     sock = socket.socket(
         socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM
     )
@@ -131,6 +175,7 @@ def serve_main(argv: list[str] | None = None) -> int:
         sock.bind((args.host, args.port))
     except OSError as exc:
         print(f"error: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
+        core.stop()
         return 1
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host

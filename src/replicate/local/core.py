@@ -315,8 +315,13 @@ class Core:
     # ------------------------------------------------------------------ Cog models
     def _attach_cog(self, specs: list[str] | dict[str, str]) -> None:
         """Serve the Cog directories ``specs`` (``CogDirError``, a ``ValueError``, if one is bad)."""
-        from .cog_worker import CogWorkerPool
+        from .cog_worker import CogDirError, CogWorkerPool
 
+        if not isinstance(specs, dict):
+            names = [spec.partition("=")[0] for spec in specs]
+            for name in names:
+                if names.count(name) > 1:
+                    raise CogDirError(f"--cog {name} is given more than once")
         pool = CogWorkerPool(
             max_live=self.config.cog_max_live_workers, idle_timeout=self.config.cog_idle_timeout
         )
