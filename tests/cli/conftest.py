@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("starlette")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cli_server() -> Iterator[Any]:
     """One local server (in this process) for the CLI subprocesses to talk to."""
     from replicate.local import LocalServer

@@ -468,10 +468,16 @@ async def test_d06_per_call_poll_interval_and_gentle_backoff(
     async def async_sleep(delay: float) -> None:
         sleeps.append(delay)
 
+    # Patch the sleeps prediction.py sees, not the global ones: servers started by other test
+    # modules may still run their event loops in background threads.
+    import replicate.prediction as prediction_module
+
     if aio:
-        monkeypatch.setattr(asyncio, "sleep", async_sleep)
+        fake_asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": async_sleep})
+        monkeypatch.setattr(prediction_module, "asyncio", fake_asyncio)
     else:
-        monkeypatch.setattr(time, "sleep", sleeps.append)
+        fake_time = types.SimpleNamespace(**{**vars(time), "sleep": sleeps.append})
+        monkeypatch.setattr(prediction_module, "time", fake_time)
     answers = [pred("processing")] * 12 + [pred("succeeded", "done")]
     client = Fake().on("GET", "/v1/predictions/p1", *answers).client(poll_interval=9.0)
     prediction = Prediction._from_api(pred("starting"), client)
