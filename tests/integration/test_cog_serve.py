@@ -304,3 +304,38 @@ def test_changed_source_is_no_longer_available(tmp_path: Path) -> None:
 def test_bad_cog_directory_in_process(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         LocalServer(cog={"acme/echo": tmp_path / "missing"}).start()
+
+
+def test_restart_keeps_the_version_and_refuses_an_old_one(tmp_path: Path) -> None:
+    """Design 3.2 / 13 #14: an unchanged directory keeps its id across restarts; after a code
+    change the old version stays listed but answers 422 (no implementation any more)."""
+    model_dir = tmp_path / "echo"
+    shutil.copytree(ECHO_DIR, model_dir)
+    db = str(tmp_path / "state.sqlite3")
+
+    def start() -> LocalServer:
+        return LocalServer(cog={"acme/echo": model_dir}, demo_models=False, db=db)
+
+    with start() as server:
+        assert server.core is not None and server.core.cog is not None
+        (old,) = server.core.cog.models
+    with start() as server:
+        assert server.core is not None and server.core.cog is not None
+        assert list(server.core.cog.models) == [old]
+    (model_dir / "predict.py").write_text((model_dir / "predict.py").read_text() + "\n# changed\n")
+    with start() as server:
+        assert server.core is not None and server.core.cog is not None
+        (new,) = server.core.cog.models
+        assert new != old
+        headers = {"Authorization": f"Bearer {server.api_token}"}
+        versions = httpx.get(
+            f"{server.base_url}/v1/models/acme/echo/versions", headers=headers
+        ).json()["results"]
+        assert [v["id"] for v in versions] == [new, old]
+        r = httpx.post(
+            f"{server.base_url}/v1/predictions",
+            json={"version": old, "input": {"text": "x"}},
+            headers=headers,
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == "This version's source is no longer available"
