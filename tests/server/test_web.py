@@ -343,13 +343,17 @@ def browser_server() -> Iterator[LocalServer]:
         yield s
 
 
-def chromium(url: str, *args: str, tmp: str) -> subprocess.CompletedProcess[bytes]:
-    """Run headless Chromium once on ``url`` (bounded)."""
+def need_chromium() -> None:
+    """Skip (with the reason) when Debian's chromium is not installed."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(
             f"{CHROMIUM} is missing: install Debian's chromium "
             "(apt-get update && apt-get install -y chromium) to run the browser check"
         )
+
+
+def chromium(url: str, *args: str, tmp: str) -> subprocess.CompletedProcess[bytes]:
+    """Run headless Chromium once on ``url`` (bounded)."""
     profile = tempfile.mkdtemp(dir=tmp)
     env = {**os.environ, "HOME": tmp}
     cmd = [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, url]
@@ -362,6 +366,7 @@ def chromium(url: str, *args: str, tmp: str) -> subprocess.CompletedProcess[byte
 def test_chromium_renders_status_logs_and_output_image(
     browser_server: LocalServer, tmp_path: Any
 ) -> None:
+    need_chromium()
     with httpx.Client(
         base_url=browser_server.base_url, headers={"Authorization": "Bearer t"}, timeout=30
     ) as http:
@@ -392,3 +397,76 @@ def test_chromium_renders_status_logs_and_output_image(
     assert hist[colour] >= 200 * 200, hist.most_common(5)
     assert len(hist) > 50, hist.most_common(5)
     assert hist.most_common(1)[0][1] < w * h * 0.95  # not a blank page
+
+
+@pytest.mark.timeout(60)
+def test_chromium_follows_a_running_prediction_live(browser_server: LocalServer) -> None:
+    """The page's script polls, appends new log lines, and reloads once the prediction is done.
+
+    Chromium runs on virtual time (``--virtual-time-budget``), which stands still while a fetch
+    is in flight, so the polls keep coming until the model has finished; each step below waits
+    on what the browser asked for (the request log), never on the clock.
+    """
+    need_chromium()
+    name = unique("web")
+    go, finish = threading.Event(), threading.Event()
+
+    def two_steps(text: str) -> str:
+        print(f"first {text}")
+        assert go.wait(30)
+        print("second line")
+        assert finish.wait(30)
+        return "all done"
+
+    browser_server.register(name, two_steps)
+    base = browser_server.base_url
+    tmp = tempfile.mkdtemp(prefix="web-chromium-")
+
+    def polls() -> list[int]:
+        log = httpx.get(f"{base}/_local/requests", timeout=30).json()
+        return [
+            int(dict(kv.split("=", 1) for kv in e["query"].split("&"))["since"])
+            for e in log
+            if e["path"] == f"/web/p/{p['id']}" and "format=json" in e["query"]
+        ]
+
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer t"}, timeout=30) as http:
+        p = run(http, name, {"text": "<b>live</b>"}, wait=False)
+        try:
+            wait_until(lambda: "first" in http.get(f"/v1/predictions/{p['id']}").json()["logs"])
+            first = len("first <b>live</b>\n")
+            result: dict[str, Any] = {}
+
+            def browse() -> None:
+                try:
+                    result["res"] = chromium(
+                        p["urls"]["web"], "--dump-dom", "--virtual-time-budget=10000000", tmp=tmp
+                    )
+                except BaseException as exc:  # reported by the main thread
+                    result["error"] = exc
+
+            thread = threading.Thread(target=browse, daemon=True)
+            thread.start()
+            wait_until(lambda: first in polls() or not thread.is_alive(), timeout=40)
+            go.set()
+            # The script received the new line and moved its offset past it.
+            wait_until(
+                lambda: first + len("second line\n") in polls() or not thread.is_alive(),
+                timeout=40,
+            )
+            finish.set()
+            thread.join(45)
+        finally:
+            go.set()
+            finish.set()
+            shutil.rmtree(tmp, ignore_errors=True)
+        assert not thread.is_alive()
+        if "error" in result:
+            raise result["error"]
+        assert http.get(f"/v1/predictions/{p['id']}").json()["status"] == "succeeded"
+    tags = Tags(result["res"].stdout.decode())
+    # After the reload the page is the terminal one, rendered by the server.
+    assert tags.by_id["status"] == "succeeded"
+    assert tags.by_id["logs"] == "first <b>live</b>\nsecond line\n"
+    assert tags.by_id["output"].strip() == "all done"
+    assert not tags.all("script")
