@@ -7,10 +7,11 @@ an event, never a sleep.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -55,6 +56,26 @@ def ctl(srv: LocalServer) -> Iterator[httpx.Client]:
 
 def client(srv: LocalServer, **kwargs: Any) -> replicate.Client:
     return replicate.Client(api_token=TOKEN, base_url=srv.base_url, **kwargs)
+
+
+MODES = ["sync", "async"]
+
+
+def api(
+    mode: str,
+    srv: LocalServer,
+    sync: Callable[[replicate.Client], Any],
+    async_: Callable[[replicate.Client], Awaitable[Any]],
+    **client_kwargs: Any,
+) -> Any:
+    """One client call, sync or async (a fresh client per call: one event loop each)."""
+    if mode == "sync":
+        return sync(client(srv, **client_kwargs))
+
+    async def go() -> Any:
+        return await async_(client(srv, **client_kwargs))
+
+    return asyncio.run(go())
 
 
 def log_for(srv: LocalServer, path: str, method: str | None = None) -> list[dict[str, Any]]:
@@ -117,11 +138,13 @@ def test_controls_are_404_unless_enabled() -> None:
 # ---------------------------------------------------------------------------- HTTP faults
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_injected_429_is_retried_after_retry_after_and_the_log_shows_the_waits(
-    srv: LocalServer,
+    srv: LocalServer, mode: str
 ) -> None:
     srv.add_fault(path="/v1/account", status=429, retry_after=1, times=2)
-    assert client(srv).accounts.current().username == "local"
+    account = api(mode, srv, lambda c: c.accounts.current(), lambda c: c.accounts.async_current())
+    assert account.username == "local"
     log = log_for(srv, "/v1/account")
     assert [e["status"] for e in log] == [429, 429, 200]
     assert log[0]["fault"] == log[1]["fault"] and "fault" not in log[2]
@@ -144,35 +167,59 @@ def test_429_body_and_headers(ctl: httpx.Client, srv: LocalServer) -> None:
     assert ctl.get("/v1/hardware").status_code == 200
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_503_is_retried_on_get_but_a_create_post_is_not_resent(
-    srv: LocalServer, echo_model: str
+    srv: LocalServer, echo_model: str, mode: str
 ) -> None:
-    c = client(srv, retry={"max_attempts": 3})
+    kw: dict[str, Any] = {"retry": {"max_attempts": 3}}
     srv.add_fault(operation="models.get", status=503, times=1)
-    assert c.models.get(echo_model).name == echo_model.split("/")[1]
+    model = api(
+        mode,
+        srv,
+        lambda c: c.models.get(echo_model),
+        lambda c: c.models.async_get(echo_model),
+        **kw,
+    )
+    assert model.name == echo_model.split("/")[1]
     assert [e["status"] for e in log_for(srv, f"/v1/models/{echo_model}")] == [503, 200]
 
     srv.add_fault(operation="models.predictions.create", status=503, times=1)
+    inp = {"text": "x"}
     with pytest.raises(ReplicateError) as info:
-        c.predictions.create(model=echo_model, input={"text": "x"})
+        api(
+            mode,
+            srv,
+            lambda c: c.predictions.create(model=echo_model, input=inp),
+            lambda c: c.predictions.async_create(model=echo_model, input=inp),
+            **kw,
+        )
     assert info.value.status == 503
     posts = log_for(srv, f"/v1/models/{echo_model}/predictions", "POST")
     assert [e["status"] for e in posts] == [503]  # the client did not re-POST
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_dropped_connection_is_retried_on_get_not_on_create(
-    srv: LocalServer, echo_model: str
+    srv: LocalServer, echo_model: str, mode: str
 ) -> None:
-    c = client(srv)
     srv.add_fault(path=f"/v1/models/{echo_model}", method="GET", drop=True, times=1)
-    assert c.models.get(echo_model).owner == echo_model.split("/")[0]
+    model = api(
+        mode, srv, lambda c: c.models.get(echo_model), lambda c: c.models.async_get(echo_model)
+    )
+    assert model.owner == echo_model.split("/")[0]
     gets = log_for(srv, f"/v1/models/{echo_model}", "GET")
     assert [e["status"] for e in gets] == [None, 200]  # no reply at all, then the retry
     assert gets[0]["fault"]
 
     srv.add_fault(operation="models.predictions.create", drop=True, times=1)
+    inp = {"text": "x"}
     with pytest.raises(APIConnectionError):
-        c.predictions.create(model=echo_model, input={"text": "x"})
+        api(
+            mode,
+            srv,
+            lambda c: c.predictions.create(model=echo_model, input=inp),
+            lambda c: c.predictions.async_create(model=echo_model, input=inp),
+        )
     posts = log_for(srv, f"/v1/models/{echo_model}/predictions", "POST")
     assert [e["status"] for e in posts] == [None]
     assert srv.core is not None
@@ -186,11 +233,19 @@ def test_dropped_connection_has_no_response_at_all(ctl: httpx.Client) -> None:
     assert ctl.get("/v1/hardware").status_code == 200
 
 
-def test_hung_connection_triggers_the_client_read_timeout(srv: LocalServer) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_hung_connection_triggers_the_client_read_timeout(srv: LocalServer, mode: str) -> None:
     c = client(srv, timeout=httpx.Timeout(5, read=0.3), retry=False)
     srv.add_fault(path="/v1/account", hang=True, times=1)
     with pytest.raises(APITimeoutError):
-        c.accounts.current()
+        api(
+            mode,
+            srv,
+            lambda c: c.accounts.current(),
+            lambda c: c.accounts.async_current(),
+            timeout=httpx.Timeout(5, read=0.3),
+            retry=False,
+        )
     entry = wait_until(lambda: [e for e in log_for(srv, "/v1/account") if e["duration"]])[0]
     assert entry["status"] is None and entry["duration"] >= 0.3
     assert c.accounts.current().username == "local"  # the budget was one request
@@ -237,8 +292,9 @@ def test_delay_matchers_and_budgets(ctl: httpx.Client, srv: LocalServer) -> None
 # ---------------------------------------------------------------------------- SSE faults
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_sse_dropped_after_k_events_is_resumed_by_the_client_stream(
-    srv: LocalServer, stream_model: str
+    srv: LocalServer, stream_model: str, mode: str
 ) -> None:
     srv.script(stream_model, {"manual": True})
     c = client(srv)
@@ -249,7 +305,14 @@ def test_sse_dropped_after_k_events_is_resumed_by_the_client_stream(
         srv.emit(p.id, chunk)
     srv.complete(p.id)
     srv.add_fault(path="/v1/streams/*", sse_drop_after=2, times=1)
-    events = list(p.stream())
+    if mode == "sync":
+        events = list(p.stream())
+    else:
+
+        async def collect() -> list[Any]:
+            return [e async for e in p.async_stream()]
+
+        events = asyncio.run(collect())
     outputs = [str(e) for e in events if e.event.value == "output"]
     assert outputs == chunks  # no loss, no duplicates
     assert events[-1].event.value == "done"
