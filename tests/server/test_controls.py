@@ -632,3 +632,31 @@ def test_plugin_fixture_has_controls_on(replicate_server: Any) -> None:
     assert replicate_server.config.test_controls is True
     r = httpx.get(f"{replicate_server.base_url}/_local/limits")
     assert r.status_code == 200 and "max_queue_depth" in r.json()
+
+
+def test_rate_limit_emulation_on_the_virtual_clock(
+    ctl: httpx.Client, srv: LocalServer, echo_model: str
+) -> None:
+    limits = srv.set_limits(rate_limits={"create_per_minute": 1, "burst": 2})
+    assert limits["rate_limits"] == {
+        "enabled": True,
+        "create_per_minute": 1,
+        "other_per_minute": 3000,
+        "burst": 2,
+    }
+    url = f"/v1/models/{echo_model}/predictions"
+    r1 = ctl.post(url, json={"input": {"text": "a"}})
+    r2 = ctl.post(url, json={"input": {"text": "b"}})
+    assert (r1.status_code, r2.status_code) == (201, 201)
+    assert [r1.headers["ratelimit-remaining"], r2.headers["ratelimit-remaining"]] == ["1", "0"]
+    r3 = ctl.post(url, json={"input": {"text": "c"}})
+    assert r3.status_code == 429
+    assert r3.json()["retry_after"] == int(r3.headers["retry-after"]) == 60
+    assert r3.json()["detail"].startswith("Request was throttled.")
+    assert ctl.get("/v1/account").status_code == 200  # other requests have their own bucket
+    srv.advance_clock("60s")  # the window refills on the virtual clock
+    assert ctl.post(url, json={"input": {"text": "d"}}).status_code == 201
+    assert ctl.post("/_local/limits", json={"rate_limits": {"burst": 0}}).status_code == 422
+    srv.reset()
+    assert srv.limits()["rate_limits"]["enabled"] is False
+    assert ctl.get("/v1/account").headers["ratelimit-remaining"] == "2999"

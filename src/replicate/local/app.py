@@ -81,6 +81,8 @@ class LocalMiddleware:
             path == "/v1/predictions" or path.endswith("/predictions")
         )
 
+        rate = self.faults.rate_limit.take(is_create) if api else None
+
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
@@ -88,12 +90,19 @@ class LocalMiddleware:
                     self.requests.add(entry)  # logged before the client can see the reply
                 if api:
                     hdrs = list(message.get("headers", []))
-                    hdrs.append((b"ratelimit-remaining", b"599" if is_create else b"2999"))
-                    hdrs.append((b"ratelimit-reset", b"1"))
+                    if rate is not None:  # rate-limit emulation (test controls)
+                        hdrs.append((b"ratelimit-remaining", str(rate[1]).encode()))
+                        hdrs.append((b"ratelimit-reset", str(rate[2]).encode()))
+                    else:
+                        hdrs.append((b"ratelimit-remaining", b"599" if is_create else b"2999"))
+                        hdrs.append((b"ratelimit-reset", b"1"))
                     message = {**message, "headers": hdrs}
             await send(message)
 
         try:
+            if rate is not None and not rate[0]:
+                await throttled(rate[2]).response()(scope, receive, send_wrapper)
+                return
             if api or path.startswith("/delivery/"):
                 fault = self.faults.take(method, path)
                 if fault is not None:

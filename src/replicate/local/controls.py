@@ -219,18 +219,106 @@ def _glob_segments(path: str, glob: str) -> bool:
     return len(a) == len(b) and all(g == "*" or g == s for s, g in zip(a, b, strict=True))
 
 
+class RateLimiter:
+    """Emulation of the real rate limits (off by default): token buckets per category.
+
+    Prediction creates get ``create_per_minute`` (600 on the real API), everything else under
+    ``/v1`` ``other_per_minute`` (3000); each bucket holds up to ``burst`` requests (default:
+    the per-minute rate) and refills continuously on the server's (virtual) clock, so
+    ``advance_clock`` refills it instantly.
+    """
+
+    def __init__(self, now: Callable[[], float] = time.time) -> None:
+        self._lock = threading.Lock()
+        self.now = now
+        self.enabled = False
+        self.create_per_minute = 600
+        self.other_per_minute = 3000
+        self.burst: int | None = None
+        self._tokens: dict[str, float] = {}
+        self._stamp: dict[str, float] = {}
+
+    def configure(self, value: Any) -> None:
+        """Apply ``true``/``false`` or ``{"enabled", "create_per_minute", "other_per_minute", "burst"}``."""
+        if isinstance(value, bool):
+            value = {"enabled": value}
+        if not isinstance(value, dict):
+            raise ValueError("rate_limits must be a boolean or an object")
+        known = {"enabled", "create_per_minute", "other_per_minute", "burst"}
+        if set(value) - known:
+            raise ValueError(
+                f"rate_limits: unknown field(s) {', '.join(sorted(set(value) - known))}"
+                f" (known: {', '.join(sorted(known))})"
+            )
+        for key in ("create_per_minute", "other_per_minute", "burst"):
+            v = value.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"rate_limits.{key} must be a positive integer, got {v!r}")
+        with self._lock:
+            self.enabled = bool(value.get("enabled", True))
+            self.create_per_minute = value.get("create_per_minute", self.create_per_minute)
+            self.other_per_minute = value.get("other_per_minute", self.other_per_minute)
+            if "burst" in value:
+                self.burst = value["burst"]
+            self._tokens.clear()
+            self._stamp.clear()
+
+    def settings(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "enabled": self.enabled,
+            "create_per_minute": self.create_per_minute,
+            "other_per_minute": self.other_per_minute,
+            "burst": self.burst,
+        }
+
+    def take(self, is_create: bool) -> tuple[bool, int, int] | None:
+        """Spend one request: ``(allowed, remaining, reset seconds)``, or None when off."""
+        if not self.enabled:
+            return None
+        key = "create" if is_create else "other"
+        rate = (self.create_per_minute if is_create else self.other_per_minute) / 60.0
+        with self._lock:
+            cap = float(
+                self.burst or (self.create_per_minute if is_create else self.other_per_minute)
+            )
+            now = self.now()
+            tokens = self._tokens.get(key, cap)
+            last = self._stamp.get(key, now)
+            tokens = min(cap, tokens + max(0.0, now - last) * rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            self._tokens[key] = tokens
+            self._stamp[key] = now
+            reset = max(1, int(-(-(1.0 - tokens) // rate))) if tokens < 1.0 else 1
+            return allowed, int(tokens), reset
+
+
 class Faults:
     """Faults applied in creation order until their budget runs out.
 
     ``now`` is the clock used for ``until`` (the server's virtual clock once wired).
+    ``rate_limit`` is the rate-limit emulation consulted by the same middleware.
     """
 
     def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._next = 1
-        self.now = now
+        self._now = now
         self._rng = random.Random()
+        self.rate_limit = RateLimiter(now)
+
+    @property
+    def now(self) -> Callable[[], float]:
+        """The clock for ``until`` and rate windows."""
+        return self._now
+
+    @now.setter
+    def now(self, value: Callable[[], float]) -> None:
+        self._now = value
+        self.rate_limit.now = value
 
     def add(self, **kwargs: Any) -> Fault:
         """Add a fault; keyword arguments are :class:`Fault` fields. Raises ValueError/TypeError."""

@@ -30,6 +30,7 @@ LIMIT_FIELDS = (
     "file_expiry",
     "webhook_backoff_scale",
     "webhook_timeout",
+    "rate_limits",
 )
 
 _LIFECYCLE_ACTIONS = ("hold", "release", "emit", "complete", "fail", "abort")
@@ -119,6 +120,7 @@ class LocalRoutes(BaseRoutes):
             "file_expiry": core.files.expiry,
             "webhook_backoff_scale": core.webhooks.backoff_scale,
             "webhook_timeout": core.webhooks.timeout,
+            "rate_limits": self.faults.rate_limit.settings(),
         }
 
     def set_limits(self, **values: Any) -> dict[str, Any]:
@@ -160,6 +162,8 @@ class LocalRoutes(BaseRoutes):
                 ) from exc
             if parsed[key] is not None and parsed[key] < 0:  # type: ignore[operator]
                 raise ValueError(f"{key} must not be negative, got {v!r}")
+        if "rate_limits" in values:  # validates before changing anything
+            self.faults.rate_limit.configure(values["rate_limits"])
         if "page_sizes" in values:
             core.config.page_sizes.update(values["page_sizes"])
         if "max_upload_size" in values:
