@@ -29,7 +29,9 @@ under ``{base_url}/_local/`` (404 on servers started without ``test_controls=Tru
   {"hold": True}, {"manual": True})`` (``POST /_local/models/{owner}/{name}/script``), one
   per new prediction of that model; ``manual`` leaves it ``processing`` for ``emit``/``complete``.
 - Limits: ``set_limits(max_queue_depth=, max_upload_size=, page_sizes={...}, retention=,
-  file_expiry=, webhook_backoff_scale=, webhook_timeout=)`` (``POST /_local/limits``).
+  file_expiry=, webhook_backoff_scale=, webhook_timeout=, rate_limits={"create_per_minute":
+  600, "other_per_minute": 3000, "burst": N})`` (``POST /_local/limits``; rate limits run on
+  the virtual clock).
 - Logs: ``requests()`` (method, path, chosen headers, status, timing; never tokens),
   ``webhook_deliveries(prediction_id)``; ``advance_clock("1h")``.
 - ``reset()`` (done after each test by ``replicate_client``) clears predictions, files,
