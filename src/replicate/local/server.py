@@ -269,8 +269,9 @@ class LocalServer:
 
     def set_limits(self, **limits: Any) -> dict[str, Any]:
         """Change limits: ``page_sizes={...}``, ``max_upload_size``, ``max_queue_depth``,
-        ``retention``, ``file_expiry``, ``webhook_backoff_scale``, ``webhook_timeout``.
-        ``reset()`` restores them."""
+        ``retention``, ``file_expiry``, ``webhook_backoff_scale``, ``webhook_timeout``,
+        ``rate_limits`` (``True`` or ``{"create_per_minute", "other_per_minute", "burst"}``:
+        emulates the real limits on the virtual clock). ``reset()`` restores them."""
         return dict(self._app_api().set_limits(**limits))
 
     def wait_for_status(
