@@ -57,7 +57,7 @@ if not SPEC_PATH.is_file():
     )
 
 #: Examples per operation; with ~37 operations this keeps the file well under 3 minutes.
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 6
 #: Steps and scenarios of the stateful (link-following) test.
 STATEFUL_EXAMPLES = 10
 STATEFUL_STEPS = 6
