@@ -540,7 +540,8 @@ class Runner:
             }
             if started is not None and not was_started:
                 fields["started_at"] = started
-            self.store.update_prediction(run.pid, **fields)
+            # The stream's closing events are stored before the terminal status, so anyone who
+            # sees the prediction finished also finds its complete event log.
             if status == "succeeded" and not run.emitted and run.output is not None:
                 self._event(run, "output", run.output)  # whole output of a non-iterator model
             if status == "failed":
@@ -551,6 +552,7 @@ class Runner:
             elif status == "failed":
                 done = {"reason": "error"}
             self._event(run, "done", done)
+            self.store.update_prediction(run.pid, **fields)
             run.status = status
             for t in run.timers:
                 t.cancel()
