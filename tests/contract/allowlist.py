@@ -1,16 +1,20 @@
 """The reviewed allow-list of the contract tests (design: local-server.md section 13, "CI gate").
 
-A new deviation fails CI unless it is recorded here with a reason. Two kinds of entries:
+A new deviation fails CI unless it is recorded here with a reason. Entries:
 
-* ``TEST_ENTRIES``: keyed by the test id under ``tests/contract/`` (``file.py::test[param]``).
+* ``TEST_ENTRIES``: keyed by ``<file>::<test name with parameters>`` under ``tests/contract/``.
   ``BUG``: a real server bug; the test is marked ``xfail(strict=True)``, so it stays visible and
   CI turns red as soon as the bug is fixed (then delete the entry). ``EXCLUSION``: the test
   cannot run meaningfully (a documented exclusion of the design); it is skipped with the reason.
-* ``TOLERANCES``: named, accepted local deviations that the checks themselves consult
-  (``tolerated(name)``), e.g. "URLs point at the local origin". Each is a narrow rule, never a
-  blanket "ignore this test".
+* ``PARITY_BUGS``: server bugs seen as one kind of recording-parity difference; each generates
+  a ``test_parity_bug[<id>]`` BUG entry (see ``ParityBug``).
+* ``TOLERANCES``: narrow, named rules that the checks consult (``tolerated(name)``); removing
+  one switches the rule off. Kinds: ``DEVIATION`` (the local server differs from the real API,
+  accepted), ``SPEC_GAP`` (the official spec is wrong or silent where the real API or the
+  design is clear), ``HARNESS`` (how generated cases are steered, and why).
 
-Every entry must have a reason; ``test_allowlist.py`` checks that each one is still used.
+``test_allowlist.py`` checks every entry has a reason, BUG entries pin a test, every tolerance
+is consulted by some check, and no entry names a test that does not exist.
 """
 
 from __future__ import annotations
