@@ -660,3 +660,71 @@ def test_rate_limit_emulation_on_the_virtual_clock(
     srv.reset()
     assert srv.limits()["rate_limits"]["enabled"] is False
     assert ctl.get("/v1/account").headers["ratelimit-remaining"] == "2999"
+
+
+# ---------------------------------------------------------------------------- pure pieces
+
+
+def test_fault_matchers_kinds_and_budgets() -> None:
+    from replicate.local.controls import Fault, Faults
+
+    get_model = Fault(operation="models.get", status=500)
+    assert get_model.matches("GET", "/v1/models/a/b")
+    assert not get_model.matches("GET", "/v1/models/a/b/versions")
+    assert not get_model.matches("DELETE", "/v1/models/a/b")
+    hook = Fault(path="/hooks/*", webhook_fail=503)
+    assert hook.kind == "webhook" and hook.matches("POST", "http://127.0.0.1:9/hooks/x")
+    assert not hook.matches("POST", "http://127.0.0.1:9/other")
+    for bad in (
+        {},
+        {"status": 99},
+        {"status": 500, "sse_drop_after": 1},
+        {"drop": True, "hang": True},
+        {"status": 500, "times": 0},
+        {"status": 500, "probability": 2},
+        {"status": 500, "until": "tomorrow"},
+        {"webhook_fail": "500"},
+    ):
+        with pytest.raises(ValueError):
+            Fault(**bad)
+    now = [1000.0]
+    faults = Faults(now=lambda: now[0])
+    faults.add(path="/v1/x", status=500, until=1001)
+    faults.add(path="/v1/x", status=502, times=2)
+    assert faults.take("GET", "/v1/x").status == 500  # type: ignore[union-attr]
+    assert faults.take("GET", "/v1/x", sse=True) is None  # wrong kind
+    now[0] = 1001.0  # the first one expires on the (virtual) clock
+    assert [f.status for f in faults.list()] == [502]
+    assert faults.take("GET", "/v1/x").status == 502  # type: ignore[union-attr]
+    assert faults.take("GET", "/v1/x").status == 502  # type: ignore[union-attr]
+    assert faults.take("GET", "/v1/x") is None and faults.list() == []
+
+
+def test_outcome_parsing_and_rate_limiter_math() -> None:
+    from replicate.local.controls import Outcome, RateLimiter, Scripts
+
+    o = Outcome.parse({"logs": "a\nb", "output": None})
+    assert o.logs == ["a", "b"] and o.has_output and o.replaces_model
+    assert not Outcome.parse({"hold": True}).replaces_model
+    with pytest.raises(ValueError, match="hold"):
+        Outcome.parse({"hold": "yes"})
+    scripts = Scripts()
+    scripts.add("a/b", [Outcome.parse({"error": "x"}), Outcome.parse({"output": 1})])
+    popped = [scripts.pop("a/b"), scripts.pop("a/b"), scripts.pop("a/b")]
+    assert [p.error if p else None for p in popped] == ["x", None, None]
+    assert scripts.pending() == {}
+
+    now = [0.0]
+    rl = RateLimiter(now=lambda: now[0])
+    assert rl.take(True) is None  # off by default
+    rl.configure({"create_per_minute": 60, "burst": 1})
+    assert rl.take(True) == (True, 0, 1)
+    assert rl.take(True) == (False, 0, 1)
+    now[0] = 0.5
+    assert rl.take(True) == (False, 0, 1)
+    now[0] = 1.6
+    assert rl.take(True)[0] is True  # type: ignore[index]
+    with pytest.raises(ValueError, match="burst"):
+        rl.configure({"burst": -1})
+    with pytest.raises(ValueError, match="unknown"):
+        rl.configure({"per_second": 1})
