@@ -94,6 +94,19 @@ class ServerConfig:
     """Live Cog runtime processes at most; the least recently used idle one is evicted."""
 
 
+def _warm_up(worker: CogWorker) -> Callable[[], None]:
+    """A ``keep_warm`` hook: start the Cog worker now; a failed setup is only logged (its
+    predictions fail with the setup error and logs)."""
+
+    def keep_warm() -> None:
+        try:
+            worker.start()
+        except Exception as exc:
+            log.warning("%s: setup failed while warming up: %s", worker.model.owner_name, exc)
+
+    return keep_warm
+
+
 class Core:
     """Store, registry, runner, files and webhooks of one server."""
 
@@ -331,7 +344,7 @@ class Core:
             impl = self.registry.impl(model.version_id)
             if impl is not None:
                 # Deployments with min_instances >= 1 pre-start the worker through this hook.
-                impl.fn.keep_warm = worker.start  # type: ignore[attr-defined]
+                impl.fn.keep_warm = _warm_up(worker)  # type: ignore[attr-defined]
             if model.train_ref is not None:
                 self._register_cog_trainer(model)
 
@@ -365,7 +378,7 @@ class Core:
         def load(weights: Path) -> Callable[..., Any]:
             trained_worker = pool.get(trained_model(model, weights))
             fn = cog_callable(trained_worker)
-            fn.keep_warm = trained_worker.start  # type: ignore[attr-defined]
+            fn.keep_warm = _warm_up(trained_worker)  # type: ignore[attr-defined]
             return fn
 
         register_trainer(self, model.version_id, train, load=load)
