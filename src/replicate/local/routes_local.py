@@ -50,8 +50,7 @@ class LocalRoutes(BaseRoutes):
         self._limit_defaults = self.limits()
 
     def _webhook_fault(self, url: str) -> Fault | None:
-        if not self.core.config.test_controls:
-            return None
+        # Faults only exist when added through the controls or the Python handle.
         return self.faults.take("POST", url, kind="webhook")
 
     # ------------------------------------------------------------------ control operations
