@@ -597,3 +597,36 @@ def test_recordings_are_found() -> None:
     """The shared recordings exist where CI puts them (else the module would be skipped)."""
     assert Path(RECORDINGS_DIR).is_dir()
     assert len(PARAMS) >= 30
+
+
+# ---------------------------------------------------------------------------- the checks can fail
+
+
+def _fake(ex: Exchange, status: int, body: Any, headers: dict[str, str]) -> httpx.Response:
+    request = httpx.Request(ex.method, "http://127.0.0.1/v1" + ex.path)
+    return httpx.Response(status, json=body, headers=headers, request=request)
+
+
+def test_differences_catch_each_kind_of_mismatch() -> None:
+    """The comparator reports status, content type, headers, missing keys and type changes."""
+    ex = load("predictions-get.yaml")[0]
+    recorded = ex.json()
+    good_headers = {"content-type": "application/json", **dict.fromkeys(RATELIMIT, "1")}
+    same = _fake(ex, 200, recorded, good_headers)
+    assert differences(ex, same) == []
+
+    body = dict(recorded)
+    del body["status"]
+    body["logs"] = 5
+    problems = differences(ex, _fake(ex, 201, body, {"content-type": "text/html"}))
+    assert any(p.startswith("status 201") for p in problems)
+    assert any(p.startswith("content-type") for p in problems)
+    assert any("ratelimit-remaining missing" in p for p in problems)
+    problems = differences(ex, _fake(ex, 200, body, good_headers))
+    assert "$.status: missing locally" in problems
+    assert "$.logs: type number locally, string in the recording" in problems
+    body = dict(recorded, surprise=1)
+    problems = differences(ex, _fake(ex, 200, body, good_headers))
+    assert problems == [
+        "$.surprise: extra locally, not in the spec nor in any recording of this object"
+    ]

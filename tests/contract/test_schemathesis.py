@@ -27,6 +27,7 @@ is loosened silently. Predictions a case leaves running are canceled at once.
 from __future__ import annotations
 
 import copy
+import datetime
 import itertools
 import json
 import re
@@ -717,3 +718,17 @@ def test_models_create_wrong_types_are_4xx(server: LocalServer, field: str, valu
     if not 400 <= response.status_code < 500:
         pytest.fail(f"{response.status_code}: {response.text[:300]}", pytrace=False)
     _error_format(case, response)
+
+
+def test_checks_reject_a_nonconforming_response() -> None:
+    """The check list really fails on a response that breaks the spec (guards against no-ops)."""
+    from schemathesis.core.failures import FailureGroup
+
+    offline = [check for check in CHECKS if check is not ignored_auth]  # it would send probes
+    case = schema["/account"]["GET"].Case()
+    request = httpx.Request("GET", "http://127.0.0.1/v1/account")
+    for status, body in ((200, {"type": 5}), (418, {"detail": "x"})):
+        response = httpx.Response(status, json=body, request=request)
+        response.elapsed = datetime.timedelta(milliseconds=1)
+        with pytest.raises(FailureGroup):
+            case.validate_response(response, checks=offline)
