@@ -531,9 +531,9 @@ def _error_format(case: Any, response: Any) -> None:
     if not 400 <= response.status_code < 500:
         return
     content_type = (response.headers.get("content-type") or [""])[0]
-    # The spec declares a plain JSON error body for the search handler's own 400s; routing
-    # errors (405 for another method) are problem+json on every path.
-    search_error = case.operation.path == "/search" and response.status_code != 405
+    # The spec declares a plain JSON error body for the search handler's own 400 (design
+    # section 8); everything else (401, 405 routing errors...) is problem+json on every path.
+    search_error = case.operation.path == "/search" and response.status_code == 400
     expected = "application/json" if search_error else "application/problem+json"
     assert content_type.split(";")[0].strip() == expected, (
         f"{case.method.upper()} {case.formatted_path} -> {response.status_code} with "
