@@ -167,8 +167,9 @@ def test_cli_bad_cog_directory_exits_2_with_one_error_line(tmp_path: Path) -> No
         assert proc.returncode == 2, (proc.stdout, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+        assert lines[0].startswith(f"error: --cog {spec}: "), lines
         assert "REPLICATE_BASE_URL" not in proc.stdout
-    assert str(missing) in lines[0]
+    assert lines[0].endswith(f"Cog model directory {str(missing)!r} does not exist")
 
 
 def test_cli_same_name_twice_is_refused() -> None:

@@ -328,10 +328,18 @@ class Core:
     # ------------------------------------------------------------------ Cog models
     def _attach_cog(self, specs: list[str] | dict[str, str]) -> None:
         """Serve the Cog directories ``specs`` (``CogDirError``, a ``ValueError``, if one is bad)."""
-        from .cog_worker import CogDirError, CogWorkerPool
+        from .cog_worker import CogDirError, CogWorkerPool, parse_cog_option
 
         if not isinstance(specs, dict):
-            names = [spec.partition("=")[0] for spec in specs]
+            names = []
+            for spec in specs:
+                try:
+                    names.append(parse_cog_option(spec)[0])
+                except CogDirError as exc:
+                    msg = str(exc)
+                    raise CogDirError(
+                        msg if msg.startswith("--cog") else f"--cog {spec}: {msg}"
+                    ) from None
             for name in names:
                 if names.count(name) > 1:
                     raise CogDirError(f"--cog {name} is given more than once")
