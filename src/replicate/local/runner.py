@@ -303,8 +303,8 @@ class Runner:
             name=f"replicate-local-{run.pid}",
             daemon=True,
         )
-        run.thread = t
         t.start()
+        run.thread = t  # only once started: stop/reset may join it at any time
 
     # ------------------------------------------------------------------ execution
     def _execute(self, run: Run) -> None:
