@@ -185,7 +185,8 @@ def test_help_everywhere_with_examples(cli: CLI) -> None:
         result = cli(*args, "--help")
         assert result.returncode == 0, (args, result.stderr)
         assert "usage: replicate" in result.stdout
-    assert "examples:" in cli("run", "--help").stdout
+    for args in (["run"], ["stream"], ["hardware"], ["account"], ["webhooks"], ["models"]):
+        assert "examples:" in cli(*args, "--help").stdout, args
     serve = cli("serve", "--help")
     assert serve.returncode == 0 and "--port" in serve.stdout
 

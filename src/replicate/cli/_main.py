@@ -29,6 +29,20 @@ EXAMPLES = {
   replicate models schema replicate/hello-world
   replicate models search "upscale"
   replicate models list --json""",
+    "hardware": """examples:
+  replicate hardware
+  replicate hardware --json""",
+    "account": """examples:
+  replicate account
+  replicate account --local --json""",
+    "webhooks": """examples:
+  replicate webhooks secret
+  replicate webhooks secret --json""",
+    "secret": """examples:
+  replicate webhooks secret > webhook-secret.txt""",
+    "list": """examples:
+  replicate predictions list --limit 10
+  replicate models list --json""",
     "files": """examples:
   replicate files upload photo.png
   replicate files list
