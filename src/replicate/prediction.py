@@ -19,7 +19,7 @@ import asyncio
 import datetime as _dt
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
 from urllib.parse import quote
@@ -512,54 +512,14 @@ async def _async_create(
 
 # ---------------------------------------------------------------------- waiting
 
+# The polling loop is written once, as a generator of steps (sans I/O); a tiny sync driver and a
+# tiny async driver perform them. A step is ``(_ITEM, value)`` (hand ``value`` to the caller),
+# ``(_SLEEP, seconds)`` or ``(_CALL, operation)`` (send it; the parsed answer is sent back in).
+_ITEM, _SLEEP, _CALL = 0, 1, 2
+
 
 def _timed_out(prediction: Prediction, timeout: float | None) -> PredictionTimeoutError:
     return PredictionTimeoutError(prediction, timeout)
-
-
-def _wait(client: Client, prediction: Prediction, timeout: Any, poll_interval: Any) -> Prediction:
-    limit = _polling.check_timeout(timeout)
-    interval = _polling.check_poll_interval(poll_interval)
-    if interval is None:
-        interval = client.poll_interval
-    deadline = _polling.deadline_after(limit)
-    n = 0
-    while not prediction.is_terminal:
-        n += 1
-        left = _polling.remaining(deadline)
-        if left is not None and left <= 0:
-            raise _timed_out(prediction, limit)
-        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
-        if delay > 0:
-            time.sleep(delay)
-        if deadline is not None and _polling.remaining(deadline) == 0:
-            raise _timed_out(prediction, limit)
-        prediction._replace_from(client._call(_get_operation(client, prediction._require_id())))
-    return prediction
-
-
-async def _async_wait(
-    client: Client, prediction: Prediction, timeout: Any, poll_interval: Any
-) -> Prediction:
-    limit = _polling.check_timeout(timeout)
-    interval = _polling.check_poll_interval(poll_interval)
-    if interval is None:
-        interval = client.poll_interval
-    deadline = _polling.deadline_after(limit)
-    n = 0
-    while not prediction.is_terminal:
-        n += 1
-        left = _polling.remaining(deadline)
-        if left is not None and left <= 0:
-            raise _timed_out(prediction, limit)
-        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if deadline is not None and _polling.remaining(deadline) == 0:
-            raise _timed_out(prediction, limit)
-        updated = await client._acall(_get_operation(client, prediction._require_id()))
-        prediction._replace_from(updated)
-    return prediction
 
 
 def _final_items(prediction: Prediction, yielded: int) -> tuple[list[Any], int]:
@@ -569,60 +529,117 @@ def _final_items(prediction: Prediction, yielded: int) -> tuple[list[Any], int]:
     return [], yielded
 
 
+def _poll_steps(
+    client: Client,
+    prediction: Prediction,
+    interval: float | None,
+    deadline: float | None,
+    timeout: float | None,
+    items: bool,
+) -> Generator[tuple[int, Any], Any, None]:
+    """Poll ``prediction`` until it is terminal; with ``items``, also emit its output as it appears.
+
+    ``interval`` ``None`` means the client's ``poll_interval`` (read when the loop starts).
+    """
+    if interval is None:
+        interval = client.poll_interval
+    yielded = 0
+    n = 0
+    while True:
+        if items:
+            fresh, yielded = _final_items(prediction, yielded)
+            for item in fresh:
+                yield _ITEM, item
+        if prediction.is_terminal:
+            break
+        n += 1
+        left = _polling.remaining(deadline)
+        if left is not None and left <= 0:
+            raise _timed_out(prediction, timeout)
+        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
+        if delay > 0:
+            yield _SLEEP, delay
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise _timed_out(prediction, timeout)
+        prediction._replace_from((yield _CALL, _get_operation(client, prediction._require_id())))
+    if items:
+        _raise_for_status(prediction)
+        output = prediction.output
+        if not isinstance(output, list) and output is not None:
+            yield _ITEM, output
+
+
+def _drive(client: Client, steps: Generator[tuple[int, Any], Any, None]) -> Iterator[Any]:
+    """Perform ``steps`` with blocking I/O, yielding the items."""
+    reply = None
+    while True:
+        try:
+            kind, value = steps.send(reply)
+        except StopIteration:
+            return
+        reply = None
+        if kind == _ITEM:
+            yield value
+        elif kind == _SLEEP:
+            time.sleep(value)
+        else:
+            reply = client._call(value)
+
+
+async def _adrive(
+    client: Client, steps: Generator[tuple[int, Any], Any, None]
+) -> AsyncIterator[Any]:
+    """Async twin of :func:`_drive`."""
+    reply = None
+    while True:
+        try:
+            kind, value = steps.send(reply)
+        except StopIteration:
+            return
+        reply = None
+        if kind == _ITEM:
+            yield value
+        elif kind == _SLEEP:
+            await asyncio.sleep(value)
+        else:
+            reply = await client._acall(value)
+
+
+def _wait_steps(
+    client: Client, prediction: Prediction, timeout: Any, poll_interval: Any
+) -> Generator[tuple[int, Any], Any, None]:
+    limit = _polling.check_timeout(timeout)
+    interval = _polling.check_poll_interval(poll_interval)
+    if interval is None:
+        interval = client.poll_interval
+    deadline = _polling.deadline_after(limit)
+    return _poll_steps(client, prediction, interval, deadline, limit, items=False)
+
+
+def _wait(client: Client, prediction: Prediction, timeout: Any, poll_interval: Any) -> Prediction:
+    for _ in _drive(client, _wait_steps(client, prediction, timeout, poll_interval)):
+        pass
+    return prediction
+
+
+async def _async_wait(
+    client: Client, prediction: Prediction, timeout: Any, poll_interval: Any
+) -> Prediction:
+    async for _ in _adrive(client, _wait_steps(client, prediction, timeout, poll_interval)):
+        pass
+    return prediction
+
+
 def _output_iterator(
     client: Client, prediction: Prediction, deadline: float | None, timeout: float | None
 ) -> Iterator[Any]:
-    interval = client.poll_interval
-    yielded = 0
-    n = 0
-    while True:
-        items, yielded = _final_items(prediction, yielded)
-        yield from items
-        if prediction.is_terminal:
-            break
-        n += 1
-        left = _polling.remaining(deadline)
-        if left is not None and left <= 0:
-            raise _timed_out(prediction, timeout)
-        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
-        if delay > 0:
-            time.sleep(delay)
-        if deadline is not None and _polling.remaining(deadline) == 0:
-            raise _timed_out(prediction, timeout)
-        prediction._replace_from(client._call(_get_operation(client, prediction._require_id())))
-    _raise_for_status(prediction)
-    output = prediction.output
-    if not isinstance(output, list) and output is not None:
-        yield output
+    return _drive(client, _poll_steps(client, prediction, None, deadline, timeout, items=True))
 
 
-async def _async_output_iterator(
+def _async_output_iterator(
     client: Client, prediction: Prediction, deadline: float | None, timeout: float | None
 ) -> AsyncIterator[Any]:
-    interval = client.poll_interval
-    yielded = 0
-    n = 0
-    while True:
-        items, yielded = _final_items(prediction, yielded)
-        for item in items:
-            yield item
-        if prediction.is_terminal:
-            break
-        n += 1
-        left = _polling.remaining(deadline)
-        if left is not None and left <= 0:
-            raise _timed_out(prediction, timeout)
-        delay = _polling.sleep_time(_polling.poll_delay(n, interval), deadline)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if deadline is not None and _polling.remaining(deadline) == 0:
-            raise _timed_out(prediction, timeout)
-        updated = await client._acall(_get_operation(client, prediction._require_id()))
-        prediction._replace_from(updated)
-    _raise_for_status(prediction)
-    output = prediction.output
-    if not isinstance(output, list) and output is not None:
-        yield output
+    return _adrive(client, _poll_steps(client, prediction, None, deadline, timeout, items=True))
 
 
 # ---------------------------------------------------------------------- namespace
