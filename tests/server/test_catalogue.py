@@ -18,7 +18,7 @@ import pytest
 
 import replicate
 from replicate.exceptions import ReplicateError
-from replicate.local.catalogue import install, register_trainer
+from replicate.local.catalogue import register_trainer
 from replicate.local.demo_models import HELLO_WORLD_VERSIONS
 from replicate.local.server import LocalServer
 from server.helpers import Receiver, wait_until
@@ -29,19 +29,10 @@ OLD_HELLO, NEW_HELLO = HELLO_WORLD_VERSIONS
 _names = itertools.count()
 
 
-def mount(server: LocalServer) -> LocalServer:
-    """Mount the catalogue on a running server, unless ``build_app`` already does."""
-    app = server._server.config.app
-    if not any(getattr(r, "path", None) == "/v1/deployments" for r in app.router.routes):
-        assert server.core is not None
-        install(app, server.core)
-    return server
-
-
 @pytest.fixture(scope="module")
 def srv() -> Iterator[LocalServer]:
     with LocalServer(test_controls=True) as s:
-        yield mount(s)
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -315,7 +306,6 @@ def test_deployment_webhook_start_body_has_deployment(http: httpx.Client) -> Non
 
 def test_deployments_pagination() -> None:
     with LocalServer(test_controls=True) as s:
-        mount(s)
         assert s.core is not None
         s.core.config.page_sizes["deployments"] = 2
         with httpx.Client(base_url=s.base_url, headers=AUTH) as h:
@@ -723,24 +713,20 @@ async def test_trainings_client(client: replicate.Client, http: httpx.Client, mo
 
 def test_trained_version_survives_restart(tmp_path: Path) -> None:
     db = str(tmp_path / "state.sqlite3")
-    with LocalServer(db=db) as s:
-        mount(s)
-        with httpx.Client(base_url=s.base_url, headers=AUTH) as h:
-            create_model(h, "greeter")
-            t = start_training(
-                h, "local-demo/hello-trainable", "local/greeter", {"greeting": "ahoy"}
-            ).json()
-            version = wait_training(h, t["id"])["output"]["version"]
-    with LocalServer(db=db) as s:
-        mount(s)
-        with httpx.Client(base_url=s.base_url, headers=AUTH) as h:
-            p = h.post(
-                "/v1/predictions",
-                json={"version": version, "input": {"text": "there"}},
-                headers={"Prefer": "wait"},
-            ).json()
-            assert p["status"] == "succeeded" and p["output"] == "ahoy there"
-            assert h.get(f"/v1/trainings/{t['id']}").json()["output"]["version"] == version
+    with LocalServer(db=db) as s, httpx.Client(base_url=s.base_url, headers=AUTH) as h:
+        create_model(h, "greeter")
+        t = start_training(
+            h, "local-demo/hello-trainable", "local/greeter", {"greeting": "ahoy"}
+        ).json()
+        version = wait_training(h, t["id"])["output"]["version"]
+    with LocalServer(db=db) as s, httpx.Client(base_url=s.base_url, headers=AUTH) as h:
+        p = h.post(
+            "/v1/predictions",
+            json={"version": version, "input": {"text": "there"}},
+            headers={"Prefer": "wait"},
+        ).json()
+        assert p["status"] == "succeeded" and p["output"] == "ahoy there"
+        assert h.get(f"/v1/trainings/{t['id']}").json()["output"]["version"] == version
 
 
 # ---------------------------------------------------------------------------- collections, search
@@ -839,11 +825,9 @@ async def test_collections_and_search_client(client: replicate.Client, mode: str
 
 
 def test_demo_models_off_has_no_bundled_collections() -> None:
-    with LocalServer(demo_models=False) as s:
-        mount(s)
-        with httpx.Client(base_url=s.base_url, headers=AUTH) as h:
-            assert h.get("/v1/collections").json()["results"] == []
-            assert h.get("/v1/search", params={"query": "hello"}).json()["models"] == []
+    with LocalServer(demo_models=False) as s, httpx.Client(base_url=s.base_url, headers=AUTH) as h:
+        assert h.get("/v1/collections").json()["results"] == []
+        assert h.get("/v1/search", params={"query": "hello"}).json()["models"] == []
 
 
 def test_search_without_token_is_allowed(srv: LocalServer) -> None:
@@ -900,25 +884,23 @@ def test_trainer_file_inputs(srv: LocalServer, http: httpx.Client) -> None:
 
 
 def test_trained_version_outlives_training_data_removal() -> None:
-    with LocalServer(test_controls=True) as s:
-        mount(s)
-        with httpx.Client(base_url=s.base_url, headers=AUTH) as h:
-            create_model(h, "greeter")
-            t = start_training(
-                h, "local-demo/hello-trainable", "local/greeter", {"greeting": "hey"}
-            ).json()
-            done = wait_training(h, t["id"])
-            s.advance_clock("2h")
-            removed = h.get(f"/v1/trainings/{t['id']}").json()
-            assert removed["output"] is None and removed["input"] == {}
-            assert "data_removed" not in removed  # not a field of training objects
-            assert httpx.get(done["output"]["weights"]).status_code == 404
-            p = h.post(
-                "/v1/models/local/greeter/predictions",
-                json={"input": {"text": "you"}},
-                headers={"Prefer": "wait"},
-            ).json()
-            assert p["output"] == "hey you"
+    with LocalServer(test_controls=True) as s, httpx.Client(base_url=s.base_url, headers=AUTH) as h:
+        create_model(h, "greeter")
+        t = start_training(
+            h, "local-demo/hello-trainable", "local/greeter", {"greeting": "hey"}
+        ).json()
+        done = wait_training(h, t["id"])
+        s.advance_clock("2h")
+        removed = h.get(f"/v1/trainings/{t['id']}").json()
+        assert removed["output"] is None and removed["input"] == {}
+        assert "data_removed" not in removed  # not a field of training objects
+        assert httpx.get(done["output"]["weights"]).status_code == 404
+        p = h.post(
+            "/v1/models/local/greeter/predictions",
+            json={"input": {"text": "you"}},
+            headers={"Prefer": "wait"},
+        ).json()
+        assert p["output"] == "hey you"
 
 
 def test_scenario_19_other_catalogue_endpoints(http: httpx.Client) -> None:

@@ -290,10 +290,6 @@ class Core:
 
         catalogue.reset(self)
 
-    # ``catalogue.install`` wraps ``core.reset`` unless it carries this marker: it already
-    # clears the catalogue.
-    reset._catalogue_hook = True  # type: ignore[attr-defined]
-
     def advance_clock(self, seconds: float) -> None:
         """Move the virtual clock forward and apply what became due."""
         self.clock.advance(seconds)

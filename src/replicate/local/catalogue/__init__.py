@@ -11,7 +11,7 @@ The catalogue keeps its own tables (``deployments``, ``deployment_releases``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._common import Wrap, catalogue_of
 from .collections import add_collection
@@ -43,7 +43,6 @@ def catalogue_routes(core: Core, wrap: Wrap) -> list[Route]:
     from . import collections, deployments, trainings
 
     catalogue_of(core)
-    _hook_reset(core)
     return [
         *deployments.routes(core, wrap),
         *trainings.routes(core, wrap),
@@ -79,17 +78,3 @@ def version_in_use(core: Core, version_id: str) -> str | None:
     if Trained(core, catalogue_of(core)).is_training_base(version_id):
         return "The version is the base of a running training."
     return None
-
-
-def _hook_reset(core: Core) -> None:
-    """Make ``core.reset()`` also clear the catalogue (until ``Core.reset`` calls :func:`reset`)."""
-    original = core.reset
-    if getattr(original, "_catalogue_hook", False):
-        return
-
-    def reset_all(*args: Any, **kwargs: Any) -> None:
-        original(*args, **kwargs)
-        reset(core)
-
-    reset_all._catalogue_hook = True  # type: ignore[attr-defined]
-    core.reset = reset_all  # type: ignore[method-assign]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import inspect
 import json
 import tempfile
@@ -48,12 +47,6 @@ CREATE TABLE IF NOT EXISTS trained_versions (
     created_at REAL NOT NULL
 );
 """
-
-# The deployment a prediction is created for (read by the create_prediction shim, see
-# ``Catalogue._install_deployment_shim``).
-current_deployment: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "replicate_local_deployment", default=None
-)
 
 
 class Catalogue:

@@ -9,7 +9,6 @@ through a deployment run the current release's version through the same create p
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import threading
@@ -26,7 +25,6 @@ from ._common import (
     account_json,
     api_of,
     catalogue_of,
-    current_deployment,
     json_type,
     require_object,
 )
@@ -282,35 +280,7 @@ class Deployments:
         if version is None:
             raise invalid_version()
         ref = f"{row['owner']}/{row['name']}"
-        if "deployment" in inspect.signature(api._create).parameters:
-            return await api._create(request, account, body, version, deployment=ref)  # type: ignore[call-arg]
-        install_deployment_shim(self.core)
-        token = current_deployment.set(ref)
-        try:
-            return await api._create(request, account, body, version)
-        finally:
-            current_deployment.reset(token)
-
-
-def install_deployment_shim(core: Core) -> None:
-    """Let ``core.create_prediction`` pick up the deployment from ``current_deployment``.
-
-    Used only while ``LocalApi._create`` has no ``deployment`` parameter: the prediction row
-    then carries ``deployment`` from its insertion on, so the response, the ``start``
-    webhook and every later read show it.
-    """
-    original = core.create_prediction
-    if getattr(original, "_catalogue_shim", False):
-        return
-
-    def create_prediction(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        dep = current_deployment.get()
-        if dep is not None and kwargs.get("deployment") is None:
-            kwargs["deployment"] = dep
-        return original(*args, **kwargs)
-
-    create_prediction._catalogue_shim = True  # type: ignore[attr-defined]
-    core.create_prediction = create_prediction  # type: ignore[method-assign]
+        return await api._create(request, account, body, version, deployment=ref)
 
 
 def api_json(value: Any, status: int = 200) -> Response:

@@ -28,7 +28,6 @@ import logging
 import tempfile
 import threading
 import urllib.parse
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -208,13 +207,7 @@ def _impl_for(owner: str, name: str, fn: Callable[..., Any], concurrency: int) -
 
 def _attach_impl(core: Core, version_id: str, impl: ModelImpl) -> None:
     """Make ``version_id`` runnable by ``impl`` (the registry keeps callables in memory)."""
-    registry = core.registry
-    attach = getattr(registry, "attach_impl", None)
-    if callable(attach):
-        attach(version_id, impl)
-        return
-    with registry._lock:
-        registry._impls[version_id] = impl
+    core.registry.attach_impl(version_id, impl)
 
 
 def _weights_bytes(result: Any) -> tuple[bytes, str]:
@@ -459,7 +452,7 @@ def _trainer_callable(
 
 def _submit(core: Core, pid: str, impl: ModelImpl, queue: str, inp: dict[str, Any]) -> None:
     """Queue a training on the core's runner, in its own FIFO queue per base version."""
-    from ..runner import QueueFull, Run
+    from ..runner import Run
 
     row = core.store.get_prediction(pid)
     assert row is not None
@@ -471,18 +464,7 @@ def _submit(core: Core, pid: str, impl: ModelImpl, queue: str, inp: dict[str, An
         input=inp,
         iterator=False,
     )
-    runner = core.runner
-    submit_run = getattr(runner, "submit_run", None)
-    if callable(submit_run):
-        submit_run(run)
-        return
-    with runner._lock:
-        q = runner._queues.setdefault(queue, deque())
-        if len(q) >= 1000:
-            raise QueueFull()
-        q.append(run)
-        runner._runs[pid] = run
-    runner._dispatch(queue)
+    core.runner.submit_run(run)
 
 
 # ---------------------------------------------------------------------------- handlers
