@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -309,6 +309,59 @@ def _list_items(output: Any) -> list[Any]:
     return output if isinstance(output, list) else [output]
 
 
+# The polling loop of run()/async_run() is written once, as a generator of steps (sans I/O);
+# the sync and async shells below only perform them. A step is ``(_ITEM, value)`` (hand it to
+# the caller), ``(_SLEEP, seconds)``, ``(_CALL, operation)`` (the parsed answer is sent back),
+# ``(_NOTIFY, prediction)`` (the progress callback) or ``(_CANCEL, prediction)`` (best-effort
+# cancel at the deadline; whether it was sent is sent back).
+_ITEM, _SLEEP, _CALL, _NOTIFY, _CANCEL = 0, 1, 2, 3, 4
+
+_Steps = Generator[tuple[int, Any], Any, None]
+
+
+def _steps(plan: _Plan, prediction: Prediction, items: bool) -> _Steps:
+    """Poll until terminal (never sleeping past the deadline); with ``items``, emit new list items."""
+    yielded = 0
+    n = 0
+    deadline = plan.deadline
+    while True:
+        if items:
+            output = prediction.output
+            if isinstance(output, list) and len(output) > yielded:
+                fresh, yielded = output[yielded:], len(output)
+                for item in fresh:
+                    yield _ITEM, plan.output(item)
+        if prediction.is_terminal:
+            return
+        n += 1
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise PredictionTimeoutError(prediction, plan.limit, (yield _CANCEL, prediction))
+        delay = _polling.sleep_time(_polling.poll_delay(n, plan.client.poll_interval), deadline)
+        if delay > 0:
+            yield _SLEEP, delay
+        if deadline is not None and _polling.remaining(deadline) == 0:
+            raise PredictionTimeoutError(prediction, plan.limit, (yield _CANCEL, prediction))
+        prediction._replace_from((yield _CALL, plan.poll_operation(prediction)))
+        yield _NOTIFY, prediction
+
+
+def _next_step(steps: _Steps, reply: Any) -> tuple[int, Any] | None:
+    """The next step of ``steps`` (sending ``reply`` in), or ``None`` when they are done."""
+    try:
+        return steps.send(reply)
+    except StopIteration:
+        return None
+
+
+def _tail(plan: _Plan, prediction: Prediction) -> list[Any]:
+    """After the poll loop of an iterator output: raise for failure, else a non-list output."""
+    _raise_for_status(prediction)
+    output = prediction.output
+    if output is not None and not isinstance(output, list):
+        return [plan.output(output)]
+    return []
+
+
 # --------------------------------------------------------------------------------------------
 # sync
 # --------------------------------------------------------------------------------------------
@@ -326,31 +379,24 @@ def _cancel(plan: _Plan, prediction: Prediction) -> bool:
         return False
 
 
-def _expired(plan: _Plan, prediction: Prediction) -> PredictionTimeoutError:
-    canceled = _cancel(plan, prediction)
-    return PredictionTimeoutError(prediction, plan.limit, canceled)
-
-
-def _poll_once(plan: _Plan, prediction: Prediction, n: int) -> None:
-    """Sleep before poll ``n`` (never past the deadline), then refresh ``prediction``."""
-    deadline = plan.deadline
-    if deadline is not None and _polling.remaining(deadline) == 0:
-        raise _expired(plan, prediction)
-    delay = _polling.sleep_time(_polling.poll_delay(n, plan.client.poll_interval), deadline)
-    if delay > 0:
-        time.sleep(delay)
-    if deadline is not None and _polling.remaining(deadline) == 0:
-        raise _expired(plan, prediction)
-    prediction._replace_from(plan.client._call(plan.poll_operation(prediction)))
-    plan.notify(prediction)
+def _perform(plan: _Plan, kind: int, value: Any) -> Any:
+    """Perform one non-item step with blocking I/O; return what to send back."""
+    if kind == _SLEEP:
+        time.sleep(value)
+        return None
+    if kind == _CALL:
+        return plan.client._call(value)
+    if kind == _NOTIFY:
+        plan.notify(value)
+        return None
+    return _cancel(plan, value)
 
 
 def _wait(plan: _Plan, prediction: Prediction) -> None:
-    n = 0
+    steps, reply = _steps(plan, prediction, False), None
     try:
-        while not prediction.is_terminal:
-            n += 1
-            _poll_once(plan, prediction, n)
+        while (step := _next_step(steps, reply)) is not None:
+            reply = _perform(plan, *step)
     except KeyboardInterrupt:
         _cancel(plan, prediction)
         raise
@@ -363,26 +409,19 @@ def _items(plan: _Plan, items: list[Any]) -> Iterator[Any]:
 
 def _iterate(plan: _Plan, prediction: Prediction) -> Iterator[Any]:
     """Yield list items as they appear while polling (§5.1 output_iterator rules)."""
-    yielded = 0
-    n = 0
+    steps, reply = _steps(plan, prediction, True), None
     try:
-        while True:
-            output = prediction.output
-            if isinstance(output, list) and len(output) > yielded:
-                fresh, yielded = output[yielded:], len(output)
-                for item in fresh:
-                    yield plan.output(item)
-            if prediction.is_terminal:
-                break
-            n += 1
-            _poll_once(plan, prediction, n)
+        while (step := _next_step(steps, reply)) is not None:
+            kind, value = step
+            if kind == _ITEM:
+                reply = None
+                yield value
+            else:
+                reply = _perform(plan, kind, value)
     except KeyboardInterrupt:
         _cancel(plan, prediction)
         raise
-    _raise_for_status(prediction)
-    output = prediction.output
-    if output is not None and not isinstance(output, list):
-        yield plan.output(output)
+    yield from _tail(plan, prediction)
 
 
 def run(
@@ -440,23 +479,17 @@ async def _async_cancel(plan: _Plan, prediction: Prediction) -> bool:
         return False
 
 
-async def _async_expired(plan: _Plan, prediction: Prediction) -> PredictionTimeoutError:
-    canceled = await _async_cancel(plan, prediction)
-    return PredictionTimeoutError(prediction, plan.limit, canceled)
-
-
-async def _async_poll_once(plan: _Plan, prediction: Prediction, n: int) -> None:
-    deadline = plan.deadline
-    if deadline is not None and _polling.remaining(deadline) == 0:
-        raise await _async_expired(plan, prediction)
-    delay = _polling.sleep_time(_polling.poll_delay(n, plan.client.poll_interval), deadline)
-    if delay > 0:
-        await asyncio.sleep(delay)
-    if deadline is not None and _polling.remaining(deadline) == 0:
-        raise await _async_expired(plan, prediction)
-    update: Prediction = await plan.client._acall(plan.poll_operation(prediction))
-    prediction._replace_from(update)
-    await plan.anotify(prediction)
+async def _aperform(plan: _Plan, kind: int, value: Any) -> Any:
+    """Async twin of :func:`_perform`."""
+    if kind == _SLEEP:
+        await asyncio.sleep(value)
+        return None
+    if kind == _CALL:
+        return await plan.client._acall(value)
+    if kind == _NOTIFY:
+        await plan.anotify(value)
+        return None
+    return await _async_cancel(plan, value)
 
 
 async def _cancel_on_interrupt(plan: _Plan, prediction: Prediction) -> None:
@@ -469,11 +502,10 @@ async def _cancel_on_interrupt(plan: _Plan, prediction: Prediction) -> None:
 
 
 async def _async_wait(plan: _Plan, prediction: Prediction) -> None:
-    n = 0
+    steps, reply = _steps(plan, prediction, False), None
     try:
-        while not prediction.is_terminal:
-            n += 1
-            await _async_poll_once(plan, prediction, n)
+        while (step := _next_step(steps, reply)) is not None:
+            reply = await _aperform(plan, *step)
     except (KeyboardInterrupt, asyncio.CancelledError):
         await _cancel_on_interrupt(plan, prediction)
         raise
@@ -485,26 +517,20 @@ async def _async_items(plan: _Plan, items: list[Any]) -> AsyncIterator[Any]:
 
 
 async def _async_iterate(plan: _Plan, prediction: Prediction) -> AsyncIterator[Any]:
-    yielded = 0
-    n = 0
+    steps, reply = _steps(plan, prediction, True), None
     try:
-        while True:
-            output = prediction.output
-            if isinstance(output, list) and len(output) > yielded:
-                fresh, yielded = output[yielded:], len(output)
-                for item in fresh:
-                    yield plan.output(item)
-            if prediction.is_terminal:
-                break
-            n += 1
-            await _async_poll_once(plan, prediction, n)
+        while (step := _next_step(steps, reply)) is not None:
+            kind, value = step
+            if kind == _ITEM:
+                reply = None
+                yield value
+            else:
+                reply = await _aperform(plan, kind, value)
     except (KeyboardInterrupt, asyncio.CancelledError):
         await _cancel_on_interrupt(plan, prediction)
         raise
-    _raise_for_status(prediction)
-    output = prediction.output
-    if output is not None and not isinstance(output, list):
-        yield plan.output(output)
+    for item in _tail(plan, prediction):
+        yield item
 
 
 async def async_run(
