@@ -257,16 +257,30 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     def _read_part(self, size: int) -> bytes:
         if self._reader is None:
-            self._reader = self._iter(None)
-            self._pending = b""
-        while len(self._pending) < max(size, 1):
-            chunk = next(self._reader, None)
-            if chunk is None:
-                break
-            self._pending = self._pending + chunk if self._pending else chunk
-        part, self._pending = self._pending[:size], self._pending[size:]
+            self._reader, self._pending = self._iter(None), b""
+        while self._buffer_short(size) and self._buffer(next(self._reader, None)):
+            pass
+        part = self._take(size)
         if not part:
             self._reader = None
+        return part
+
+    # The read-buffer decisions of _read_part / _aread_part (no I/O).
+
+    def _buffer_short(self, size: int) -> bool:
+        """Whether the buffer holds fewer than ``size`` bytes (at least one is always wanted)."""
+        return len(self._pending) < max(size, 1)
+
+    def _buffer(self, chunk: bytes | None) -> bool:
+        """Append ``chunk`` to the buffer; ``False`` at the end of the content (``None``)."""
+        if chunk is None:
+            return False
+        self._pending = self._pending + chunk if self._pending else chunk
+        return True
+
+    def _take(self, size: int) -> bytes:
+        """Remove and return up to ``size`` bytes from the buffer."""
+        part, self._pending = self._pending[:size], self._pending[size:]
         return part
 
     def save(self, path: str | os.PathLike[str], *, chunk_size: int | None = 65536) -> Path:
@@ -342,14 +356,10 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
 
     async def _aread_part(self, size: int) -> bytes:
         if self._areader is None:
-            self._areader = self._aiter(None)
-            self._pending = b""
-        while len(self._pending) < max(size, 1):
-            chunk = await anext(self._areader, None)
-            if chunk is None:
-                break
-            self._pending = self._pending + chunk if self._pending else chunk
-        part, self._pending = self._pending[:size], self._pending[size:]
+            self._areader, self._pending = self._aiter(None), b""
+        while self._buffer_short(size) and self._buffer(await anext(self._areader, None)):
+            pass
+        part = self._take(size)
         if not part:
             self._areader = None
         return part
