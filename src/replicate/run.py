@@ -362,6 +362,32 @@ def _tail(plan: _Plan, prediction: Prediction) -> list[Any]:
     return []
 
 
+_MUST_WAIT: Any = object()
+
+
+def _outcome(
+    plan: _Plan,
+    prediction: Prediction,
+    schema: Any,
+    items: Callable[[_Plan, list[Any]], Any],
+    iterate: Callable[[_Plan, Prediction], Any],
+) -> Any:
+    """What run() returns right after the create, or ``_MUST_WAIT`` when it must poll first.
+
+    A complete prediction gives its output (``items`` of the list for an iterator output); an
+    incomplete one with an iterator output gives ``iterate`` (the polling iterator).
+    """
+    iterator = _is_iterator(schema)
+    if _complete(prediction):
+        _raise_for_status(prediction)
+        if iterator and prediction.output is not None:
+            return items(plan, _list_items(prediction.output))
+        return plan.output(prediction.output)
+    if iterator:
+        return iterate(plan, prediction)
+    return _MUST_WAIT
+
+
 # --------------------------------------------------------------------------------------------
 # sync
 # --------------------------------------------------------------------------------------------
@@ -449,14 +475,9 @@ def run(
         if not _complete(prediction):
             _cancel(plan, prediction)
         raise
-    iterator = _is_iterator(schema)
-    if _complete(prediction):
-        _raise_for_status(prediction)
-        if iterator and prediction.output is not None:
-            return _items(plan, _list_items(prediction.output))
-        return plan.output(prediction.output)
-    if iterator:
-        return _iterate(plan, prediction)
+    result = _outcome(plan, prediction, schema, _items, _iterate)
+    if result is not _MUST_WAIT:
+        return result
     _wait(plan, prediction)
     _raise_for_status(prediction)
     return plan.output(prediction.output)
@@ -554,14 +575,9 @@ async def async_run(
         if not _complete(prediction):
             await _cancel_on_interrupt(plan, prediction)
         raise
-    iterator = _is_iterator(schema)
-    if _complete(prediction):
-        _raise_for_status(prediction)
-        if iterator and prediction.output is not None:
-            return _async_items(plan, _list_items(prediction.output))
-        return plan.output(prediction.output)
-    if iterator:
-        return _async_iterate(plan, prediction)
+    result = _outcome(plan, prediction, schema, _async_items, _async_iterate)
+    if result is not _MUST_WAIT:
+        return result
     await _async_wait(plan, prediction)
     _raise_for_status(prediction)
     return plan.output(prediction.output)
