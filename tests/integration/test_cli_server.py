@@ -7,8 +7,6 @@ server started from the command line with ``--test-controls``, driven only over 
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -16,6 +14,7 @@ import httpx
 import pytest
 
 import replicate
+from integration.conftest import served
 from replicate.exceptions import ModelError
 from replicate.local.demo_models import HELLO_WORLD_VERSIONS
 from server.helpers import Receiver
@@ -23,41 +22,10 @@ from server.helpers import Receiver
 
 @pytest.fixture(scope="module")
 def cli_base_url() -> Iterator[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "replicate.local",
-            "--db",
-            ":memory:",
-            "--port",
-            "0",
-            "--test-controls",
-            "--token",
-            "cli-token",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    base = None
-    printed = []
-    for line in proc.stdout:
-        printed.append(line)
-        if line.strip().startswith("REPLICATE_BASE_URL="):
-            base = line.strip().split("=", 1)[1]
-        if line.strip().startswith("REPLICATE_API_TOKEN="):
-            assert line.strip() == "REPLICATE_API_TOKEN=cli-token"
-            break
-    assert base, "".join(printed)
-    try:
+    argv = [sys.executable, "-m", "replicate.local", "--db", ":memory:", "--port", "0"]
+    with served([*argv, "--test-controls", "--token", "cli-token"]) as (base, token):
+        assert token == "cli-token"
         yield base
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
 
 
 @pytest.fixture

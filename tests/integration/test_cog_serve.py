@@ -9,7 +9,6 @@ worker warm and a changed source), and the exit code of a bad ``--cog`` director
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import pytest
 pytest.importorskip("cog")
 
 import replicate
+from integration.conftest import served
 from replicate.exceptions import ReplicateError
 from replicate.local.server import LocalServer
 from server.helpers import wait_until
@@ -42,39 +42,10 @@ def _serve_command(*args: str) -> list[str]:
 @pytest.fixture(scope="module")
 def cli_server() -> Iterator[str]:
     """``replicate serve --cog acme/echo=... --cog acme/file=... --port 0`` in a subprocess."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        _serve_command(
-            "--db",
-            ":memory:",
-            "--port",
-            "0",
-            "--no-demo-models",
-            "--cog",
-            f"acme/echo={ECHO_DIR}",
-            "--cog",
-            f"acme/file={FILE_DIR}",
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    base = None
-    printed = []
-    for line in proc.stdout:
-        printed.append(line)
-        if line.startswith("  REPLICATE_BASE_URL="):
-            base = line.strip().split("=", 1)[1]
-        if line.startswith("  REPLICATE_API_TOKEN="):
-            break
-    assert base, "".join(printed)
-    try:
+    argv = _serve_command("--db", ":memory:", "--port", "0", "--no-demo-models")
+    cogs = ["--cog", f"acme/echo={ECHO_DIR}", "--cog", f"acme/file={FILE_DIR}"]
+    with served([*argv, *cogs], stop_timeout=60) as (base, _token):
         yield base
-    finally:
-        proc.terminate()
-        assert proc.wait(timeout=60) == 0
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,21 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.close()
+
+
+def create_hello_with_completed_webhook(
+    http: httpx.Client, receiver: Receiver, text: str
+) -> dict[str, Any]:
+    """Create a hello-world prediction whose ``completed`` webhook goes to ``receiver``."""
+    return http.post(
+        "/v1/predictions",
+        json={
+            "version": "replicate/hello-world",
+            "input": {"text": text},
+            "webhook": receiver.url,
+            "webhook_events_filter": ["completed"],
+        },
+    ).json()
 
 
 def test_signed_events_in_order(
@@ -74,15 +90,7 @@ def test_completed_filter_gives_one_delivery(http: httpx.Client, receiver: Recei
     wait_status(http, p["id"], {"succeeded"})
     reqs = receiver.wait_for(lambda rs: len(rs) >= 1)
     # another prediction's completed webhook marks the end of the outbox for this one
-    q = http.post(
-        "/v1/predictions",
-        json={
-            "version": "replicate/hello-world",
-            "input": {"text": "z"},
-            "webhook": receiver.url,
-            "webhook_events_filter": ["completed"],
-        },
-    ).json()
+    q = create_hello_with_completed_webhook(http, receiver, "z")
     reqs = receiver.wait_for(lambda rs: any(r["json"]["id"] == q["id"] for r in rs))
     mine = [r for r in reqs if r["json"]["id"] == p["id"]]
     assert len(mine) == 1 and mine[0]["json"]["status"] == "succeeded"
@@ -96,15 +104,7 @@ def test_retries_keep_webhook_id() -> None:
             LocalServer(webhook_backoff_scale=0.01) as s,
             httpx.Client(base_url=s.base_url, headers=AUTH) as c,
         ):
-            p = c.post(
-                "/v1/predictions",
-                json={
-                    "version": "replicate/hello-world",
-                    "input": {"text": "r"},
-                    "webhook": receiver.url,
-                    "webhook_events_filter": ["completed"],
-                },
-            ).json()
+            p = create_hello_with_completed_webhook(c, receiver, "r")
             reqs = receiver.wait_for(lambda rs: len(rs) >= 3)
             assert [r["status"] for r in reqs] == [500, 500, 200]
             assert len({r["headers"]["webhook-id"] for r in reqs}) == 1

@@ -34,6 +34,26 @@ class ModelImpl:
         """``owner/name``."""
         return f"{self.owner}/{self.name}"
 
+    @classmethod
+    def for_callable(
+        cls, owner: str, name: str, fn: Callable[..., Any], concurrency: int = 1
+    ) -> ModelImpl:
+        """The implementation running ``fn``, with what its signature accepts."""
+        sig = inspect.signature(fn)
+        return cls(
+            owner=owner,
+            name=name,
+            fn=fn,
+            concurrency=concurrency,
+            accepts_cancel_event="cancel_event" in sig.parameters,
+            accepts_kwargs=any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()),
+            params={
+                n
+                for n, p in sig.parameters.items()
+                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            },
+        )
+
 
 def _validate_ref(ref: str) -> tuple[str, str]:
     parts = ref.split("/")
@@ -111,20 +131,7 @@ class Registry:
                 ).encode()
             )
             version_id = h.hexdigest()
-        sig = inspect.signature(fn)
-        impl = ModelImpl(
-            owner=owner,
-            name=name,
-            fn=fn,
-            concurrency=concurrency,
-            accepts_cancel_event="cancel_event" in sig.parameters,
-            accepts_kwargs=any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()),
-            params={
-                n
-                for n, p in sig.parameters.items()
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            },
-        )
+        impl = ModelImpl.for_callable(owner, name, fn, concurrency)
         now = self._now()
         with self.store.transaction():
             existing = self.store.one(

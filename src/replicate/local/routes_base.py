@@ -58,6 +58,36 @@ def _json_type(v: Any) -> str:
     return jt(v)
 
 
+def webhook_fields(body: dict[str, Any]) -> tuple[Any, Any, list[str]]:
+    """``(webhook, webhook_events_filter, problems)`` of a create body (predictions, trainings).
+
+    The legacy ``webhook_completed`` stands for ``webhook`` with completed events only;
+    ``problems`` are ``input_validation`` lines for a bad URL or events filter.
+    """
+    webhook = body.get("webhook")
+    events = body.get("webhook_events_filter")
+    if webhook is None and body.get("webhook_completed") is not None:
+        webhook, events = body["webhook_completed"], ["completed"]
+    lines: list[str] = []
+    if webhook is not None:
+        parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            lines.append("- webhook: must be an absolute http(s) URL")
+    if events is not None:
+        if not isinstance(events, list):
+            lines.append(
+                f"- webhook_events_filter: Invalid type. Expected: array, given: {_json_type(events)}"
+            )
+        else:
+            choices = ", ".join(f'"{e}"' for e in _WEBHOOK_EVENTS)
+            for i, ev in enumerate(events):
+                if ev not in _WEBHOOK_EVENTS:
+                    lines.append(
+                        f"- webhook_events_filter.{i}: webhook_events_filter.{i} must be one of the following: {choices}"
+                    )
+    return webhook, events, lines
+
+
 # ---------------------------------------------------------------------------- pagination
 
 
@@ -85,14 +115,9 @@ def keyset_page(
 ) -> tuple[list[dict[str, Any]], str | None, str | None]:
     """Page rows sorted newest first by ``(created_at, id)``; returns (page, next, previous)."""
     key = lambda r: (r["created_at"], r["id"])  # noqa: E731
-    cursor = request.query_params.get("cursor")
-    if cursor:
-        c = _decode_cursor(cursor)
-        try:
-            anchor = (float(c["p"]), c["i"])
-            direction = c.get("d", "n")
-        except (KeyError, ValueError) as exc:
-            raise ApiError(400, "Invalid cursor") from exc
+    position = _keyset_position(request)
+    if position:
+        anchor, direction = position
         if direction == "p":
             newer = [r for r in rows if key(r) > anchor]
             page = newer[-page_size:]
@@ -107,20 +132,33 @@ def keyset_page(
         page = rows[:page_size]
         has_before = False
         has_after = len(rows) > page_size
-    nxt = prev = None
-    if page and has_after:
-        nxt = _page_url(
-            request,
-            origin,
-            _encode_cursor({"p": repr(page[-1]["created_at"]), "i": page[-1]["id"], "d": "n"}),
-        )
-    if page and has_before:
-        prev = _page_url(
-            request,
-            origin,
-            _encode_cursor({"p": repr(page[0]["created_at"]), "i": page[0]["id"], "d": "p"}),
-        )
-    return page, nxt, prev
+    return page, *_keyset_links(request, origin, page, has_before, has_after)
+
+
+def _keyset_position(request: Request) -> tuple[tuple[float, str], str] | None:
+    """``((created_at, id), direction)`` of the request's keyset cursor, None without one."""
+    cursor = request.query_params.get("cursor")
+    if not cursor:
+        return None
+    c = _decode_cursor(cursor)
+    try:
+        return (float(c["p"]), c["i"]), c.get("d", "n")
+    except (KeyError, ValueError) as exc:
+        raise ApiError(400, "Invalid cursor") from exc
+
+
+def _keyset_links(
+    request: Request, origin: str, page: list[dict[str, Any]], has_before: bool, has_after: bool
+) -> tuple[str | None, str | None]:
+    """The ``next`` and ``previous`` URLs of a keyset page (None where there is none)."""
+
+    def link(row: dict[str, Any], direction: str) -> str:
+        cursor = {"p": repr(row["created_at"]), "i": row["id"], "d": direction}
+        return _page_url(request, origin, _encode_cursor(cursor))
+
+    nxt = link(page[-1], "n") if page and has_after else None
+    prev = link(page[0], "p") if page and has_before else None
+    return nxt, prev
 
 
 def sql_keyset_page(
@@ -134,15 +172,9 @@ def sql_keyset_page(
     ``fetch(condition, params, order, limit)`` returns rows matching the caller's filters plus
     ``condition`` (over ``created_at``/``id``), in ``order``, at most ``limit`` of them.
     """
-    cursor = request.query_params.get("cursor")
-    direction = "n"
-    if cursor:
-        c = _decode_cursor(cursor)
-        try:
-            anchor = (float(c["p"]), c["i"])
-            direction = c.get("d", "n")
-        except (KeyError, ValueError) as exc:
-            raise ApiError(400, "Invalid cursor") from exc
+    position = _keyset_position(request)
+    if position:
+        anchor, direction = position
         if direction == "p":
             rows = fetch(
                 "(created_at, id) > (?, ?)", list(anchor), "created_at ASC, id ASC", page_size + 1
@@ -162,20 +194,7 @@ def sql_keyset_page(
         has_after = len(rows) > page_size
         page = rows[:page_size]
         has_before = False
-    nxt = prev = None
-    if page and has_after:
-        nxt = _page_url(
-            request,
-            origin,
-            _encode_cursor({"p": repr(page[-1]["created_at"]), "i": page[-1]["id"], "d": "n"}),
-        )
-    if page and has_before:
-        prev = _page_url(
-            request,
-            origin,
-            _encode_cursor({"p": repr(page[0]["created_at"]), "i": page[0]["id"], "d": "p"}),
-        )
-    return page, nxt, prev
+    return page, *_keyset_links(request, origin, page, has_before, has_after)
 
 
 def offset_page(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.parse
 from typing import Any
 
 from starlette.requests import Request
@@ -15,12 +14,12 @@ from starlette.responses import (
 from .errors import ApiError, input_validation, invalid_version, not_found, throttled
 from .routes_base import (
     _PREFER_WAIT,
-    _WEBHOOK_EVENTS,
     INVALID_VERSION_TITLE,
     BaseRoutes,
     _json_type,
     json_response,
     sql_keyset_page,
+    webhook_fields,
 )
 from .runner import TERMINAL, QueueFull
 from .schema import validate_input
@@ -109,29 +108,7 @@ class PredictionRoutes(BaseRoutes):
                     f"Invalid Cancel-After header {cancel_after!r}: use a duration such as 30s, 5m or 1h (minimum 5s)",
                     title="Invalid Cancel-After header",
                 )
-        # webhook
-        webhook = body.get("webhook")
-        events_filter = body.get("webhook_events_filter")
-        if webhook is None and body.get("webhook_completed") is not None:
-            webhook = body["webhook_completed"]  # legacy field: completed events only
-            events_filter = ["completed"]
-        lines: list[str] = []
-        if webhook is not None:
-            parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
-            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                lines.append("- webhook: must be an absolute http(s) URL")
-        if events_filter is not None:
-            if not isinstance(events_filter, list):
-                lines.append(
-                    f"- webhook_events_filter: Invalid type. Expected: array, given: {_json_type(events_filter)}"
-                )
-            else:
-                for i, ev in enumerate(events_filter):
-                    if ev not in _WEBHOOK_EVENTS:
-                        choices = ", ".join(f'"{e}"' for e in _WEBHOOK_EVENTS)
-                        lines.append(
-                            f"- webhook_events_filter.{i}: webhook_events_filter.{i} must be one of the following: {choices}"
-                        )
+        webhook, events_filter, lines = webhook_fields(body)
         if lines:
             raise input_validation(lines)
         # input

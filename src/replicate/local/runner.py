@@ -423,35 +423,7 @@ class Runner:
             return value
         if run.tmpdir is None:
             run.tmpdir = Path(tempfile.mkdtemp(prefix=f"replicate-local-{run.pid}-"))
-        if value.startswith("data:"):
-            header, _, payload = value.partition(",")
-            raw = (
-                base64.b64decode(payload)
-                if header.endswith(";base64")
-                else urllib.parse.unquote_to_bytes(payload)
-            )
-            import mimetypes
-
-            ext = mimetypes.guess_extension(header[5:].split(";")[0]) or ""
-            target = run.tmpdir / f"input{ext}"
-            target.write_bytes(raw)
-            return target
-        row = self.files.resolve_input_url(value)
-        if row is not None:
-            return self.files.materialize(row, run.tmpdir)
-        if value.startswith(("http://", "https://")):
-            import httpx
-
-            try:
-                resp = httpx.get(value, timeout=30, follow_redirects=True)
-                resp.raise_for_status()
-            except Exception as exc:
-                raise RuntimeError(f"could not fetch input file {value}: {exc}") from exc
-            name = Path(urllib.parse.urlsplit(value).path).name or "input"
-            target = run.tmpdir / name
-            target.write_bytes(resp.content)
-            return target
-        return Path(value)
+        return input_file_path(self.files, value, run.tmpdir)
 
     def _convert(self, run: Run, value: Any, index: int) -> Any:
         """Turn a callable's output value into JSON, storing files."""
@@ -779,3 +751,36 @@ def recover(store: Store, now: float, live_instances: set[str] | None = None) ->
             store.append_event(row["id"], "done", json.dumps({"reason": "canceled"}), now)
         out.append(row["id"])
     return out
+
+
+def input_file_path(files: FileService, value: str, directory: Path) -> Path:
+    """A file input (``data:`` URI, this server's file or delivery URL, other URL, local
+    path) as a file in ``directory`` (or the local path itself)."""
+    if value.startswith("data:"):
+        header, _, payload = value.partition(",")
+        raw = (
+            base64.b64decode(payload)
+            if header.endswith(";base64")
+            else urllib.parse.unquote_to_bytes(payload)
+        )
+        import mimetypes
+
+        ext = mimetypes.guess_extension(header[5:].split(";")[0]) or ""
+        target = directory / f"input{ext}"
+        target.write_bytes(raw)
+        return target
+    row = files.resolve_input_url(value)
+    if row is not None:
+        return files.materialize(row, directory)
+    if value.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            resp = httpx.get(value, timeout=30, follow_redirects=True)
+            resp.raise_for_status()
+        except Exception as exc:
+            raise RuntimeError(f"could not fetch input file {value}: {exc}") from exc
+        target = directory / (Path(urllib.parse.urlsplit(value).path).name or "input")
+        target.write_bytes(resp.content)
+        return target
+    return Path(value)

@@ -7,6 +7,7 @@ a streamed-text output (``x-cog-array-display: concatenate``).
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import inspect
 import json
@@ -22,29 +23,19 @@ T = TypeVar("T")
 _MISSING: Any = object()
 
 
+@dataclasses.dataclass(eq=False)
 class InputSpec:
     """Constraints and metadata for one input (what ``Input(...)`` returns)."""
 
-    def __init__(
-        self,
-        default: Any = _MISSING,
-        *,
-        description: str | None = None,
-        ge: float | None = None,
-        le: float | None = None,
-        min_length: int | None = None,
-        max_length: int | None = None,
-        regex: str | None = None,
-        choices: list[Any] | None = None,
-    ) -> None:
-        self.default = default
-        self.description = description
-        self.ge = ge
-        self.le = le
-        self.min_length = min_length
-        self.max_length = max_length
-        self.regex = regex
-        self.choices = choices
+    default: Any = _MISSING
+    _: dataclasses.KW_ONLY
+    description: str | None = None
+    ge: float | None = None
+    le: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    regex: str | None = None
+    choices: list[Any] | None = None
 
 
 def Input(

@@ -27,7 +27,6 @@ import json
 import logging
 import tempfile
 import threading
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -38,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ApiError, input_validation, not_found
+from ..routes_base import webhook_fields
 from ..schema import (
     Input,
     _resolve,
@@ -59,7 +59,6 @@ log = logging.getLogger("replicate.local")
 
 DESTINATION_MISSING = "The specified training destination does not exist"
 EMULATED = "emulated"
-_WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 EMULATED_DELAY = 0.05
 
 
@@ -191,18 +190,7 @@ BUILTIN_TRAINERS: dict[str, tuple[Callable[..., Any], Callable[[Path], Callable[
 def _impl_for(owner: str, name: str, fn: Callable[..., Any], concurrency: int) -> ModelImpl:
     from ..registry import ModelImpl
 
-    sig = inspect.signature(fn)
-    return ModelImpl(
-        owner=owner,
-        name=name,
-        fn=fn,
-        concurrency=concurrency,
-        accepts_cancel_event="cancel_event" in sig.parameters,
-        accepts_kwargs=any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()),
-        params={
-            n for n, p in sig.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-        },
-    )
+    return ModelImpl.for_callable(owner, name, fn, concurrency)
 
 
 def _attach_impl(core: Core, version_id: str, impl: ModelImpl) -> None:
@@ -389,35 +377,10 @@ def _to_path(core: Core, value: Any, directory: Path) -> Any:
     """A file input (``data:`` URI, this server's file or delivery URL, other URL) as a Path."""
     if not isinstance(value, str):
         return value
+    from ..runner import input_file_path
+
     directory.mkdir(parents=True, exist_ok=True)
-    if value.startswith("data:"):
-        import base64
-        import mimetypes
-
-        header, _, payload = value.partition(",")
-        raw = (
-            base64.b64decode(payload)
-            if header.endswith(";base64")
-            else urllib.parse.unquote_to_bytes(payload)
-        )
-        target = directory / f"input{mimetypes.guess_extension(header[5:].split(';')[0]) or ''}"
-        target.write_bytes(raw)
-        return target
-    row = core.files.resolve_input_url(value)
-    if row is not None:
-        return core.files.materialize(row, directory)
-    if value.startswith(("http://", "https://")):
-        import httpx
-
-        try:
-            resp = httpx.get(value, timeout=30, follow_redirects=True)
-            resp.raise_for_status()
-        except Exception as exc:
-            raise RuntimeError(f"could not fetch input file {value}: {exc}") from exc
-        target = directory / (Path(urllib.parse.urlsplit(value).path).name or "input")
-        target.write_bytes(resp.content)
-        return target
-    return Path(value)
+    return input_file_path(core.files, value, directory)
 
 
 def _trainer_callable(
@@ -468,31 +431,6 @@ def _submit(core: Core, pid: str, impl: ModelImpl, queue: str, inp: dict[str, An
 
 
 # ---------------------------------------------------------------------------- handlers
-
-
-def _webhook_lines(body: dict[str, Any]) -> tuple[Any, Any, list[str]]:
-    webhook = body.get("webhook")
-    events = body.get("webhook_events_filter")
-    if webhook is None and body.get("webhook_completed") is not None:
-        webhook, events = body["webhook_completed"], ["completed"]
-    lines: list[str] = []
-    if webhook is not None:
-        parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            lines.append("- webhook: must be an absolute http(s) URL")
-    if events is not None:
-        if not isinstance(events, list):
-            lines.append(
-                f"- webhook_events_filter: Invalid type. Expected: array, given: {json_type(events)}"
-            )
-        else:
-            choices = ", ".join(f'"{e}"' for e in _WEBHOOK_EVENTS)
-            for i, ev in enumerate(events):
-                if ev not in _WEBHOOK_EVENTS:
-                    lines.append(
-                        f"- webhook_events_filter.{i}: webhook_events_filter.{i} must be one of the following: {choices}"
-                    )
-    return webhook, events, lines
 
 
 def training_json(
@@ -548,7 +486,7 @@ class Trainings:
             lines.append(
                 f"- destination: Invalid type. Expected: string, given: {json_type(body['destination'])}"
             )
-        webhook, events, more = _webhook_lines(body)
+        webhook, events, more = webhook_fields(body)
         lines += more
         if lines:
             raise input_validation(lines)
