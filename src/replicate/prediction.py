@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict, cast
 from urllib.parse import quote
 
 import httpx
@@ -630,6 +630,18 @@ async def _async_wait(
     return prediction
 
 
+def _id_to_fetch(prediction: Any, timeout: Any, poll_interval: Any) -> str | None:
+    """For ``Predictions.wait``: the id to fetch first (arguments checked before any request), or
+    ``None`` when ``prediction`` is already a :class:`Prediction`."""
+    if isinstance(prediction, str):
+        _polling.check_timeout(timeout)
+        _polling.check_poll_interval(poll_interval)
+        return prediction
+    if not isinstance(prediction, Prediction):
+        raise TypeError(f"prediction must be a Prediction or an id, not {prediction!r}")
+    return None
+
+
 def _output_iterator(
     client: Client, prediction: Prediction, deadline: float | None, timeout: float | None
 ) -> Iterator[Any]:
@@ -848,13 +860,8 @@ class Predictions(Namespace):
         predictions; raises :class:`~replicate.exceptions.PredictionTimeoutError` after
         ``timeout`` seconds.
         """
-        target = prediction
-        if isinstance(target, str):
-            _polling.check_timeout(timeout)
-            _polling.check_poll_interval(poll_interval)
-            target = self.get(target)
-        elif not isinstance(target, Prediction):
-            raise TypeError(f"prediction must be a Prediction or an id, not {prediction!r}")
+        fetch = _id_to_fetch(prediction, timeout, poll_interval)
+        target = cast(Prediction, prediction) if fetch is None else self.get(fetch)
         return _wait(self._client, target, timeout, poll_interval)
 
     async def async_wait(
@@ -865,13 +872,8 @@ class Predictions(Namespace):
         poll_interval: float | None = None,
     ) -> Prediction:
         """Async twin of :meth:`wait`."""
-        target = prediction
-        if isinstance(target, str):
-            _polling.check_timeout(timeout)
-            _polling.check_poll_interval(poll_interval)
-            target = await self.async_get(target)
-        elif not isinstance(target, Prediction):
-            raise TypeError(f"prediction must be a Prediction or an id, not {prediction!r}")
+        fetch = _id_to_fetch(prediction, timeout, poll_interval)
+        target = cast(Prediction, prediction) if fetch is None else await self.async_get(fetch)
         return await _async_wait(self._client, target, timeout, poll_interval)
 
     # ------------------------------------------------------------------ create
