@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import io
 import logging
 import mimetypes
@@ -114,6 +115,19 @@ def _decode_data_url(url: str) -> bytes:
 # --------------------------------------------------------------------------------------------
 # FileOutput
 # --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _removed_on_failure(target: Path) -> Iterator[None]:
+    """Remove the partially written ``target`` when the block fails (any exception), then re-raise."""
+    try:
+        yield
+    except BaseException:
+        try:
+            target.unlink()
+        except OSError:
+            pass
+        raise
 
 
 class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -289,16 +303,9 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         A partially written file is removed when the download fails.
         """
         target = Path(path)
-        try:
-            with open(target, "wb") as fh:
-                for chunk in self._iter(chunk_size):
-                    fh.write(chunk)
-        except BaseException:
-            try:
-                target.unlink()
-            except OSError:
-                pass
-            raise
+        with _removed_on_failure(target), open(target, "wb") as fh:
+            for chunk in self._iter(chunk_size):
+                fh.write(chunk)
         return target
 
     def close(self) -> None:
@@ -368,18 +375,12 @@ class FileOutput(httpx.SyncByteStream, httpx.AsyncByteStream):
         """Async twin of :meth:`save`."""
         target = Path(path)
         fh = await asyncio.to_thread(open, target, "wb")
-        try:
+        with _removed_on_failure(target):
             try:
                 async for chunk in self._aiter(chunk_size):
                     fh.write(chunk)
             finally:
                 fh.close()
-        except BaseException:
-            try:
-                target.unlink()
-            except OSError:
-                pass
-            raise
         return target
 
     async def aclose(self) -> None:
