@@ -531,15 +531,18 @@ def _final_items(prediction: Prediction, yielded: int) -> tuple[list[Any], int]:
 
 def _poll_steps(
     client: Client,
-    prediction: Prediction,
+    prediction: Any,  # a Prediction or a Training
     interval: float | None,
     deadline: float | None,
     timeout: float | None,
     items: bool,
+    fetch: Callable[[Any], Operation[Any]] | None = None,
 ) -> Generator[tuple[int, Any], Any, None]:
     """Poll ``prediction`` until it is terminal; with ``items``, also emit its output as it appears.
 
     ``interval`` ``None`` means the client's ``poll_interval`` (read when the loop starts).
+    ``fetch`` builds the reload request (default: ``GET /v1/predictions/{id}``); trainings pass
+    their own.
     """
     if interval is None:
         interval = client.poll_interval
@@ -561,7 +564,8 @@ def _poll_steps(
             yield _SLEEP, delay
         if deadline is not None and _polling.remaining(deadline) == 0:
             raise _timed_out(prediction, timeout)
-        prediction._replace_from((yield _CALL, _get_operation(client, prediction._require_id())))
+        reload = fetch(prediction) if fetch else _get_operation(client, prediction._require_id())
+        prediction._replace_from((yield _CALL, reload))
     if items:
         _raise_for_status(prediction)
         output = prediction.output

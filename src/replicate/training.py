@@ -11,9 +11,7 @@ sync and async code alike::
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 from urllib.parse import quote
@@ -22,7 +20,6 @@ from typing_extensions import NotRequired, Unpack
 
 from . import _polling
 from ._http import IDEMPOTENT_EXTENSION, Operation, json_object_of
-from .exceptions import PredictionTimeoutError
 from .helpers import async_encode_json, encode_json
 from .identifier import model_owner_name
 from .pagination import Page, _cursor_url, _page_parser
@@ -468,32 +465,37 @@ def _wait_settings(client: Client, timeout: Any, poll_interval: Any) -> tuple[fl
     return seconds, client.poll_interval if interval is None else interval
 
 
-def _wait(client: Client, training: Training, timeout: Any, poll_interval: Any) -> Training:
+def _wait_steps(
+    client: Client, training: Training, timeout: Any, poll_interval: Any
+) -> Generator[tuple[int, Any], Any, None]:
+    from .prediction import _poll_steps
+
     seconds, interval = _wait_settings(client, timeout, poll_interval)
     deadline = _polling.deadline_after(seconds)
-    polls = 0
-    while not training.is_terminal:
-        if deadline is not None and _polling.remaining(deadline) == 0:
-            raise PredictionTimeoutError(training, seconds)
-        polls += 1
-        delay = _polling.sleep_time(_polling.poll_delay(polls, interval), deadline)
-        if delay > 0:
-            time.sleep(delay)
-        training._replace_from(client._call(_get(client, _id_of(training))))
+    return _poll_steps(
+        client,
+        training,
+        interval,
+        deadline,
+        seconds,
+        items=False,
+        fetch=lambda t: _get(client, _id_of(t)),
+    )
+
+
+def _wait(client: Client, training: Training, timeout: Any, poll_interval: Any) -> Training:
+    from .prediction import _drive
+
+    for _ in _drive(client, _wait_steps(client, training, timeout, poll_interval)):
+        pass
     return training
 
 
 async def _async_wait(
     client: Client, training: Training, timeout: Any, poll_interval: Any
 ) -> Training:
-    seconds, interval = _wait_settings(client, timeout, poll_interval)
-    deadline = _polling.deadline_after(seconds)
-    polls = 0
-    while not training.is_terminal:
-        if deadline is not None and _polling.remaining(deadline) == 0:
-            raise PredictionTimeoutError(training, seconds)
-        polls += 1
-        await asyncio.sleep(_polling.sleep_time(_polling.poll_delay(polls, interval), deadline))
-        fresh: Training = await client._acall(_get(client, _id_of(training)))
-        training._replace_from(fresh)
+    from .prediction import _adrive
+
+    async for _ in _adrive(client, _wait_steps(client, training, timeout, poll_interval)):
+        pass
     return training
