@@ -445,6 +445,20 @@ def _is_file_url(value: str, client: Client | None = None) -> bool:
     return False
 
 
+def file_name_from_url(url: str) -> str:
+    """A safe local file name for a file output: the URL's basename (``output.<ext>`` for ``data:``)."""
+    if url.startswith("data:"):
+        import mimetypes
+
+        mime = url[5:].split(",", 1)[0].split(";", 1)[0] or "application/octet-stream"
+        return "output" + (mimetypes.guess_extension(mime) or "")
+    from urllib.parse import unquote, urlsplit
+
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = re.sub(r"[^\w.\-]+", "_", name).strip("._")
+    return name or "output"
+
+
 def transform_output(value: Any, client: Client | None = None) -> Any:
     """Replace single-URL strings in a model output with :class:`FileOutput` objects.
 

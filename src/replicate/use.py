@@ -15,14 +15,12 @@ import asyncio
 import copy
 import hashlib
 import os
-import re
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
-from .helpers import _is_file_url
+from .helpers import _is_file_url, file_name_from_url
 from .identifier import ModelVersionIdentifier, is_version_id
 
 if TYPE_CHECKING:
@@ -58,7 +56,7 @@ class URLPath(os.PathLike):  # type: ignore[type-arg]
         digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
         folder = os.path.join(tempfile.gettempdir(), "replicate", digest)
         os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, _basename(self.url))
+        path = os.path.join(folder, file_name_from_url(self.url))
         if not os.path.exists(path):
             part = f"{path}.{os.getpid()}.{threading.get_ident()}.part"
             FileOutput(self.url, self._client).save(part)
@@ -86,17 +84,6 @@ class URLPath(os.PathLike):  # type: ignore[type-arg]
 def get_path_url(obj: Any) -> str | None:
     """The URL behind a :class:`URLPath` (without downloading it), else ``None``."""
     return obj.url if isinstance(obj, URLPath) else None
-
-
-def _basename(url: str) -> str:
-    if url.startswith("data:"):
-        import mimetypes
-
-        mime = url[5:].split(",", 1)[0].split(";", 1)[0] or "application/octet-stream"
-        return "output" + (mimetypes.guess_extension(mime) or "")
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    name = re.sub(r"[^\w.\-]+", "_", name).strip("._")
-    return name or "output"
 
 
 # ---------------------------------------------------------------------- schemas (pure)

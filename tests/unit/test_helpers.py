@@ -569,3 +569,18 @@ def test_http_urls_are_files_only_on_the_api_origin() -> None:
     assert transform_output("http://127.0.0.1:5080/delivery/x/out.png", remote) == (
         "http://127.0.0.1:5080/delivery/x/out.png"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://replicate.delivery/x/out%20put.png?sig=1", "out_put.png"),
+        ("https://example.com/a/../../etc/passwd", "passwd"),
+        ("https://example.com/", "output"),
+        ("data:image/png;base64,AAAA", "output.png"),
+    ],
+)
+def test_file_name_from_url_is_a_safe_basename(url: str, name: str) -> None:
+    from replicate.helpers import file_name_from_url
+
+    assert file_name_from_url(url) == name

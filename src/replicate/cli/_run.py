@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import mimetypes
 import pathlib
 import re
 import time
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ._display import Display
 from ._errors import CLIError
@@ -226,10 +224,10 @@ def _save_files(client: Any, value: Any, display: Display, output_dir: pathlib.P
 
 def download(client: Any, url: str, display: Display, output_dir: pathlib.Path) -> pathlib.Path:
     """Save one file output, with a progress bar, without overwriting existing files."""
-    from replicate.helpers import FileOutput
+    from replicate.helpers import FileOutput, file_name_from_url
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    path = _free_path(output_dir / _file_name(url))
+    path = _free_path(output_dir / file_name_from_url(url))
     tmp = path.with_name(path.name + ".part")
     with display.download_progress() as bar:
         task = bar.add_task(path.name, total=None)
@@ -239,15 +237,6 @@ def download(client: Any, url: str, display: Display, output_dir: pathlib.Path) 
                 bar.advance(task, len(chunk))
     tmp.replace(path)
     return path
-
-
-def _file_name(url: str) -> str:
-    if url.startswith("data:"):
-        mime = url[5:].split(",", 1)[0].split(";", 1)[0] or "application/octet-stream"
-        return "output" + (mimetypes.guess_extension(mime) or "")
-    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-    name = re.sub(r"[^\w.\-]+", "_", name).strip("._")
-    return name or "output"
 
 
 def _free_path(path: pathlib.Path) -> pathlib.Path:
