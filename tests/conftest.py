@@ -2,7 +2,7 @@
 
 * :class:`MockAPI` answers requests from queued responses per ``(method, path)`` and records every
   request, for unit tests of the namespaces (``mock_api`` fixture).
-* :func:`load_recording` reads ``shared/recordings/<name>.yaml`` (both response shapes: the old
+* :func:`load_recording` reads ``tests/data/recordings/<name>.yaml`` (both response shapes: the old
   ``{status_code, headers, content}`` and the newer ``{status{code}, headers, body{string}}``).
   :class:`ReplayTransport` serves the recorded interactions through ``httpx.MockTransport`` and
   checks that the client sent the recorded method, path (+ query) and body.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import gzip
 import json
-import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,14 +25,11 @@ import pytest
 import replicate
 
 ROOT = Path(__file__).resolve().parent.parent
-_CANDIDATES = [
-    Path(os.environ["REPLICATE_SHARED_DIR"]) / "recordings"
-    if os.environ.get("REPLICATE_SHARED_DIR")
-    else None,
-    ROOT.parent / "shared" / "recordings",
-    Path("/work/shared/recordings"),
-]
-RECORDINGS_DIR = next((p for p in _CANDIDATES if p is not None and p.is_dir()), _CANDIDATES[-1])
+#: Real exchanges with api.replicate.com and the official OpenAPI spec, copied into the repository
+#: (see ``tests/data/README.md`` for their source).
+DATA_DIR = ROOT / "tests" / "data"
+RECORDINGS_DIR = DATA_DIR / "recordings"
+SPEC_PATH = DATA_DIR / "openapi.json"
 
 TOKEN = "r8_test_token_not_a_secret"
 BASE_URL = "https://api.replicate.com"
@@ -169,8 +165,8 @@ def _as_bytes(value: Any) -> bytes:
 def load_recording(name: str) -> list[Interaction]:
     """The interactions of ``recordings/<name>.yaml`` with decoded (un-gzipped) bodies."""
     path = RECORDINGS_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
-    if not path.exists():
-        pytest.skip(f"recording {path} is not available")
+    # The recordings ship with the repository: a missing one is a broken test, never a skip.
+    assert path.is_file(), f"recording {path} is missing"
     return list(_load_path(str(path)))
 
 

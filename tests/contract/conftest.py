@@ -1,6 +1,6 @@
 """Contract tests of the local server against the official OpenAPI spec and the real recordings.
 
-Shared pieces: where ``shared/`` is (``<repo>/../shared``, or ``$REPLICATE_SHARED_DIR``), a local
+Shared pieces: where the spec and recordings are (``tests/data``), a local
 server over real sockets with a fixed Bearer token, and the allow-list (``allowlist.py``): every
 BUG entry marks its test ``xfail(strict=True)`` and every EXCLUSION entry skips it, with the
 entry's reason shown in the report.
@@ -21,14 +21,9 @@ from .allowlist import TEST_ENTRIES
 REPO = Path(__file__).resolve().parents[2]
 
 
-def shared_dir() -> Path:
-    """``$REPLICATE_SHARED_DIR`` if set, else ``<repo>/../shared`` (where CI puts it)."""
-    env = os.environ.get("REPLICATE_SHARED_DIR")
-    return Path(env) if env else REPO.parent / "shared"
-
-
-SPEC_PATH = shared_dir() / "spec" / "replicate-openapi.json"
-RECORDINGS_DIR = shared_dir() / "recordings"
+#: The official OpenAPI spec and the real recordings, copied into ``tests/data`` (see its README).
+SPEC_PATH = REPO / "tests" / "data" / "openapi.json"
+RECORDINGS_DIR = REPO / "tests" / "data" / "recordings"
 TOKEN = "r8_contract_test_token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -1,4 +1,4 @@
-"""Recording parity: every real exchange in ``../shared/recordings`` replayed against the local server.
+"""Recording parity: every real exchange in ``tests/data/recordings`` replayed against the local server.
 
 One test per recorded interaction (``<recording>#<index>``). The request is replayed with names
 mapped to local objects: any model -> ``replicate/hello-world`` (or a fresh model without
@@ -129,8 +129,6 @@ def load(name: str) -> tuple[Exchange, ...]:
 
 
 def _params() -> list[Any]:
-    if not RECORDINGS_DIR.is_dir():
-        return []
     params = []
     for path in sorted(RECORDINGS_DIR.glob("*.yaml")):
         for index in range(len(load(path.name))):
@@ -139,11 +137,8 @@ def _params() -> list[Any]:
 
 
 PARAMS = _params()
-if not PARAMS:
-    pytest.skip(
-        f"no recordings found in {RECORDINGS_DIR} (<repo>/../shared/recordings)",
-        allow_module_level=True,
-    )
+# The recordings ship with the repository: their absence is a broken checkout, not a skip.
+assert PARAMS, f"no recordings found in {RECORDINGS_DIR}"
 
 
 # ---------------------------------------------------------------------------- the spec

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,7 @@ from replicate.local.server import LocalServer
 
 from .conftest import AUTH
 
-_ROOT = Path(__file__).resolve().parents[2]
-_CANDIDATES = [
-    Path(os.environ["REPLICATE_SHARED_DIR"]) / "recordings"
-    if os.environ.get("REPLICATE_SHARED_DIR")
-    else None,
-    _ROOT.parent / "shared" / "recordings",
-    Path("/work/shared/recordings"),
-]
-RECORDINGS = next(
-    (p for p in _CANDIDATES if p is not None and p.is_dir()), Path("/work/shared/recordings")
-)
-pytestmark = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="shared recordings not available")
+RECORDINGS = Path(__file__).resolve().parents[2] / "tests" / "data" / "recordings"
 
 #: Extra keys the real API sends that the local server leaves out on purpose (legacy fields).
 ALLOWED_MISSING = {"webhook_completed", "model_created_at", "created_at", "stream"}
