@@ -12,9 +12,11 @@ import caches and memory figures are clean:
 * ``v107``: replicate 1.0.7 installed from the package registry into a separate virtual
   environment (created on first use at ``.bench/v107``; the httpx and pydantic versions of the
   current interpreter are pinned there too, so only the client differs);
-* ``httpx``: the current interpreter doing the same requests with plain httpx.
+* ``httpx``: the current interpreter doing the same requests with plain httpx;
+* ``floor`` (the server scenarios): a minimal Starlette endpoint doing the least a create must
+  do, measured in the same process as ``ours`` with interleaved rounds.
 
-The targets of issue 2 are checked and shown as PASS/FAIL. ``--quick`` (CI) shrinks counts and
+The targets of issues 2 and 14 are checked and shown as PASS/FAIL. ``--quick`` (CI) shrinks counts and
 sizes and always exits 0 (it reports); the full run exits 1 when a target fails or cannot be
 measured. The SSE benchmarks of issue 4 (``benchmarks/bench_sse.py``, ``bench_stream.py``) are
 run too, each ``run(quick)`` in a fresh process; ``bench_stream``'s own targets count as a check.
@@ -39,7 +41,7 @@ BENCH_DIR = REPO / "benchmarks"
 SCENARIO_DIR = BENCH_DIR / "scenarios"
 DEFAULT_VENV = REPO / ".bench" / "v107"
 V107_SPEC = "replicate==1.0.7"
-IMPL_LABELS = {"ours": "ours", "v107": "1.0.7", "httpx": "httpx"}
+IMPL_LABELS = {"ours": "ours", "v107": "1.0.7", "httpx": "httpx", "floor": "floor", "all": "all"}
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,16 @@ class Scenario:
     extra_fields: tuple[tuple[str, str], ...] = ()  # (field, label) also shown per implementation
     timeout_s: float = 600.0
     impls: tuple[str, ...] = ("ours", "v107", "httpx")
+    args: tuple[str, ...] = ()  # extra arguments of the script
+    # One process measures every implementation (interleaving its rounds) and prints
+    # {"joint": {impl: result}}: for the server scenarios, whose contenders are servers.
+    joint: bool = False
+    lowest_fields: tuple[str, ...] = ()  # figures merged as the lowest over attempts (latencies)
+
+    @property
+    def floor(self) -> str:
+        """The implementation in the third column: raw httpx, or the floor server."""
+        return "floor" if "floor" in self.impls else "httpx"
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -106,7 +118,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         lower_is_better=False,
         targets=(
             Target("ours / 1.0.7 calls/s", "value", ">=", 1.1, versus="v107"),
-            Target("ours / httpx calls/s", "value", ">=", 0.85, versus="httpx"),
+            Target("ours / httpx calls/s", "value", ">=", 0.95, versus="httpx"),
         ),
     ),
     Scenario(
@@ -118,12 +130,30 @@ SCENARIOS: tuple[Scenario, ...] = (
         targets=(Target("ours / 1.0.7 runs/s", "value", ">=", 1.2, versus="v107"),),
     ),
     Scenario(
+        "run_model",
+        "run_once.py",
+        'run("owner/model"), one POST answered at once',
+        "runs/s",
+        lower_is_better=False,
+        targets=(Target("ours / httpx runs/s", "value", ">=", 0.9, versus="httpx"),),
+        args=("--ref", "model"),
+    ),
+    Scenario(
         "async_run",
         "async_run.py",
         "1,000 concurrent async_run, 20 ms per request",
         "s wall",
         lower_is_better=True,
         targets=(Target("ours / 1.0.7 wall time", "value", "<=", 0.8, versus="v107"),),
+    ),
+    Scenario(
+        "async_run_model",
+        "async_run.py",
+        '1,000 concurrent async_run("owner/model"), 20 ms',
+        "s wall",
+        lower_is_better=True,
+        targets=(Target("ours / httpx wall time", "value", "<=", 1.1, versus="httpx"),),
+        args=("--ref", "model"),
     ),
     Scenario(
         "download",
@@ -148,6 +178,38 @@ SCENARIOS: tuple[Scenario, ...] = (
             Target("ours / 1.0.7 throughput", "value", ">=", 0.9, versus="v107"),
         ),
         extra_fields=(("mem_growth_mib", "peak memory growth (MiB)"),),
+    ),
+    Scenario(
+        "server",
+        "server_load.py",
+        "local server: hello-world, Prefer: wait, 16 callers",
+        "predictions/s",
+        lower_is_better=False,
+        targets=(
+            Target("ours / floor predictions/s", "value", ">=", 0.9, versus="floor"),
+            Target("ours / floor p99 latency", "p99_ms", "<=", 1.25, versus="floor"),
+        ),
+        extra_fields=(("p50_ms", "p50 latency (ms)"), ("p99_ms", "p99 latency (ms)")),
+        impls=("ours", "floor"),
+        args=("--workload", "wait", "--callers", "16"),
+        joint=True,
+        lowest_fields=("p50_ms", "p99_ms"),
+    ),
+    Scenario(
+        "server_stream",
+        "server_load.py",
+        "local server: stream-text over SSE, 64 callers",
+        "predictions/s",
+        lower_is_better=False,
+        targets=(
+            Target("ours / floor predictions/s", "value", ">=", 0.9, versus="floor"),
+            Target("ours / floor p99 latency", "p99_ms", "<=", 1.25, versus="floor"),
+        ),
+        extra_fields=(("p50_ms", "p50 latency (ms)"), ("p99_ms", "p99 latency (ms)")),
+        impls=("ours", "floor"),
+        args=("--workload", "stream", "--callers", "64"),
+        joint=True,
+        lowest_fields=("p50_ms", "p99_ms"),
     ),
 )
 
@@ -257,20 +319,22 @@ class Runner:
     repeat: int = 1
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
-    def command(self, impl: str, script: Path) -> tuple[list[str], dict[str, str]] | None:
+    def command(
+        self, impl: str, script: Path, args: tuple[str, ...] = ()
+    ) -> tuple[list[str], dict[str, str]] | None:
         if impl == "v107":
             if self.v107_python is None:
                 return None
             python, env = str(self.v107_python), v107_env()
         else:
             python, env = sys.executable, ours_env()
-        cmd = [python, str(script), "--impl", impl]
+        cmd = [python, str(script), "--impl", impl, *args]
         if self.quick:
             cmd.append("--quick")
         return cmd, env
 
     def run_one(self, scenario: Scenario, impl: str) -> dict[str, Any]:
-        prepared = self.command(impl, SCENARIO_DIR / scenario.script)
+        prepared = self.command(impl, SCENARIO_DIR / scenario.script, scenario.args)
         if prepared is None:
             return {"error": "replicate 1.0.7 environment unavailable"}
         cmd, env = prepared
@@ -301,10 +365,35 @@ class Runner:
                 return parsed
         return {"error": "the scenario printed no JSON result"}
 
+    def run_joint(self, scenario: Scenario, attempt: int) -> dict[str, dict[str, Any]]:
+        """One process measuring every implementation; its result split per implementation."""
+        suffix = f" (attempt {attempt + 1}/{self.repeat})" if self.repeat > 1 else ""
+        log(f"  {scenario.name} [{' + '.join(scenario.impls)}]{suffix} ...")
+        result = self.run_one(scenario, "all")
+        joint = result.get("joint")
+        if not isinstance(joint, dict):
+            if "error" not in result:
+                result = {"error": "the scenario printed no joint result"}
+            log(f"    failed: {result['error']}")
+            return {impl: result for impl in scenario.impls}
+        elapsed = result.get("elapsed_s")
+        return {
+            impl: {**joint[impl], "elapsed_s": elapsed}
+            if impl in joint
+            else {"error": f"no result for {impl}"}
+            for impl in scenario.impls
+        }
+
     def run(self, scenario: Scenario) -> dict[str, dict[str, Any]]:
         """Run every implementation, interleaved, ``repeat`` times; merge the attempts."""
         attempts: dict[str, list[dict[str, Any]]] = {impl: [] for impl in scenario.impls}
         for attempt in range(self.repeat):
+            if scenario.joint:
+                if any(runs and "error" in runs[-1] for runs in attempts.values()):
+                    break
+                for impl, result in self.run_joint(scenario, attempt).items():
+                    attempts[impl].append(result)
+                continue
             for impl in scenario.impls:
                 if attempts[impl] and "error" in attempts[impl][-1]:
                     continue  # it failed once; it will fail again
@@ -329,9 +418,17 @@ def merge(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     growths = [r["mem_growth_mib"] for r in good if r.get("mem_growth_mib") is not None]
     if growths:
         best["mem_growth_mib"] = max(growths)
+    for name in scenario.lowest_fields:
+        values = [float(r[name]) for r in good if isinstance(r.get(name), (int, float))]
+        if values:
+            best[name] = min(values)
     if len(runs) > 1:
         best["attempts"] = [
-            {k: r.get(k) for k in ("value", "mem_growth_mib", "elapsed_s", "error") if k in r}
+            {
+                k: r.get(k)
+                for k in ("value", "mem_growth_mib", *scenario.lowest_fields, "elapsed_s", "error")
+                if k in r
+            }
             for r in runs
         ]
     return best
@@ -475,12 +572,13 @@ def report(
         fields = [("value", f"{scenario.unit} ({better} is better)"), *scenario.extra_fields]
         for i, (name, label) in enumerate(fields):
             cells = [scenario.title if i == 0 else "", label]
-            for impl in ("ours", "v107", "httpx"):
+            for impl in ("ours", "v107", scenario.floor):
                 cells.append(fmt(_figure(per_impl.get(impl), name)))
             figure_rows.append(cells)
     parts: list[str] = []
     if figure_rows:
-        parts.append(render_table(["scenario", "figure", "ours", "1.0.7", "httpx"], figure_rows))
+        headers = ["scenario", "figure", "ours", "1.0.7", "httpx / floor"]
+        parts.append(render_table(headers, figure_rows))
     if checks:
         check_rows = [
             [c["scenario"], c["check"], fmt(c["value"]), c["target"], c["status"]] for c in checks

@@ -19,6 +19,10 @@ VERSION_BODY = load_body("version.json")
 VERSION_ID: str = PREDICTION["version"]
 MODEL: str = PREDICTION["model"]
 REF = f"{MODEL}:{VERSION_ID}"
+#: The kinds of reference the run() scenarios take (``--ref``): a pinned version, or the model
+#: alone (official models: one POST to the model's predictions endpoint in every client).
+REFS = ("version", "model")
+MODEL_PATH = f"/v1/models/{MODEL}/predictions"
 INPUT = dict(PREDICTION["input"])
 OUTPUT = PREDICTION["output"]
 VERSION_PATH = f"/v1/models/{MODEL}/versions/{VERSION_ID}"
@@ -54,6 +58,18 @@ def make_async_route(delay: float):  # type: ignore[no-untyped-def]
         return route(request)
 
     return async_route
+
+
+def ref_of(kind: str) -> str:
+    """The ``run()`` reference for ``--ref kind``."""
+    return REF if kind == "version" else MODEL
+
+
+def raw_create(kind: str) -> tuple[str, dict[str, object]]:
+    """The path and JSON body raw httpx sends by hand for ``--ref kind`` (with ``Prefer: wait``)."""
+    if kind == "version":
+        return "/v1/predictions", {"input": INPUT, "version": VERSION_ID}
+    return MODEL_PATH, {"input": INPUT}
 
 
 def output_matches(output: object) -> bool:

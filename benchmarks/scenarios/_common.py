@@ -30,11 +30,20 @@ JSON_HEADERS = {"content-type": "application/json"}
 MIB = 1024 * 1024
 
 
-def parse_args(description: str, impls: tuple[str, ...] = IMPLS) -> argparse.Namespace:
-    """Parse the common scenario arguments (``--impl``, ``--quick``)."""
+def parse_args(
+    description: str,
+    impls: tuple[str, ...] = IMPLS,
+    refs: tuple[str, ...] = (),
+) -> argparse.Namespace:
+    """Parse the common scenario arguments (``--impl``, ``--quick``, and ``--ref`` when the
+    scenario accepts several kinds of model reference: ``refs``, the first is the default)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--impl", choices=impls, required=True, help="implementation to measure")
     parser.add_argument("--quick", action="store_true", help="smaller counts and sizes (CI)")
+    if refs:
+        parser.add_argument(
+            "--ref", choices=refs, default=refs[0], help="the kind of model reference to run"
+        )
     return parser.parse_args()
 
 

@@ -2,8 +2,9 @@
 
 The handler is an ``async def`` that awaits ``asyncio.sleep(0.02)`` before answering like the
 fake API of ``_api.py`` (create -> 201 succeeded; version lookup answered). One client, one event
-loop; one warm-up run, then ``rounds`` x ``asyncio.gather`` of 1,000 runs. ``--impl httpx``
-sends the one create request with ``httpx.AsyncClient``. Figure: wall time of one gather in
+loop; one warm-up run, then ``rounds`` x ``asyncio.gather`` of 1,000 runs. ``--ref version``
+(default) runs ``owner/name:version``, ``--ref model`` runs ``owner/name``. ``--impl httpx``
+sends the same one create request by hand with one ``httpx.AsyncClient`` (the floor). Figure: wall time of one gather in
 seconds (best round; lower is better).
 """
 
@@ -21,7 +22,7 @@ CONCURRENCY = 1000
 DELAY_S = 0.02
 
 
-async def measure(quick: bool, impl: str) -> dict[str, object]:
+async def measure(quick: bool, impl: str, kind: str) -> dict[str, object]:
     transport = httpx.MockTransport(_api.make_async_route(DELAY_S))
     if impl == "httpx":
         http = httpx.AsyncClient(
@@ -29,10 +30,10 @@ async def measure(quick: bool, impl: str) -> dict[str, object]:
             transport=transport,
             headers={"Authorization": f"Bearer {TOKEN}", "User-Agent": "benchmark"},
         )
-        body = {"input": _api.INPUT, "version": _api.VERSION_ID}
+        path, body = _api.raw_create(kind)
 
         async def call() -> object:
-            response = await http.post("/v1/predictions", json=body, headers={"Prefer": "wait"})
+            response = await http.post(path, json=body, headers={"Prefer": "wait"})
             response.raise_for_status()
             data = response.json()
             if data["status"] != "succeeded":
@@ -42,9 +43,10 @@ async def measure(quick: bool, impl: str) -> dict[str, object]:
         import replicate
 
         client = replicate.Client(api_token=TOKEN, transport=transport)
+        ref = _api.ref_of(kind)
 
         async def call() -> object:
-            return await client.async_run(_api.REF, input=_api.INPUT)
+            return await client.async_run(ref, input=_api.INPUT)
 
     _api.RECORD = True
     first = await call()
@@ -76,10 +78,11 @@ async def measure(quick: bool, impl: str) -> dict[str, object]:
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
-    figures = asyncio.run(measure(args.quick, args.impl))
+    args = parse_args(__doc__ or "", refs=_api.REFS)
+    figures = asyncio.run(measure(args.quick, args.impl, args.ref))
     result = environment(args.impl)
-    result.update(scenario="async_run", metric="wall_s", **figures)
+    scenario = "async_run" if args.ref == "version" else "async_run_model"
+    result.update(scenario=scenario, ref=args.ref, metric="wall_s", **figures)
     emit(result)
 
 

@@ -1,9 +1,10 @@
 """Scenario: ``client.run(ref, input=...)`` of a prediction that succeeds at once.
 
 The fake API (``_api.py``) answers the create with 201 + ``Preference-Applied: wait`` and a
-succeeded prediction, and answers the version lookup. The ref is ``owner/name:version``.
-``--impl httpx`` sends the one create request a client needs (POST with ``Prefer: wait``) and
-decodes the JSON. Figure: runs per second (best round). The requests each implementation sends
+succeeded prediction, and answers the version lookup. The ref is ``owner/name:version``
+(``--ref version``, the default) or ``owner/name`` (``--ref model``: the model's predictions
+endpoint). ``--impl httpx`` sends the one create request a client needs (POST with ``Prefer:
+wait`` to the same path) and decodes the JSON: the floor of any httpx-based client. Figure: runs per second (best round). The requests each implementation sends
 for one run are reported under ``requests``.
 """
 
@@ -15,7 +16,7 @@ from _common import BASE_URL, TOKEN, check, emit, environment, parse_args, rates
 
 
 def main() -> None:
-    args = parse_args(__doc__ or "")
+    args = parse_args(__doc__ or "", refs=_api.REFS)
     transport = httpx.MockTransport(_api.route)
     if args.impl == "httpx":
         http = httpx.Client(
@@ -23,10 +24,10 @@ def main() -> None:
             transport=transport,
             headers={"Authorization": f"Bearer {TOKEN}", "User-Agent": "benchmark"},
         )
-        body = {"input": _api.INPUT, "version": _api.VERSION_ID}
+        path, body = _api.raw_create(args.ref)
 
         def call() -> object:
-            response = http.post("/v1/predictions", json=body, headers={"Prefer": "wait"})
+            response = http.post(path, json=body, headers={"Prefer": "wait"})
             response.raise_for_status()
             data = response.json()
             if data["status"] != "succeeded":
@@ -36,9 +37,10 @@ def main() -> None:
         import replicate
 
         client = replicate.Client(api_token=TOKEN, transport=transport)
+        ref = _api.ref_of(args.ref)
 
         def call() -> object:
-            return client.run(_api.REF, input=_api.INPUT)
+            return client.run(ref, input=_api.INPUT)
 
     _api.RECORD = True
     first = call()
@@ -56,7 +58,8 @@ def main() -> None:
         figures = rates(call, count=200, rounds=25, warmup=200)
     result = environment(args.impl)
     result.update(
-        scenario="run",
+        scenario="run" if args.ref == "version" else "run_model",
+        ref=args.ref,
         metric="runs_per_s",
         requests=first_requests,
         requests_second_run=second_requests,
