@@ -27,7 +27,7 @@ pytest.importorskip("cog")
 
 import httpx
 
-from replicate.local.cog_worker import (
+from replicate.local.cog import (
     CogDirError,
     CogEvent,
     CogFile,
@@ -35,14 +35,14 @@ from replicate.local.cog_worker import (
     CogSetupError,
     CogWorker,
     CogWorkerPool,
-    _decode_data_uri,
-    _model_error,
     iter_model_files,
     parse_cog_option,
     register_cog_dir,
     trained_model,
     version_id_for,
 )
+from replicate.local.cog.callbacks import decode_data_uri
+from replicate.local.cog.worker import model_error
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -581,7 +581,7 @@ def test_runtime_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
     script = tmp_path / "server.py"
     script.write_text(
         "import sys\n"
-        "from replicate.local.cog_worker import CogWorker, register_cog_dir\n"
+        "from replicate.local.cog import CogWorker, register_cog_dir\n"
         f"worker = CogWorker(register_cog_dir('acme/file', {str(FILE_DIR)!r}))\n"
         "worker.start()\n"
         "print(worker.pid, flush=True)\n"
@@ -639,13 +639,13 @@ def test_pool_reuses_one_worker_per_version(echo_model: CogModel, file_model: Co
     ],
 )
 def test_model_error_unwrapping(raw: str, error: str, detailed: str) -> None:
-    assert _model_error(raw) == (error, detailed)
+    assert model_error(raw) == (error, detailed)
 
 
 def test_data_uri_decoding() -> None:
-    assert _decode_data_uri("data:text/plain;base64,aGk=") == (b"hi", "text/plain")
-    assert _decode_data_uri("data:,a%20b") == (b"a b", "text/plain")
-    assert _decode_data_uri("not-a-data-uri") is None
+    assert decode_data_uri("data:text/plain;base64,aGk=") == (b"hi", "text/plain")
+    assert decode_data_uri("data:,a%20b") == (b"a b", "text/plain")
+    assert decode_data_uri("not-a-data-uri") is None
 
 
 # ------------------------------------------------------------------ local server integration
@@ -656,7 +656,7 @@ def test_runs_through_the_local_servers_runner(
 ) -> None:
     """The adapter plugs a Cog worker into the server's callable runner: logs, chunks, cancel."""
     core_mod = pytest.importorskip("replicate.local.core")
-    from replicate.local.cog_worker import register_cog_model
+    from replicate.local.cog import register_cog_model
 
     core = core_mod.Core(core_mod.ServerConfig(demo_models=False))
     worker = echo_worker

@@ -90,7 +90,7 @@ Design: ``local-server.md``; modules: ``app`` (routes), ``core`` (state and oper
 ``store`` (SQLite), ``registry``/``schema`` (models, versions, Cog-style schemas,
 validation), ``demo_models``, ``runner`` (queues, lifecycle), ``sse``, ``files``,
 ``webhooks``, ``auth``, ``errors``, ``controls`` (faults, request log), ``catalogue``
-(deployments, trainings, collections, search), ``cog_worker``/``cog`` (Cog models), ``web``
+(deployments, trainings, collections, search), ``cog`` (Cog models), ``web``
 (HTML pages), ``server`` (``serve``/``LocalServer``), ``cli``, ``pytest_plugin``.
 """
 

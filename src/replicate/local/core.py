@@ -27,7 +27,7 @@ from .util import Clock, iso, new_id
 from .webhooks import WebhookSender, new_secret
 
 if TYPE_CHECKING:
-    from .cog_worker import CogModel, CogWorker, CogWorkerPool
+    from .cog import CogModel, CogWorker, CogWorkerPool
 
 log = logging.getLogger("replicate.local")
 
@@ -324,7 +324,7 @@ class Core:
     # ------------------------------------------------------------------ Cog models
     def _attach_cog(self, specs: list[str] | dict[str, str]) -> None:
         """Serve the Cog directories ``specs`` (``CogDirError``, a ``ValueError``, if one is bad)."""
-        from .cog_worker import CogDirError, CogWorkerPool, parse_cog_option
+        from .cog import CogDirError, CogWorkerPool, parse_cog_option
 
         if not isinstance(specs, dict):
             names = []
@@ -357,7 +357,7 @@ class Core:
         import io
 
         from .catalogue import catalogue_of, register_trainer
-        from .cog_worker import CogWorker, cog_callable, trained_model
+        from .cog import CogWorker, cog_callable, trained_model
 
         pool = self.cog
         assert pool is not None

@@ -7,7 +7,7 @@ file named by ``REPLICATE_COG_SETUP_LOG``. The Cog 0.23 runtime can drop those l
 setup fails (its worker exits before forwarding them); this file is how the local server
 still reports them. Nothing else changes: ``run``/``predict`` are inherited untouched.
 
-Placeholders ``@@FILE@@`` and ``@@NAME@@`` are filled in by ``replicate.local.cog_worker``.
+Placeholders ``@@FILE@@`` and ``@@NAME@@`` are filled in by ``stage.py``.
 This file must not import anything from ``replicate``.
 """
 
