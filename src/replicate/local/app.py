@@ -1,7 +1,10 @@
 """The Starlette application: the Replicate HTTP API under ``/v1`` plus local extras.
 
-Handlers live in mixins: ``routes_predictions``, ``routes_models``, ``routes_files`` and
-``routes_local``; shared helpers (JSON replies, pagination) in ``routes_base``.
+This module only assembles the parts: handlers live in mixins (``routes_predictions``,
+``routes_models``, ``routes_files``, ``routes_local``) over ``routes_base`` (JSON
+replies, pagination); ``routing`` is what they and the ``catalogue`` share. Nothing else
+in ``replicate.local`` imports this module but the entry points that build the app
+(``server``, ``cli``).
 """
 
 from __future__ import annotations
@@ -20,32 +23,17 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .catalogue import install
 from .controls import LOGGED_HEADERS, Faults, RequestLog, drop_connection, hang_connection
 from .core import Core
-from .errors import ApiError, problem, throttled
-from .routes_base import (
-    INVALID_VERSION_TITLE,
-    Handler,
-    json_response,
-    keyset_page,
-    offset_page,
-)
+from .errors import problem, throttled
 from .routes_files import FileRoutes
 from .routes_local import LocalRoutes, control_routes
 from .routes_models import ModelRoutes
 from .routes_predictions import PredictionRoutes
+from .routing import CoreApi, Handler, wrap
 
-# Re-exported for route modules outside this file (the catalogue uses them).
-__all__ = [
-    "INVALID_VERSION_TITLE",
-    "LocalApi",
-    "LocalMiddleware",
-    "_wrap",
-    "build_app",
-    "json_response",
-    "keyset_page",
-    "offset_page",
-]
+__all__ = ["LocalApi", "LocalMiddleware", "build_app"]
 
 # ---------------------------------------------------------------------------- middleware
 
@@ -154,23 +142,12 @@ class LocalApi(PredictionRoutes, ModelRoutes, FileRoutes, LocalRoutes):
     """Route handlers bound to one ``Core``."""
 
 
-def _wrap(handler: Handler) -> Handler:
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except ApiError as exc:
-            return exc.response()
-
-    endpoint.__name__ = getattr(handler, "__name__", "endpoint")
-    return endpoint
-
-
 def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
     """The ASGI application for a ``Core``."""
     api = LocalApi(core)
 
     def r(path: str, handler: Handler, methods: list[str]) -> Route:
-        return Route(path, _wrap(handler), methods=methods)
+        return Route(path, wrap(handler), methods=methods)
 
     routes = [
         *control_routes(api, r),
@@ -235,11 +212,10 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
-    # Deployments, trainings, collections and search (design section 2).
-    from .catalogue import install
-
+    # Deployments, trainings, collections and search.
     install(app, core)
+    core_api: CoreApi = api  # what the catalogue may ask of the core routes
     app.state.core = core
-    app.state.api = api
+    app.state.api = core_api
     app.add_middleware(LocalMiddleware, core=core, faults=api.faults, requests=api.requests)
     return app

@@ -6,7 +6,7 @@ import base64
 import json
 import re
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +19,6 @@ from .controls import Faults, RequestLog
 from .core import Core
 from .errors import ApiError
 
-Handler = Callable[[Request], Awaitable[Response]]
 INVALID_VERSION_TITLE = "Invalid version or not permitted"
 
 # The spec's pattern (design 4.2): it admits wait=1..99; waits beyond 60 s are clamped to 60.

@@ -1,9 +1,8 @@
-"""The rest of the API catalogue (§2): deployments, trainings, collections and search.
+"""The rest of the API catalogue: deployments, trainings, collections and search.
 
-Mount it on an app from :func:`replicate.local.app.build_app`::
+``build_app`` mounts it::
 
-    from .catalogue import install
-    install(app, core)            # or: app.router.routes.extend(catalogue_routes(core, _wrap))
+    install(app, core)            # or: app.router.routes.extend(catalogue_routes(core, wrap))
 
 The catalogue keeps its own tables (``deployments``, ``deployment_releases``,
 ``collections``, ``trained_versions``) in the core's database, created on first use.
@@ -13,7 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._common import Wrap, catalogue_of
+from ..routing import Wrap, wrap
+from ._common import catalogue_of
 from .collections import add_collection
 from .trainings import register_trainer
 
@@ -37,7 +37,7 @@ def catalogue_routes(core: Core, wrap: Wrap) -> list[Route]:
     """Routes of deployments, trainings, collections and ``/v1/search`` for ``core``.
 
     ``wrap`` turns an ``async def handler(request)`` that raises ``ApiError`` into an
-    endpoint (``replicate.local.app._wrap``). Also seeds the bundled collections, registers
+    endpoint (:func:`replicate.local.routing.wrap`). Also seeds the bundled collections, registers
     the built-in trainers and re-attaches trained versions stored by an earlier run.
     """
     from . import collections, deployments, trainings
@@ -52,9 +52,7 @@ def catalogue_routes(core: Core, wrap: Wrap) -> list[Route]:
 
 def install(app: Starlette, core: Core) -> None:
     """Add the catalogue routes to an app built by ``build_app`` (before it serves)."""
-    from ..app import _wrap
-
-    app.router.routes.extend(catalogue_routes(core, _wrap))
+    app.router.routes.extend(catalogue_routes(core, wrap))
 
 
 def reset(core: Core) -> None:

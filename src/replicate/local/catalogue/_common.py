@@ -7,21 +7,14 @@ import json
 import tempfile
 import threading
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from starlette.requests import Request
-from starlette.responses import Response
 
 from ..errors import input_validation
 
 if TYPE_CHECKING:
-    from ..app import LocalApi
     from ..core import Core
-
-Handler = Callable[[Request], Awaitable[Response]]
-Wrap = Callable[[Handler], Handler]
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -99,14 +92,6 @@ def catalogue_of(core: Core) -> Catalogue:
             state = Catalogue(core)
             _STATES[core] = state
         return state
-
-
-def api_of(request: Request) -> LocalApi:
-    """The app's ``LocalApi`` (handlers and helpers of the core endpoints)."""
-    api = getattr(request.app.state, "api", None)
-    if api is None:  # pragma: no cover - build_app always sets it
-        raise RuntimeError("the catalogue routes need an app built by replicate.local.app")
-    return api  # type: ignore[no-any-return]
 
 
 def json_type(value: Any) -> str:

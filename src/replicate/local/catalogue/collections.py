@@ -17,7 +17,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import not_found
-from ._common import Wrap, api_of, catalogue_of
+from ..routes_base import json_response, keyset_page
+from ..routing import Wrap, api_of
+from ._common import catalogue_of
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -137,7 +139,6 @@ class Collections:
 
     async def list(self, request: Request) -> Response:
         """``GET /v1/collections``: ``{name, slug, description}`` pages."""
-        from ..app import json_response, keyset_page
 
         api = api_of(request)
         api.account(request)
@@ -152,7 +153,6 @@ class Collections:
 
     async def get(self, request: Request) -> Response:
         """``GET /v1/collections/{slug}``: the collection with full model objects."""
-        from ..app import json_response
 
         api = api_of(request)
         account = api.account(request)
@@ -175,7 +175,6 @@ class Collections:
 
     async def search(self, request: Request) -> Response:
         """``GET /v1/search?query=&limit=`` (public models, collections, help pages)."""
-        from ..app import json_response
 
         api = api_of(request)
         qp = request.query_params

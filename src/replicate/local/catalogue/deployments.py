@@ -19,15 +19,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ApiError, input_validation, invalid_version, not_found
+from ..routes_base import json_response, keyset_page
+from ..routing import Wrap, api_of
 from ..util import iso
-from ._common import (
-    Wrap,
-    account_json,
-    api_of,
-    catalogue_of,
-    json_type,
-    require_object,
-)
+from ._common import account_json, catalogue_of, json_type, require_object
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -207,7 +202,6 @@ class Deployments:
 
     async def list(self, request: Request) -> Response:
         """``GET /v1/deployments``: newest first, keyset-paginated."""
-        from ..app import keyset_page
 
         api = api_of(request)
         account = api.account(request)
@@ -285,7 +279,6 @@ class Deployments:
 
 def api_json(value: Any, status: int = 200) -> Response:
     """Compact JSON response."""
-    from ..app import json_response
 
     return json_response(value, status)
 

@@ -37,7 +37,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ApiError, input_validation, not_found
-from ..routes_base import webhook_fields
+from ..routes_base import json_response, keyset_page, webhook_fields
+from ..routing import Wrap, api_of
 from ..schema import (
     Input,
     _resolve,
@@ -49,7 +50,7 @@ from ..schema import (
     validate_input,
 )
 from ..util import new_id
-from ._common import Catalogue, Wrap, api_of, catalogue_of, json_type, require_object
+from ._common import Catalogue, catalogue_of, json_type, require_object
 
 if TYPE_CHECKING:
     from ..core import Core
@@ -471,7 +472,6 @@ class Trainings:
 
     async def create(self, request: Request) -> Response:
         """``POST /v1/models/{owner}/{name}/versions/{version_id}/trainings`` (201)."""
-        from ..app import json_response
 
         api = api_of(request)
         account = api.account(request)
@@ -562,7 +562,6 @@ class Trainings:
 
     async def get(self, request: Request) -> Response:
         """``GET /v1/trainings/{id}``."""
-        from ..app import json_response
 
         api = api_of(request)
         account = api.account(request)
@@ -571,7 +570,6 @@ class Trainings:
 
     async def cancel(self, request: Request) -> Response:
         """``POST /v1/trainings/{id}/cancel``: as ``predictions.cancel``."""
-        from ..app import json_response
         from ..runner import TERMINAL
 
         api = api_of(request)
@@ -585,7 +583,6 @@ class Trainings:
 
     async def list(self, request: Request) -> Response:
         """``GET /v1/trainings``: newest first, 100 per page."""
-        from ..app import json_response, keyset_page
 
         api = api_of(request)
         account = api.account(request)
