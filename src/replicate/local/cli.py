@@ -178,6 +178,7 @@ def serve_main(argv: list[str] | None = None) -> int:
         core.stop()
         return 1
     port = sock.getsockname()[1]
+    core.bound(args.host, port)
     host = f"[{args.host}]" if ":" in args.host else args.host
     base_url = args.public_url or f"http://{host}:{port}"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .demo_models import DEMO_MODELS, register_demo_models
+from .fetch import OwnAddress
 from .files import DEFAULT_EXPIRY, DEFAULT_MAX_UPLOAD, FileService
 from .hub import Hub
 from .registry import Registry
@@ -92,6 +93,12 @@ class ServerConfig:
     """Seconds a Cog worker may stay idle before it stops (None: never)."""
     cog_max_live_workers: int = 4
     """Live Cog runtime processes at most; the least recently used idle one is evicted."""
+    cancel_grace: float = 10.0
+    """Seconds a cancelled model that can stop (takes ``cancel_event``, is a generator or a
+    coroutine) gets before the prediction is forced to ``canceled``; its concurrency slot
+    stays taken until its thread really ends."""
+    input_fetch_timeout: float = 60.0
+    """Seconds to download one remote (http/https) file input, in all."""
 
 
 def _warm_up(worker: CogWorker) -> Callable[[], None]:
@@ -147,6 +154,10 @@ class Core:
         )
         self.runner = Runner(self.store, self.registry, self.files, self.clock, self._on_change)
         self.runner.max_queue_depth = config.max_queue_depth
+        self.runner.cancel_grace = config.cancel_grace
+        self.runner.fetch_timeout = config.input_fetch_timeout
+        if config.public_url:
+            self.runner.own.add_origin(config.public_url)
         self.instance_id = secrets.token_hex(8)
         live = self._live_instances()
         self.store.execute(
@@ -170,6 +181,15 @@ class Core:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self.started = False
+
+    @property
+    def own(self) -> OwnAddress:
+        """This server's addresses (nothing it fetches or calls back may target /_local)."""
+        return self.runner.own
+
+    def bound(self, host: str, port: int) -> None:
+        """Record the socket's address (``LocalServer``, ``replicate serve``)."""
+        self.runner.own.add_bind(host, port)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import struct
-import tempfile
 import threading
 import time
 import zlib
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .registry import Registry
+from .runner import prediction_tempdir
 from .schema import ConcatenateIterator, Input
 
 HELLO_WORLD_VERSIONS = (
@@ -71,7 +71,7 @@ def make_file(
     size: int = Input(default=64, ge=1, le=512, description="Image side in pixels"),
 ) -> Path:
     """A solid PNG square coloured from a hash of ``text``, or a text file."""
-    out_dir = Path(tempfile.mkdtemp(prefix="replicate-local-"))
+    out_dir = prediction_tempdir()  # removed when the prediction ends
     if format == "txt":
         path = out_dir / "output.txt"
         path.write_text(text)

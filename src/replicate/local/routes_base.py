@@ -18,6 +18,7 @@ from .auth import authenticate
 from .controls import Faults, RequestLog
 from .core import Core
 from .errors import ApiError
+from .fetch import OwnAddress, targets_controls
 
 INVALID_VERSION_TITLE = "Invalid version or not permitted"
 
@@ -57,11 +58,14 @@ def _json_type(v: Any) -> str:
     return jt(v)
 
 
-def webhook_fields(body: dict[str, Any]) -> tuple[Any, Any, list[str]]:
+def webhook_fields(
+    body: dict[str, Any], own: OwnAddress | None = None
+) -> tuple[Any, Any, list[str]]:
     """``(webhook, webhook_events_filter, problems)`` of a create body (predictions, trainings).
 
     The legacy ``webhook_completed`` stands for ``webhook`` with completed events only;
-    ``problems`` are ``input_validation`` lines for a bad URL or events filter.
+    ``problems`` are ``input_validation`` lines for a bad URL or events filter, or a URL
+    that targets this server's ``/_local`` controls (``own``: the server's addresses).
     """
     webhook = body.get("webhook")
     events = body.get("webhook_events_filter")
@@ -72,6 +76,8 @@ def webhook_fields(body: dict[str, Any]) -> tuple[Any, Any, list[str]]:
         parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             lines.append("- webhook: must be an absolute http(s) URL")
+        elif own is not None and targets_controls(webhook, own):
+            lines.append("- webhook: must not point at this server's /_local test controls")
     if events is not None:
         if not isinstance(events, list):
             lines.append(

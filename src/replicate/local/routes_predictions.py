@@ -108,11 +108,11 @@ class PredictionRoutes(BaseRoutes):
                     f"Invalid Cancel-After header {cancel_after!r}: use a duration such as 30s, 5m or 1h (minimum 5s)",
                     title="Invalid Cancel-After header",
                 )
-        webhook, events_filter, lines = webhook_fields(body)
+        webhook, events_filter, lines = webhook_fields(body, core.own)
         if lines:
             raise input_validation(lines)
         # input
-        issues = validate_input(version["openapi_schema"], body["input"])
+        issues = validate_input(version["openapi_schema"], body["input"], core.own)
         if issues:
             raise input_validation([f"- {i['field']}: {i['description']}" for i in issues], issues)
         if core.runner.queue_depth(version["id"]) >= core.runner.max_queue_depth:

@@ -8,8 +8,8 @@ appended to the prediction's SSE event log and reported through ``on_change``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
+import functools
 import inspect
 import json
 import logging
@@ -17,14 +17,14 @@ import shutil
 import sys
 import tempfile
 import threading
-import urllib.parse
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
 from .controls import Outcome, Scripts
+from .fetch import FETCH_TIMEOUT, OwnAddress, input_file_path
 from .files import FileService
 from .registry import ModelImpl, Registry
 from .schema import _resolve, file_inputs
@@ -42,6 +42,10 @@ INTERRUPTED_ERROR = "Prediction interrupted: the local server stopped while it w
 _current: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "replicate_local_run", default=None
 )
+
+
+class OutputError(ValueError):
+    """A model's output cannot be stored and served back as strict JSON."""
 
 
 class QueueFull(Exception):
@@ -77,6 +81,9 @@ class Run:
     thread: threading.Thread | None = None
     held: bool = False  # test control: not started / paused between chunks until released
     outcome: Outcome | None = None  # test control: scripted outcome
+    slot: bool = False  # holds one of the version's concurrency slots
+    thread_done: bool = True  # False while the model's thread runs (the slot stays taken)
+    on_cancel: Callable[[], object] | None = None  # interrupts an async model's task
 
 
 class _Capture:
@@ -171,6 +178,12 @@ class Runner:
         self._runs: dict[str, Run] = {}
         self._closed = False
         self.max_queue_depth = MAX_QUEUE_DEPTH
+        #: Seconds a cancelled model that takes a cancel event (or is a generator/coroutine)
+        #: gets to stop before the prediction is forced to ``canceled``; its slot stays
+        #: taken until its thread really ends.
+        self.cancel_grace = CANCEL_GRACE
+        self.fetch_timeout = FETCH_TIMEOUT
+        self.own = OwnAddress()  # this server's addresses: nothing it fetches may target /_local
         self.scripts = Scripts()  # test controls: scripted outcomes per model
         self._hold_cond = threading.Condition()
 
@@ -278,6 +291,7 @@ class Runner:
                     expired.append(run)
                     continue
                 self._running[version] = self._running.get(version, 0) + 1
+                run.slot = True
                 to_start.append(run)
         for run in expired:
             self._finish(run, "aborted")
@@ -285,99 +299,182 @@ class Runner:
             self._start(run)
 
     def _start(self, run: Run) -> None:
-        with run.lock:
-            if run.finished:
-                return
-            run.status = "processing"
-            run.started_at = self.clock.now()
-            if run.iterator:
-                run.output = []
-            self.store.update_prediction(
-                run.pid, status="processing", started_at=run.started_at, metrics={}
-            )
-        self.on_change(run.pid, "status")
         scripted = run.outcome is not None and run.outcome.replaces_model
-        t = threading.Thread(
-            target=self._execute_scripted if scripted else self._execute,
-            args=(run,),
-            name=f"replicate-local-{run.pid}",
-            daemon=True,
-        )
-        t.start()
-        run.thread = t  # only once started: stop/reset may join it at any time
+        try:
+            with run.lock:
+                if run.finished:
+                    return
+                run.status = "processing"
+                run.started_at = self.clock.now()
+                if run.iterator:
+                    run.output = []
+                self.store.update_prediction(
+                    run.pid, status="processing", started_at=run.started_at, metrics={}
+                )
+                run.thread_done = False
+            self.on_change(run.pid, "status")
+            t = threading.Thread(
+                target=self._execute_scripted if scripted else self._execute,
+                args=(run,),
+                name=f"replicate-local-{run.pid}",
+                daemon=True,
+            )
+            t.start()
+            run.thread = t  # only once started: stop/reset may join it at any time
+        except Exception as exc:
+            # The model never ran (the store refused the update, no thread could start).
+            log.exception("could not start prediction %s", run.pid)
+            if run.thread is None:
+                run.thread_done = True
+            self._finish(run, "failed", error=f"the prediction could not start: {exc}")
+
+    def _thread_ended(self, run: Run) -> None:
+        """The model's thread is ending: drop its temp files, free its slot."""
+        if run.tmpdir is not None:
+            shutil.rmtree(run.tmpdir, ignore_errors=True)
+        if not run.finished:  # every path finishes; this is the last safety net
+            self._finish(run, "failed", error="the prediction ended without a result")
+        run.thread_done = True
+        self._release_slot(run)
+
+    def _release_slot(self, run: Run) -> None:
+        """Give the run's concurrency slot back once it is finished AND its thread ended."""
+        with self._lock:
+            if not (run.slot and run.finished and run.thread_done):
+                return
+            run.slot = False
+            self._running[run.version] = max(0, self._running.get(run.version, 1) - 1)
+        self._dispatch(run.version)
 
     # ------------------------------------------------------------------ execution
     def _execute(self, run: Run) -> None:
-        _install_capture()
-        _SINKS[id(run)] = lambda s: self._log_write(run, s)
-        token = _current.set(run)
         try:
-            kwargs = self._prepare(run)
-            fn = run.impl.fn
-            result = asyncio.run(fn(**kwargs)) if inspect.iscoroutinefunction(fn) else fn(**kwargs)
-            if inspect.isasyncgen(result):
-                result = _drain_async_gen(result)
-            if inspect.isgenerator(result) or (
-                run.iterator
-                and hasattr(result, "__iter__")
-                and not isinstance(result, (str, bytes, dict))
-            ):
-                for item in result:
-                    if run.cancel_event.is_set() or run.finished:
-                        if hasattr(result, "close"):
-                            result.close()
-                        break
-                    self._wait_held(run)
-                    self._emit_output(run, item)
+            _install_capture()
+            _SINKS[id(run)] = lambda s: self._log_write(run, s)
+            token = _current.set(run)
+            try:
+                self._run_model(run)
+            except BaseException as exc:  # the model's thread must always end the prediction
                 self._wait_held(run)
                 if run.cancel_event.is_set():
                     self._finish(run, "canceled")
                 else:
-                    self._finish(run, "succeeded")
-            elif run.cancel_event.is_set():
-                self._finish(run, "canceled")
-            else:
-                self._wait_held(run)
-                self._finish(run, "succeeded", output=self._convert(run, result, 0))
-        except Exception as exc:
-            self._wait_held(run)
-            if run.cancel_event.is_set():
-                self._finish(run, "canceled")
-            else:
-                self._finish(run, "failed", error=str(exc) or type(exc).__name__)
+                    self._finish(run, "failed", error=error_text(exc))
+            finally:
+                _current.reset(token)
+                _SINKS.pop(id(run), None)
         finally:
-            _current.reset(token)
-            _SINKS.pop(id(run), None)
-            if run.tmpdir is not None:
-                shutil.rmtree(run.tmpdir, ignore_errors=True)
+            self._thread_ended(run)
+
+    def _run_model(self, run: Run) -> None:
+        kwargs = self._prepare(run)
+        fn = run.impl.fn
+        if inspect.iscoroutinefunction(fn):
+            result = self._run_coroutine(run, fn(**kwargs))
+        else:
+            result = fn(**kwargs)
+        if inspect.isasyncgen(result):
+            result = self._iterate_async(run, result)
+        if inspect.isgenerator(result) or (
+            run.iterator
+            and hasattr(result, "__iter__")
+            and not isinstance(result, (str, bytes, dict))
+        ):
+            it = iter(result)
+            try:
+                while not (run.cancel_event.is_set() or run.finished):
+                    try:
+                        item = next(it)
+                    except StopIteration:
+                        break
+                    if run.cancel_event.is_set() or run.finished:
+                        break  # a cancelled model's chunks are dropped
+                    self._wait_held(run)
+                    self._emit_output(run, item)
+            finally:
+                close = getattr(it, "close", None)
+                if close is not None and (run.cancel_event.is_set() or run.finished):
+                    close()  # a cancelled generator is not iterated any further
+            self._wait_held(run)
+            self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+        elif run.cancel_event.is_set():
+            self._finish(run, "canceled")
+        else:
+            self._wait_held(run)
+            self._finish(run, "succeeded", output=self._convert(run, result, 0))
+
+    def _run_coroutine(self, run: Run, coro: Any) -> Any:
+        """Run an async model's coroutine; a cancel cancels its task."""
+        loop = asyncio.new_event_loop()
+        try:
+            task = loop.create_task(coro)
+            run.on_cancel = lambda: loop.call_soon_threadsafe(task.cancel)
+            if run.cancel_event.is_set():
+                task.cancel()
+            return loop.run_until_complete(task)
+        finally:
+            run.on_cancel = None
+            loop.close()
+
+    def _iterate_async(self, run: Run, agen: Any) -> Iterator[Any]:
+        """An async generator as a sync iterator (one item at a time, cancellable)."""
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                task = loop.create_task(_anext(agen))
+                run.on_cancel = functools.partial(loop.call_soon_threadsafe, task.cancel)
+                if run.cancel_event.is_set():
+                    task.cancel()
+                try:
+                    item = loop.run_until_complete(task)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    run.on_cancel = None
+                yield item
+        finally:
+            try:
+                loop.run_until_complete(agen.aclose())
+            except BaseException:
+                pass
+            loop.close()
 
     def _execute_scripted(self, run: Run) -> None:
         """Play a scripted outcome instead of calling the model."""
         outcome = run.outcome
         assert outcome is not None
         try:
+            self._play(run, outcome)
+        except Exception as exc:  # a scripted output that cannot be stored
+            self._finish(run, "failed", error=error_text(exc))
+        finally:
+            if outcome.manual and not run.finished:
+                run.thread_done = True  # the test finishes it; nothing runs meanwhile
+                self._release_slot(run)
+            else:
+                self._thread_ended(run)
+
+    def _play(self, run: Run, outcome: Outcome) -> None:
+        self._wait_held(run)
+        for line in outcome.logs:
+            self._log_write(run, line + "\n")
+        if outcome.manual:
+            return  # the test emits, completes, fails or cancels it
+        if outcome.error is not None:
             self._wait_held(run)
-            for line in outcome.logs:
-                self._log_write(run, line + "\n")
-            if outcome.manual:
-                return  # the test emits, completes, fails or cancels it
-            if outcome.error is not None:
+            self._finish(run, "failed", error=outcome.error)
+            return
+        if run.iterator and isinstance(outcome.output, list):
+            for item in outcome.output:
                 self._wait_held(run)
-                self._finish(run, "failed", error=outcome.error)
-                return
-            if run.iterator and isinstance(outcome.output, list):
-                for item in outcome.output:
-                    self._wait_held(run)
-                    if run.cancel_event.is_set() or run.finished:
-                        break
-                    self._emit_output(run, item)
-                self._wait_held(run)
-                self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
-                return
+                if run.cancel_event.is_set() or run.finished:
+                    break
+                self._emit_output(run, item)
             self._wait_held(run)
-            self._finish(run, "succeeded", output=self._convert(run, outcome.output, 0))
-        except Exception as exc:  # pragma: no cover - a scripted output that cannot be stored
-            self._finish(run, "failed", error=str(exc) or type(exc).__name__)
+            self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+            return
+        self._wait_held(run)
+        self._finish(run, "succeeded", output=self._convert(run, outcome.output, 0))
 
     def _wait_held(self, run: Run) -> None:
         """Block the model's thread while the prediction is held (until release or cancel)."""
@@ -421,9 +518,19 @@ class Runner:
     def _to_path(self, run: Run, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        if run.tmpdir is None:
-            run.tmpdir = Path(tempfile.mkdtemp(prefix=f"replicate-local-{run.pid}-"))
-        return input_file_path(self.files, value, run.tmpdir)
+        return input_file_path(
+            self.files,
+            value,
+            _run_tmpdir(run),
+            owner=self.store_owner(run.pid),
+            own=self.own,
+            timeout=self.fetch_timeout,
+        )
+
+    def store_owner(self, pid: str) -> str | None:
+        """The account a prediction belongs to (its uploads are the ones it may read)."""
+        row = self.store.one("SELECT account FROM predictions WHERE id = ?", (pid,))
+        return row["account"] if row else None
 
     def _convert(self, run: Run, value: Any, index: int) -> Any:
         """Turn a callable's output value into JSON, storing files."""
@@ -455,6 +562,9 @@ class Runner:
             if run.finished:
                 return
             value = self._convert(run, item, len(run.output or []))
+            problem = unstorable(value)
+            if problem is not None:
+                raise OutputError(problem)
             if not isinstance(run.output, list):
                 run.output = []
             run.output.append(value)
@@ -466,6 +576,7 @@ class Runner:
     def _log_write(self, run: Run, text: str) -> None:
         if not text:
             return
+        text = clean_text(text)
         with run.lock:
             if run.finished:
                 return
@@ -487,56 +598,85 @@ class Runner:
     def _finish(
         self, run: Run, status: str, *, error: str | None = None, output: Any = ...
     ) -> bool:
+        """End a run (once): store its terminal state and events, then free its slot.
+
+        Never raises: output that cannot be stored as strict JSON ends it ``failed``, and a
+        store that refuses the write gets a minimal ``failed`` row instead.
+        """
         with run.lock:
             if run.finished:
                 return False
+            if output is not ...:
+                problem = unstorable(output)
+                if problem is not None:
+                    status, error, output = "failed", problem, None
             if run.partial_line:
                 run.logs += run.partial_line + "\n"
-                self._event(run, "logs", run.partial_line)
-                run.partial_line = ""
-            run.finished = True
-            was_started = run.started_at is not None
-            now = self.clock.now()
-            started = run.started_at
-            if status == "canceled" and not was_started:
-                started = now
+                line, run.partial_line = run.partial_line, ""
+                self._safe_event(run, "logs", line)
             if output is not ...:
                 run.output = output
-            fields: dict[str, Any] = {
-                "status": status,
-                "completed_at": now,
-                "logs": run.logs,
-                "output": run.output,
-                "error": error,
-                "metrics": metrics_for(status, run.created_at, started, now),
-            }
-            if started is not None and not was_started:
-                fields["started_at"] = started
-            # The stream's closing events are stored before the terminal status, so anyone who
-            # sees the prediction finished also finds its complete event log.
-            if status == "succeeded" and not run.emitted and run.output is not None:
-                self._event(run, "output", run.output)  # whole output of a non-iterator model
-            if status == "failed":
-                self._event(run, "error", {"detail": error or ""})
-            done: dict[str, str] = {}
-            if status in ("canceled", "aborted"):
-                done = {"reason": "canceled"}
-            elif status == "failed":
-                done = {"reason": "error"}
-            self._event(run, "done", done)
-            self.store.update_prediction(run.pid, **fields)
+            now = self.clock.now()
+            try:
+                self._store_terminal(run, status, error, now)
+            except Exception as exc:
+                log.exception("could not store the result of prediction %s", run.pid)
+                status = "failed"
+                run.output = None
+                error = clean_text(f"the prediction's result could not be stored: {exc}")
+                try:
+                    self._store_terminal(run, status, error, now)
+                except Exception:
+                    log.exception("could not store the failure of prediction %s", run.pid)
+            run.finished = True
             run.status = status
             for t in run.timers:
                 t.cancel()
         with self._lock:
             self._runs.pop(run.pid, None)
-            if was_started:
-                self._running[run.version] = max(0, self._running.get(run.version, 1) - 1)
-        self.on_change(run.pid, "completed")
+        try:
+            self.on_change(run.pid, "completed")
+        except Exception:
+            log.exception("completion hooks of prediction %s failed", run.pid)
         self._wake_held()
-        if was_started:
-            self._dispatch(run.version)
+        self._release_slot(run)
         return True
+
+    def _store_terminal(self, run: Run, status: str, error: str | None, now: float) -> None:
+        was_started = run.started_at is not None
+        started = run.started_at
+        if status == "canceled" and not was_started:
+            started = now
+        error = clean_text(error) if error is not None else None
+        fields: dict[str, Any] = {
+            "status": status,
+            "completed_at": now,
+            "logs": run.logs,
+            "output": run.output,
+            "error": error,
+            "metrics": metrics_for(status, run.created_at, started, now),
+        }
+        if started is not None and not was_started:
+            fields["started_at"] = started
+        # The stream's closing events are stored before the terminal status, so anyone who
+        # sees the prediction finished also finds its complete event log.
+        if status == "succeeded" and not run.emitted and run.output is not None:
+            self._event(run, "output", run.output)  # whole output of a non-iterator model
+        if status == "failed":
+            self._event(run, "error", {"detail": error or ""})
+        done: dict[str, str] = {}
+        if status in ("canceled", "aborted"):
+            done = {"reason": "canceled"}
+        elif status == "failed":
+            done = {"reason": "error"}
+        self._event(run, "done", done)
+        self.store.update_prediction(run.pid, **fields)
+
+    def _safe_event(self, run: Run, type_: str, data: Any) -> None:
+        try:
+            self._event(run, type_, data)
+        except Exception:
+            log.exception("could not store a %s event of prediction %s", type_, run.pid)
 
     # ------------------------------------------------------------------ cancel
     def cancel(self, pid: str) -> bool:
@@ -558,14 +698,27 @@ class Runner:
     def _request_cancel(self, run: Run) -> None:
         run.cancel_event.set()
         self._wake_held()
+        interrupt = run.on_cancel
+        if interrupt is not None:
+            try:
+                interrupt()
+            except RuntimeError:  # its event loop just closed
+                pass
         scripted = run.outcome is not None and run.outcome.replaces_model
+        fn = run.impl.fn
         cooperative = not scripted and (
-            run.impl.accepts_cancel_event or inspect.isgeneratorfunction(run.impl.fn)
+            run.impl.accepts_cancel_event
+            or inspect.isgeneratorfunction(fn)
+            or inspect.iscoroutinefunction(fn)
+            or inspect.isasyncgenfunction(fn)
         )
         if not cooperative:
+            # Nothing can stop it: the API says canceled now, its slot stays taken until
+            # its thread ends.
             self._finish(run, "canceled")
             return
-        t = threading.Timer(CANCEL_GRACE, self._finish, (run, "canceled"))
+        # Forced after the grace period even if the model ignores the request.
+        t = threading.Timer(self.cancel_grace, self._finish, (run, "canceled"))
         t.daemon = True
         run.timers.append(t)
         t.start()
@@ -640,6 +793,7 @@ class Runner:
                 return
             q.remove(run)
             self._running[run.version] = self._running.get(run.version, 0) + 1
+            run.slot = True
         with run.lock:
             run.status = "processing"
             run.started_at = self.clock.now()
@@ -688,8 +842,11 @@ class Runner:
             return pid in self._runs
 
     # ------------------------------------------------------------------ shutdown
-    def shutdown(self, grace: float = CANCEL_GRACE) -> None:
-        """Cancel everything (queued and running end ``canceled``) within ``grace`` seconds."""
+    def shutdown(self, grace: float | None = None) -> None:
+        """Cancel everything (queued and running end ``canceled``) within ``grace`` seconds
+        (default: the cancel grace period)."""
+        if grace is None:
+            grace = self.cancel_grace
         with self._lock:
             self._closed = True
             runs = list(self._runs.values())
@@ -706,11 +863,51 @@ class Runner:
                     t.cancel()
 
 
-def _drain_async_gen(agen: Any) -> list[Any]:
-    async def collect() -> list[Any]:
-        return [x async for x in agen]
+async def _anext(agen: Any) -> Any:
+    return await agen.__anext__()
 
-    return asyncio.run(collect())
+
+def error_text(exc: BaseException) -> str:
+    """A one-line message for an exception that ended a prediction."""
+    if isinstance(exc, asyncio.CancelledError):
+        return "the model's task was cancelled"
+    return clean_text(str(exc) or type(exc).__name__)
+
+
+def clean_text(text: str) -> str:
+    """``text`` as storable UTF-8: lone surrogates become ``?``."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be stored and served as strict JSON (None when it can)."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "lone UTF-16 surrogate" if isinstance(exc, UnicodeEncodeError) else str(exc)
+        return f"the model's output cannot be stored as JSON: {reason}"
+    return None
+
+
+def _run_tmpdir(run: Run) -> Path:
+    if run.tmpdir is None:
+        run.tmpdir = Path(tempfile.mkdtemp(prefix=f"replicate-local-{run.pid}-"))
+    return run.tmpdir
+
+
+def prediction_tempdir() -> Path:
+    """A temporary directory for the running prediction's files, removed when it ends.
+
+    Outside a prediction (a plain call of the function), a fresh directory the caller owns.
+    """
+    run = _current.get()
+    if run is None:
+        return Path(tempfile.mkdtemp(prefix="replicate-local-"))
+    return _run_tmpdir(run)
 
 
 def recover(store: Store, now: float, live_instances: set[str] | None = None) -> list[str]:
@@ -751,36 +948,3 @@ def recover(store: Store, now: float, live_instances: set[str] | None = None) ->
             store.append_event(row["id"], "done", json.dumps({"reason": "canceled"}), now)
         out.append(row["id"])
     return out
-
-
-def input_file_path(files: FileService, value: str, directory: Path) -> Path:
-    """A file input (``data:`` URI, this server's file or delivery URL, other URL, local
-    path) as a file in ``directory`` (or the local path itself)."""
-    if value.startswith("data:"):
-        header, _, payload = value.partition(",")
-        raw = (
-            base64.b64decode(payload)
-            if header.endswith(";base64")
-            else urllib.parse.unquote_to_bytes(payload)
-        )
-        import mimetypes
-
-        ext = mimetypes.guess_extension(header[5:].split(";")[0]) or ""
-        target = directory / f"input{ext}"
-        target.write_bytes(raw)
-        return target
-    row = files.resolve_input_url(value)
-    if row is not None:
-        return files.materialize(row, directory)
-    if value.startswith(("http://", "https://")):
-        import httpx
-
-        try:
-            resp = httpx.get(value, timeout=30, follow_redirects=True)
-            resp.raise_for_status()
-        except Exception as exc:
-            raise RuntimeError(f"could not fetch input file {value}: {exc}") from exc
-        target = directory / (Path(urllib.parse.urlsplit(value).path).name or "input")
-        target.write_bytes(resp.content)
-        return target
-    return Path(value)

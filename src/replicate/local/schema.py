@@ -16,7 +16,10 @@ import re
 import types
 import typing
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from .fetch import OwnAddress
 
 T = TypeVar("T")
 
@@ -541,11 +544,14 @@ def _check_value(
             _check_value(f"{field}.{i}", item, schema["items"], doc, issues)
 
 
-def validate_input(doc: dict[str, Any], value: dict[str, Any]) -> list[dict[str, str]]:
+def validate_input(
+    doc: dict[str, Any], value: dict[str, Any], own: OwnAddress | None = None
+) -> list[dict[str, str]]:
     """Check an input object against a version's ``Input`` schema.
 
     Returns ``invalid_fields`` entries ``{type, field, description}``; empty when valid.
-    Unknown keys are allowed (they pass through to the model).
+    Unknown keys are allowed (they pass through to the model). File inputs must be URLs
+    (see ``fetch.file_input_problem``; ``own``: the server's addresses).
     """
     schema = doc.get("components", {}).get("schemas", {}).get("Input") or {}
     props = schema.get("properties", {})
@@ -558,6 +564,29 @@ def validate_input(doc: dict[str, Any], value: dict[str, Any]) -> list[dict[str,
     for name, v in value.items():
         if name in props:
             _check_value(f"input.{name}", v, props[name], doc, issues)
+    issues.extend(file_input_issues(doc, value, own))
+    return issues
+
+
+def file_input_issues(
+    doc: dict[str, Any], value: dict[str, Any], own: OwnAddress | None = None
+) -> list[dict[str, str]]:
+    """``invalid_fields`` entries for file inputs that are not URLs the server may fetch
+    (a path on the server, ``file://``, this server's ``/_local`` controls)."""
+    from .fetch import OwnAddress, file_input_problem
+
+    own = own or OwnAddress()
+    issues: list[dict[str, str]] = []
+    for name, is_list in file_inputs(doc).items():
+        v = value.get(name)
+        if v is None:
+            continue
+        items = list(enumerate(v)) if is_list and isinstance(v, list) else [(None, v)]
+        for i, item in items:
+            problem = file_input_problem(item, own)
+            if problem is not None:
+                field = f"input.{name}" if i is None else f"input.{name}.{i}"
+                issues.append({"type": "file_url", "field": field, "description": problem})
     return issues
 
 

@@ -106,6 +106,7 @@ class LocalServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self.base_url = f"http://{self.host}:{self.port}"
+        core.bound(self.host, self.port)
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Any) -> Any:

@@ -378,10 +378,12 @@ def _to_path(core: Core, value: Any, directory: Path) -> Any:
     """A file input (``data:`` URI, this server's file or delivery URL, other URL) as a Path."""
     if not isinstance(value, str):
         return value
-    from ..runner import input_file_path
+    from ..fetch import input_file_path
 
     directory.mkdir(parents=True, exist_ok=True)
-    return input_file_path(core.files, value, directory)
+    return input_file_path(
+        core.files, value, directory, own=core.runner.own, timeout=core.runner.fetch_timeout
+    )
 
 
 def _trainer_callable(
@@ -486,7 +488,7 @@ class Trainings:
             lines.append(
                 f"- destination: Invalid type. Expected: string, given: {json_type(body['destination'])}"
             )
-        webhook, events, more = webhook_fields(body)
+        webhook, events, more = webhook_fields(body, self.core.own)
         lines += more
         if lines:
             raise input_validation(lines)
@@ -515,7 +517,7 @@ class Trainings:
             )
         trainer = self.trained.trainer_for(base)
         if trainer.doc is not None:
-            issues = validate_input(trainer.doc, body["input"])
+            issues = validate_input(trainer.doc, body["input"], core.own)
             if issues:
                 raise input_validation(
                     [f"- {i['field']}: {i['description']}" for i in issues], issues
