@@ -26,7 +26,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .catalogue import install
 from .controls import LOGGED_HEADERS, Faults, RequestLog, drop_connection, hang_connection
 from .core import Core
-from .errors import problem, throttled
+from .errors import INTERNAL_ERROR, UnhandledErrors, problem, throttled
+from .files import UPLOAD_TOO_LARGE
+from .gate import MULTIPART_OVERHEAD, BodyLimit
 from .routes_files import FileRoutes
 from .routes_local import LocalRoutes, control_routes
 from .routes_models import ModelRoutes
@@ -53,6 +55,8 @@ class LocalMiddleware:
             return
         method = scope["method"]
         path = scope["path"]
+        # The request log exists for tests: kept only with the test controls on.
+        log_requests = self.core.config.test_controls and not path.startswith("/_local/")
         started = time.monotonic()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         entry: dict[str, Any] = {
@@ -74,7 +78,7 @@ class LocalMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
-                if not path.startswith("/_local/"):
+                if log_requests:
                     self.requests.add(entry)  # logged before the client can see the reply
                 if api:
                     hdrs = list(message.get("headers", []))
@@ -115,7 +119,7 @@ class LocalMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             entry["duration"] = time.monotonic() - started
-            if entry["status"] is None and not path.startswith("/_local/"):
+            if entry["status"] is None and log_requests:
                 self.requests.add(entry)  # no reply was sent (client went away)
 
 
@@ -140,6 +144,24 @@ def _fault_response(fault: Any) -> Response:
 
 class LocalApi(PredictionRoutes, ModelRoutes, FileRoutes, LocalRoutes):
     """Route handlers bound to one ``Core``."""
+
+
+class _App(Starlette):
+    """Starlette with :class:`~.errors.UnhandledErrors` outside its error middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return UnhandledErrors(super().build_middleware_stack())
+
+
+def _body_limit(core: Core) -> Any:
+    """``(limit, detail)`` of a request body for the input gate: uploads have their own."""
+
+    def limit_for(method: str, path: str) -> tuple[int, str | None]:
+        if method == "POST" and path == "/v1/files":
+            return core.files.max_upload_size + MULTIPART_OVERHEAD, UPLOAD_TOO_LARGE
+        return core.config.max_body_size, None
+
+    return limit_for
 
 
 def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
@@ -201,13 +223,9 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
 
         rid = secrets.token_hex(8)
         logging.getLogger("replicate.local").exception("unhandled error (request %s)", rid)
-        return problem(
-            {"title": "Internal server error", "detail": "Internal server error", "status": 500},
-            500,
-            {"x-request-id": rid},
-        )
+        return problem(dict(INTERNAL_ERROR), 500, {"x-request-id": rid})
 
-    app = Starlette(
+    app = _App(
         routes=routes,
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
@@ -217,5 +235,6 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
     core_api: CoreApi = api  # what the catalogue may ask of the core routes
     app.state.core = core
     app.state.api = core_api
+    app.add_middleware(BodyLimit, limit_for=_body_limit(core))
     app.add_middleware(LocalMiddleware, core=core, faults=api.faults, requests=api.requests)
     return app

@@ -10,8 +10,8 @@ import socket
 import sys
 from typing import Any
 
+from .gate import MAX_DEADLINE, duration, size
 from .server import DEFAULT_TOKEN, _retention
-from .util import parse_duration
 
 
 def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
@@ -62,6 +62,12 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
         choices=["url", "data-uri"],
         default="url",
         help="file outputs in sync-mode (Prefer: wait) create replies: delivery URLs or data: URIs",
+    )
+    p.add_argument(
+        "--max-body-size",
+        default=None,
+        metavar="SIZE",
+        help="largest request body but uploads, e.g. 8MiB (default); larger ones get 413",
     )
     p.add_argument(
         "--no-demo-models", action="store_true", help="do not register the bundled demo models"
@@ -131,9 +137,22 @@ def serve_main(argv: list[str] | None = None) -> int:
         print(f"error: invalid --retention {args.retention!r}", file=sys.stderr)
         return 2
     try:
-        max_run_time = parse_duration(args.max_run_time) if args.max_run_time else None
+        max_run_time = (
+            duration(args.max_run_time, "--max-run-time", minimum=1, maximum=MAX_DEADLINE)
+            if args.max_run_time
+            else None
+        )
     except ValueError:
         print(f"error: invalid --max-run-time {args.max_run_time!r}", file=sys.stderr)
+        return 2
+    try:
+        max_body = (
+            size(args.max_body_size, "--max-body-size", minimum=1024)
+            if args.max_body_size
+            else None
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         import uvicorn
@@ -159,6 +178,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         max_run_time=max_run_time,
         cog=args.cog,
     )
+    if max_body is not None:
+        config.max_body_size = max_body
     try:
         core = Core(config)
     except ValueError as exc:  # CogDirError: a --cog directory cannot be registered

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .gate import number
+
 #: Request headers copied into the request log (never ``Authorization`` or cookies).
 LOGGED_HEADERS = (
     "x-stainless-retry-count",
@@ -79,6 +81,31 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "stream": ("GET", "/v1/streams/*"),
 }
 
+#: Integer fields of a fault and their ranges (delays and hangs at most ``MAX_HANG``).
+_INT_FIELDS = (
+    ("retry_after", 0, 86400),
+    ("delay_ms", 0, int(MAX_HANG * 1000)),
+    ("hang_ms", 0, int(MAX_HANG * 1000)),
+    ("sse_drop_after", 0, 1_000_000),
+    ("times", 1, 1_000_000),
+)
+_MAX_UNTIL = 253402300799.0  # 9999-12-31T23:59:59Z
+#: Most faults at once; more is a runaway test.
+MAX_FAULTS = 1000
+
+
+def _header_ok(name: str, value: str) -> bool:
+    return (
+        bool(name)
+        and name.isascii()
+        and name.isprintable()
+        and ":" not in name
+        and " " not in name
+        and value.isascii()
+        and value.isprintable()
+    )
+
+
 _HTTP_ACTIONS = ("status", "delay_ms", "drop", "hang")
 _WEBHOOK_ACTIONS = ("webhook_fail", "webhook_drop", "webhook_hang")
 
@@ -88,7 +115,7 @@ def parse_time(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"until must be a time, got {value!r}")
     if isinstance(value, (int, float)):
-        return float(value)
+        return number(value, "until", minimum=0, maximum=_MAX_UNTIL)
     if isinstance(value, str):
         from datetime import datetime, timezone
 
@@ -156,16 +183,28 @@ class Fault:
             isinstance(self.webhook_fail, int) and 100 <= self.webhook_fail <= 599
         ):
             raise ValueError(f"webhook_fail must be an HTTP status code, got {self.webhook_fail!r}")
-        if self.times is not None and (not isinstance(self.times, int) or self.times < 1):
-            raise ValueError(f"times must be a positive integer, got {self.times!r}")
-        if self.probability is not None and not (0.0 <= float(self.probability) <= 1.0):
-            raise ValueError(f"probability must be between 0 and 1, got {self.probability!r}")
-        if self.sse_drop_after is not None and (
-            not isinstance(self.sse_drop_after, int) or self.sse_drop_after < 0
+        for name, low, top in _INT_FIELDS:
+            v = getattr(self, name)
+            if v is not None and (
+                not isinstance(v, int) or isinstance(v, bool) or not low <= v <= top
+            ):
+                raise ValueError(f"{name} must be an integer from {low} to {top}, got {v!r}")
+        if self.probability is not None:
+            self.probability = number(self.probability, "probability", minimum=0, maximum=1)
+        for name in ("drop", "hang", "webhook_drop", "webhook_hang"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a boolean, got {getattr(self, name)!r}")
+        for name in ("method", "path", "operation"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, str):
+                raise ValueError(f"{name} must be a string, got {v!r}")
+        if self.body is not None and not isinstance(self.body, dict):
+            raise ValueError(f"body must be an object, got {self.body!r}")
+        if not isinstance(self.headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _header_ok(k, v)
+            for k, v in self.headers.items()
         ):
-            raise ValueError(
-                f"sse_drop_after must be a non-negative integer, got {self.sse_drop_after!r}"
-            )
+            raise ValueError("headers must map header names to printable ASCII strings")
         if self.until is not None:
             self.until = parse_time(self.until)
         if self.drop and self.hang:
@@ -252,8 +291,14 @@ class RateLimiter:
             )
         for key in ("create_per_minute", "other_per_minute", "burst"):
             v = value.get(key)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f"rate_limits.{key} must be a positive integer, got {v!r}")
+            if v is not None and (
+                not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= 1_000_000_000
+            ):
+                raise ValueError(
+                    f"rate_limits.{key} must be an integer from 1 to 1000000000, got {v!r}"
+                )
+        if not isinstance(value.get("enabled", True), bool):
+            raise ValueError("rate_limits.enabled must be a boolean")
         with self._lock:
             self.enabled = bool(value.get("enabled", True))
             self.create_per_minute = value.get("create_per_minute", self.create_per_minute)
@@ -326,6 +371,8 @@ class Faults:
             kwargs.pop(key, None)
         fault = Fault(**kwargs)
         with self._lock:
+            if len(self._faults) >= MAX_FAULTS:
+                raise ValueError(f"too many faults (at most {MAX_FAULTS} at once)")
             fault.id = self._next
             self._next += 1
             self._faults.append(fault)
@@ -449,6 +496,10 @@ class Outcome:
         return out
 
 
+#: Most scripted outcomes queued for one model.
+MAX_SCRIPTED = 10_000
+
+
 class Scripts:
     """Queued outcomes per model (``owner/name``), consumed one per new prediction."""
 
@@ -457,9 +508,16 @@ class Scripts:
         self._queues: dict[str, deque[Outcome]] = {}
 
     def add(self, model: str, outcomes: list[Outcome]) -> int:
-        """Queue outcomes for the next predictions of ``model``; returns how many are queued."""
+        """Queue outcomes for the next predictions of ``model``; returns how many are queued.
+
+        ValueError beyond :data:`MAX_SCRIPTED` outcomes queued for a model.
+        """
         with self._lock:
             q = self._queues.setdefault(model, deque())
+            if len(q) + len(outcomes) > MAX_SCRIPTED:
+                if not q:
+                    del self._queues[model]
+                raise ValueError(f"at most {MAX_SCRIPTED} outcomes may be queued for a model")
             q.extend(outcomes)
             return len(q)
 
@@ -495,15 +553,31 @@ class Scripts:
 # ---------------------------------------------------------------------------- request log
 
 
-class RequestLog:
-    """Recent requests: method, path, chosen headers, status and timing (never tokens)."""
+#: Most requests the log keeps (the oldest go first).
+REQUEST_LOG_ENTRIES = 1000
+#: Longest path, query string or header value kept in a log entry (characters).
+REQUEST_LOG_FIELD = 2048
 
-    def __init__(self, maxlen: int = 10000) -> None:
+
+class RequestLog:
+    """Recent requests: method, path, chosen headers, status and timing (never tokens).
+
+    Bounded: a ring of ``maxlen`` entries (default :data:`REQUEST_LOG_ENTRIES`), each with its
+    path, query and header values cut to :data:`REQUEST_LOG_FIELD` characters (a cut value
+    ends with ``...``). The app records requests only when the test controls are on.
+    """
+
+    def __init__(self, maxlen: int = REQUEST_LOG_ENTRIES) -> None:
         self._entries: deque[dict[str, Any]] = deque(maxlen=maxlen)
         self._lock = threading.Lock()
 
     def add(self, entry: dict[str, Any]) -> None:
-        """Record one request."""
+        """Record one request (long fields are cut in place)."""
+        for key in ("path", "query"):
+            if isinstance(entry.get(key), str):
+                entry[key] = _cut(entry[key])
+        if isinstance(entry.get("headers"), dict):
+            entry["headers"] = {k: _cut(v) for k, v in entry["headers"].items()}
         with self._lock:
             self._entries.append(entry)
 
@@ -521,6 +595,10 @@ class RequestLog:
     def now() -> float:
         """Timestamp for entries."""
         return time.time()
+
+
+def _cut(value: str, limit: int = REQUEST_LOG_FIELD) -> str:
+    return value if len(value) <= limit else value[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------- drop / hang

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .demo_models import DEMO_MODELS, register_demo_models
 from .fetch import OwnAddress
 from .files import DEFAULT_EXPIRY, DEFAULT_MAX_UPLOAD, FileService
+from .gate import DEFAULT_MAX_BODY
 from .hub import Hub
 from .registry import Registry
 from .runner import TERMINAL, Runner, recover
@@ -68,6 +69,8 @@ class ServerConfig:
     webhook_secret: str | None = None
     demo_models: bool = True
     max_upload_size: int = DEFAULT_MAX_UPLOAD
+    max_body_size: int = DEFAULT_MAX_BODY
+    """Largest request body (bytes) but uploads; larger ones get 413 (see ``gate``)."""
     file_expiry: float = DEFAULT_EXPIRY
     webhook_backoff: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
     webhook_backoff_scale: float = 1.0

@@ -99,3 +99,53 @@ def throttled(retry_after: int) -> ApiError:
         extra={"retry_after": retry_after},
         headers={"Retry-After": str(retry_after)},
     )
+
+
+INTERNAL_ERROR = {
+    "title": "Internal server error",
+    "detail": "Internal server error",
+    "status": 500,
+}
+
+
+class UnhandledErrors:
+    """Outermost ASGI middleware: an unexpected error never costs the client its connection.
+
+    Starlette's ``ServerErrorMiddleware`` sends the 500 and then re-raises the error, and
+    uvicorn closes the socket on any error that reaches it, without ``Connection: close``:
+    a client reusing the kept-alive connection then fails its next request. Here an error
+    after a complete reply is swallowed (it was logged when the 500 was made), an error
+    before any reply gets a 500 problem+json, and only an error in the middle of a reply is
+    passed on, because closing the connection is then the only way to tell the client.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = False
+
+        async def tracked(message: Any) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if complete:
+                return
+            if started:
+                raise
+            import logging
+            import secrets
+
+            rid = secrets.token_hex(8)
+            logging.getLogger("replicate.local").exception("unhandled error (request %s)", rid)
+            await problem(dict(INTERNAL_ERROR), 500, {"x-request-id": rid})(scope, receive, send)

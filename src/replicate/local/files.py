@@ -16,6 +16,8 @@ import os
 import shutil
 import tempfile
 import threading
+import unicodedata
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,8 @@ from typing import IO, Any, Protocol
 
 MiB = 1024 * 1024
 DEFAULT_MAX_UPLOAD = 100 * MiB
+#: The 413 detail of an upload over the limit (as the real API words it).
+UPLOAD_TOO_LARGE = "Files must be less than 100MB in size"
 DEFAULT_EXPIRY = 24 * 3600.0
 DELIVERY_PREFIX = "local-delivery://"
 
@@ -51,6 +55,31 @@ class Database(Protocol):
 
 class FileTooLarge(Exception):
     """The upload exceeds the size limit."""
+
+
+def safe_basename(name: str, default: str = "file") -> str:
+    """The last path segment of ``name`` without control, format or separator characters
+    (CR, LF, NUL, bidi overrides, lone surrogates) or quotes; ``default`` if nothing is left."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(
+        ch
+        for ch in base
+        if ch != '"' and unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Zl", "Zp")
+    ).strip()
+    return base if base.strip(".") else default
+
+
+def content_disposition(name: str, disposition: str = "attachment") -> str:
+    """An RFC 6266 ``Content-Disposition`` header for a file name: the sanitised basename
+    (:func:`safe_basename`) as an ASCII ``filename`` fallback and, exactly, as
+    ``filename*=UTF-8''...`` (RFC 8187 percent-encoding)."""
+    base = safe_basename(name)
+    plain = "".join(
+        ch for ch in unicodedata.normalize("NFKD", base) if unicodedata.category(ch) != "Mn"
+    )
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\%' else "_" for ch in plain)
+    encoded = urllib.parse.quote(base, safe="!#$&+-.^_`|~")
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
 
 
 def _iso(ts: float | None) -> str | None:
@@ -89,8 +118,12 @@ class FileService:
     def _blob_path(self, sha: str) -> Path:
         return self.blob_dir / sha[:2] / sha
 
-    def _write_blob(self, src: IO[bytes]) -> tuple[str, str, int]:
-        """Copy a stream into the blob store; returns (sha256, md5, size)."""
+    def _write_blob(self, src: IO[bytes], limit: int | None) -> tuple[str, str, int]:
+        """Copy a stream into the blob store; returns (sha256, md5, size).
+
+        ``limit``: the most bytes accepted (FileTooLarge beyond), None for no limit. It is a
+        value, never a setting swapped on ``self``, so concurrent writers cannot leak theirs.
+        """
         sha, md5, size = hashlib.sha256(), hashlib.md5(), 0
         fd, tmp = tempfile.mkstemp(dir=self.blob_dir / "tmp")
         try:
@@ -100,7 +133,7 @@ class FileService:
                     if not chunk:
                         break
                     size += len(chunk)
-                    if size > self.max_upload_size:
+                    if limit is not None and size > limit:
                         raise FileTooLarge()
                     sha.update(chunk)
                     md5.update(chunk)
@@ -149,9 +182,12 @@ class FileService:
         filename: str,
         content_type: str,
         metadata: dict[str, Any],
+        max_size: int | None = None,
     ) -> dict[str, Any]:
-        """Store an uploaded file; raises FileTooLarge over the limit."""
-        sha, md5, size = self._write_blob(src)
+        """Store an uploaded file; raises FileTooLarge over ``max_size`` bytes (default:
+        ``max_upload_size`` now)."""
+        limit = self.max_upload_size if max_size is None else max_size
+        sha, md5, size = self._write_blob(src, limit)
         now = self.now()
         fid = base64.urlsafe_b64encode(str(uuid.uuid4()).encode()).decode().rstrip("=")
         self.db.execute(
@@ -268,12 +304,7 @@ class FileService:
         import io
 
         stream = io.BytesIO(src) if isinstance(src, (bytes, bytearray)) else src
-        saved_limit = self.max_upload_size
-        self.max_upload_size = 1 << 62
-        try:
-            sha, md5, size = self._write_blob(stream)
-        finally:
-            self.max_upload_size = saved_limit
+        sha, md5, size = self._write_blob(stream, None)  # outputs have no size limit
         ctype = content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream"
         fid = uuid.uuid4().hex
         self.db.execute(

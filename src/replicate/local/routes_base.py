@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from .controls import Faults, RequestLog
 from .core import Core
 from .errors import ApiError
 from .fetch import OwnAddress, targets_controls
+from .gate import number, parse_json, strict_dumps
 
 INVALID_VERSION_TITLE = "Invalid version or not permitted"
 
@@ -29,11 +29,14 @@ _JSON_UTF8 = "application/json; charset=UTF-8"
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return strict_dumps(value)
 
 
 def _is_http_url(value: str) -> bool:
-    parts = urllib.parse.urlsplit(value)
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        return False
     return (
         parts.scheme in ("http", "https")
         and bool(parts.netloc)
@@ -48,7 +51,7 @@ def json_response(
     headers: dict[str, str] | None = None,
     media_type: str = "application/json",
 ) -> Response:
-    """Compact JSON response."""
+    """Compact JSON response; always strict JSON (see ``gate.strict_dumps``)."""
     return Response(_dumps(value), status_code=status, headers=headers, media_type=media_type)
 
 
@@ -73,7 +76,10 @@ def webhook_fields(
         webhook, events = body["webhook_completed"], ["completed"]
     lines: list[str] = []
     if webhook is not None:
-        parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
+        try:
+            parts = urllib.parse.urlsplit(webhook) if isinstance(webhook, str) else None
+        except ValueError:  # e.g. "http://[" (an unclosed IPv6 literal)
+            parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             lines.append("- webhook: must be an absolute http(s) URL")
         elif own is not None and targets_controls(webhook, own):
@@ -147,9 +153,10 @@ def _keyset_position(request: Request) -> tuple[tuple[float, str], str] | None:
         return None
     c = _decode_cursor(cursor)
     try:
-        return (float(c["p"]), c["i"]), c.get("d", "n")
+        position = number(c["p"], "p"), c["i"]
     except (KeyError, ValueError) as exc:
         raise ApiError(400, "Invalid cursor") from exc
+    return position, c.get("d", "n")
 
 
 def _keyset_links(
@@ -247,13 +254,10 @@ class BaseRoutes:
         cfg = self.core.config
         return authenticate(request, cfg.tokens, cfg.username)
 
-    async def json_body(self, request: Request) -> Any:
-        """Parsed JSON body; 400 when it is not JSON."""
-        raw = await request.body()
-        try:
-            return json.loads(raw or b"null")
-        except ValueError as exc:
-            raise ApiError(400, "Request body is not valid JSON") from exc
+    async def json_body(self, request: Request, empty: Any = None) -> Any:
+        """The body parsed by the input gate (strict JSON; 400 otherwise); ``empty`` stands
+        for an empty body."""
+        return parse_json(await request.body(), empty=empty)
 
     def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)

@@ -13,7 +13,7 @@ from starlette.responses import (
 )
 
 from .errors import ApiError, input_validation, not_found
-from .files import FileTooLarge
+from .files import UPLOAD_TOO_LARGE, FileTooLarge, content_disposition
 from .routes_base import (
     _JSON_UTF8,
     BaseRoutes,
@@ -29,32 +29,19 @@ class FileRoutes(BaseRoutes):
     async def files_create(self, request: Request) -> Response:
         account = self.account(request)
         core = self.core
+        # The input gate caps the whole body (upload limit plus the multipart framing); the
+        # file part itself is checked against the limit read here, once.
         limit = core.files.max_upload_size
-        too_large = ApiError(
-            413, "Files must be less than 100MB in size", title="Content Too Large"
-        )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit + 1024 * 1024:
-            raise too_large
+        too_large = ApiError(413, UPLOAD_TOO_LARGE, title="Content Too Large")
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise input_validation(["- content is required"])
         from starlette.formparsers import MultiPartException, MultiPartParser
 
-        async def counted() -> Any:
-            total = 0
-            async for chunk in request.stream():
-                total += len(chunk)
-                if total > limit + 1024 * 1024:
-                    raise FileTooLarge()
-                yield chunk
-
         try:
             form = await MultiPartParser(
-                request.headers, counted(), max_files=10, max_fields=100
+                request.headers, request.stream(), max_files=10, max_fields=100
             ).parse()
-        except FileTooLarge as exc:
-            raise too_large from exc
         except MultiPartException as exc:
             raise ApiError(400, f"Invalid multipart body: {exc}") from exc
         try:
@@ -93,7 +80,13 @@ class FileRoutes(BaseRoutes):
                     raise input_validation(["- metadata: must be a JSON object"])
             try:
                 row = await run_in_threadpool(
-                    core.files.create_upload, account, data_src, filename, content_type, metadata
+                    core.files.create_upload,
+                    account,
+                    data_src,
+                    filename,
+                    content_type,
+                    metadata,
+                    limit,
                 )
             except FileTooLarge as exc:
                 raise too_large from exc
@@ -140,12 +133,11 @@ class FileRoutes(BaseRoutes):
         )
         if row is None:
             raise not_found("File not found")
-        name = row["name"].replace('"', "")
         return FileResponse(
             self.core.files.blob_path(row),
             media_type="application/octet-stream",
             headers={
-                "Content-Disposition": f'attachment; filename="{name}"',
+                "Content-Disposition": content_disposition(row["name"]),
                 "ETag": f'"{row["md5"]}"',
             },
         )

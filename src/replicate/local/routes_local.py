@@ -14,17 +14,19 @@ from starlette.responses import (
 from .controls import Fault, Outcome
 from .core import HARDWARE, Core
 from .errors import ApiError, not_found
+from .gate import DAY, MAX_CLOCK_OFFSET, MAX_PERIOD, duration, number
 from .routes_base import (
     BaseRoutes,
     json_response,
 )
 from .runner import NotActive
-from .util import iso, parse_duration
+from .util import iso
 
 #: Settings ``/_local/limits`` can change, and where each lives.
 LIMIT_FIELDS = (
     "page_sizes",
     "max_upload_size",
+    "max_body_size",
     "max_queue_depth",
     "retention",
     "file_expiry",
@@ -32,6 +34,13 @@ LIMIT_FIELDS = (
     "webhook_timeout",
     "rate_limits",
 )
+
+#: Bounds of the numbers ``/_local/limits`` takes (beyond them: 422).
+MAX_PAGE_SIZE = 1000
+MAX_SIZE = 1 << 40
+MAX_QUEUE_DEPTH = 1_000_000
+MAX_BACKOFF_SCALE = 1000.0
+MAX_WEBHOOK_TIMEOUT = DAY
 
 _LIFECYCLE_ACTIONS = ("hold", "release", "emit", "complete", "fail", "abort")
 
@@ -114,6 +123,7 @@ class LocalRoutes(BaseRoutes):
         return {
             "page_sizes": dict(core.config.page_sizes),
             "max_upload_size": core.files.max_upload_size,
+            "max_body_size": core.config.max_body_size,
             "max_queue_depth": core.runner.max_queue_depth,
             "retention": core.config.retention,
             "file_expiry": core.files.expiry,
@@ -133,18 +143,33 @@ class LocalRoutes(BaseRoutes):
         if "page_sizes" in values:
             sizes = values["page_sizes"]
             if not isinstance(sizes, dict) or not all(
-                k in core.config.page_sizes and isinstance(v, int) and v >= 1
+                k in core.config.page_sizes
+                and isinstance(v, int)
+                and not isinstance(v, bool)
+                and 1 <= v <= MAX_PAGE_SIZE
                 for k, v in sizes.items()
             ):
                 raise ValueError(
-                    f"page_sizes must map {', '.join(core.config.page_sizes)} to positive integers"
+                    f"page_sizes must map {', '.join(core.config.page_sizes)} to integers"
+                    f" from 1 to {MAX_PAGE_SIZE}"
                 )
-        for key in ("max_upload_size", "max_queue_depth"):
+        for key, low, top in (
+            ("max_upload_size", 0, MAX_SIZE),
+            ("max_body_size", 1024, MAX_SIZE),  # room for the control requests themselves
+            ("max_queue_depth", 0, MAX_QUEUE_DEPTH),
+        ):
             v = values.get(key)
-            if key in values and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
-                raise ValueError(f"{key} must be a non-negative integer, got {v!r}")
+            if key in values and (
+                not isinstance(v, int) or isinstance(v, bool) or not low <= v <= top
+            ):
+                raise ValueError(f"{key} must be an integer from {low} to {top}, got {v!r}")
         parsed: dict[str, float | None] = {}
-        for key in ("retention", "file_expiry", "webhook_backoff_scale", "webhook_timeout"):
+        for key, longest in (
+            ("retention", MAX_PERIOD),
+            ("file_expiry", MAX_PERIOD),
+            ("webhook_backoff_scale", MAX_BACKOFF_SCALE),
+            ("webhook_timeout", MAX_WEBHOOK_TIMEOUT),
+        ):
             if key not in values:
                 continue
             v = values[key]
@@ -153,14 +178,7 @@ class LocalRoutes(BaseRoutes):
                     raise ValueError(f"{key} must be a number of seconds or a duration")
                 parsed[key] = None
                 continue
-            try:
-                parsed[key] = parse_duration(v) if isinstance(v, str) else float(v)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{key} must be a number of seconds or a duration, got {v!r}"
-                ) from exc
-            if parsed[key] is not None and parsed[key] < 0:  # type: ignore[operator]
-                raise ValueError(f"{key} must not be negative, got {v!r}")
+            parsed[key] = duration(v, key, maximum=longest)
         if "rate_limits" in values:  # validates before changing anything
             self.faults.rate_limit.configure(values["rate_limits"])
         if "page_sizes" in values:
@@ -168,6 +186,8 @@ class LocalRoutes(BaseRoutes):
         if "max_upload_size" in values:
             core.files.max_upload_size = values["max_upload_size"]
             core.config.max_upload_size = values["max_upload_size"]
+        if "max_body_size" in values:
+            core.config.max_body_size = values["max_body_size"]
         if "max_queue_depth" in values:
             core.runner.max_queue_depth = values["max_queue_depth"]
             core.config.max_queue_depth = values["max_queue_depth"]
@@ -256,7 +276,7 @@ class LocalRoutes(BaseRoutes):
         action = request.path_params["action"]
         if action not in _LIFECYCLE_ACTIONS:
             raise not_found()
-        body = await self.json_body(request) if await request.body() else {}
+        body = await self.json_body(request, empty={})
         if not isinstance(body, dict):
             raise ApiError(422, f"the body of {action} is a JSON object")
         try:
@@ -318,10 +338,12 @@ class LocalRoutes(BaseRoutes):
             body = await self.json_body(request)
             adv = body.get("advance") if isinstance(body, dict) else None
             try:
-                seconds = parse_duration(str(adv)) if adv is not None else 0.0
+                seconds = (
+                    duration(adv, "advance", maximum=MAX_CLOCK_OFFSET) if adv is not None else 0.0
+                )
+                await run_in_threadpool(self.core.advance_clock, seconds)
             except ValueError as exc:
                 raise ApiError(422, str(exc)) from exc
-            await run_in_threadpool(self.core.advance_clock, seconds)
         return json_response({"now": iso(self.core.clock.now()), "offset": self.core.clock.offset})
 
     async def ctl_requests(self, request: Request) -> Response:
@@ -339,7 +361,7 @@ class LocalRoutes(BaseRoutes):
 
     async def ctl_reset(self, request: Request) -> Response:
         self._controls()
-        body = await self.json_body(request) if await request.body() else {}
+        body = await self.json_body(request, empty={})
         secrets_too = bool(body.get("secrets")) if isinstance(body, dict) else False
         self.faults.clear()  # first, so nothing injected hits the reset itself
         await run_in_threadpool(self.core.reset, secrets=secrets_too)
@@ -349,7 +371,12 @@ class LocalRoutes(BaseRoutes):
     async def ctl_signed_url(self, request: Request) -> Response:
         self._controls()
         fid = request.path_params["file_id"]
-        ttl = float(request.query_params.get("ttl", "3600"))
+        try:
+            ttl = number(
+                request.query_params.get("ttl", "3600"), "ttl", minimum=0, maximum=MAX_PERIOD
+            )
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from exc
         params = self.core.files.sign_download(self.core.config.username, fid, ttl)
         return json_response(
             {

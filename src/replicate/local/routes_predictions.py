@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -12,6 +14,7 @@ from starlette.responses import (
 )
 
 from .errors import ApiError, input_validation, invalid_version, not_found, throttled
+from .gate import MAX_DEADLINE, duration
 from .routes_base import (
     _PREFER_WAIT,
     INVALID_VERSION_TITLE,
@@ -24,7 +27,9 @@ from .routes_base import (
 from .runner import TERMINAL, QueueFull
 from .schema import validate_input
 from .sse import event_stream, parse_last_event_id
-from .util import parse_duration, parse_iso
+from .util import iso, parse_iso
+
+log = logging.getLogger("replicate.local")
 
 
 class PredictionRoutes(BaseRoutes):
@@ -99,15 +104,13 @@ class PredictionRoutes(BaseRoutes):
         cancel_after = request.headers.get("cancel-after")
         if cancel_after is not None:
             try:
-                deadline = parse_duration(cancel_after)
-            except ValueError:
-                deadline = None
-            if deadline is None or deadline < 5:
+                deadline = duration(cancel_after, "Cancel-After", minimum=5, maximum=MAX_DEADLINE)
+            except ValueError as exc:
                 raise ApiError(
                     422,
-                    f"Invalid Cancel-After header {cancel_after!r}: use a duration such as 30s, 5m or 1h (minimum 5s)",
+                    f"Invalid Cancel-After header {cancel_after[:40]!r}: use a duration such as 30s, 5m or 1h (from 5s to {MAX_DEADLINE / 3600:g}h)",
                     title="Invalid Cancel-After header",
-                )
+                ) from exc
         webhook, events_filter, lines = webhook_fields(body, core.own)
         if lines:
             raise input_validation(lines)
@@ -246,11 +249,36 @@ class PredictionRoutes(BaseRoutes):
         page, nxt, prev = sql_keyset_page(
             request, origin, fetch, self.core.config.page_sizes["predictions"]
         )
-        results = [
-            self.core.prediction_json(self.core.store.decode_prediction(r) or r, origin)
-            for r in page
-        ]
+        results = [self._listed(r, origin) for r in page]
         return json_response({"next": nxt, "previous": prev, "results": results})
+
+    def _listed(self, raw: dict[str, Any], origin: str) -> dict[str, Any]:
+        """A raw row as listed: one that cannot be decoded or rendered (stored by an older
+        server, or damaged) is shown with what can be read, and never fails the list."""
+        try:
+            return self.core.prediction_json(
+                self.core.store.decode_prediction(dict(raw)) or raw, origin
+            )
+        except Exception:
+            log.warning("prediction %s cannot be rendered in full", raw.get("id"), exc_info=True)
+        row = dict(raw)
+        for col in ("input", "output", "metrics", "webhook_events_filter", "extra"):
+            try:
+                row[col] = json.loads(row[col]) if isinstance(row.get(col), str) else row.get(col)
+            except ValueError:
+                row[col] = None
+        try:
+            return self.core.prediction_json(row, origin)
+        except Exception:
+            return {
+                "id": raw.get("id"),
+                "model": raw.get("model"),
+                "version": raw.get("version"),
+                "status": raw.get("status"),
+                "error": "This prediction's stored data cannot be shown",
+                "created_at": iso(raw.get("created_at")),
+                "urls": {"get": f"{origin}/v1/predictions/{raw.get('id')}"},
+            }
 
     # ------------------------------------------------------------------ streams
     async def stream(self, request: Request) -> Response:
@@ -260,12 +288,12 @@ class PredictionRoutes(BaseRoutes):
             raise not_found()
         last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         drop_after = request.scope.get("state", {}).get("sse_drop_after")
+        try:
+            last_seq = parse_last_event_id(last)
+        except ValueError as exc:
+            raise ApiError(400, f"Invalid Last-Event-ID: {exc}") from exc
         gen = event_stream(
-            self.core,
-            row["id"],
-            self.origin(request),
-            parse_last_event_id(last),
-            drop_after=drop_after,
+            self.core, row["id"], self.origin(request), last_seq, drop_after=drop_after
         )
         return StreamingResponse(
             gen, media_type="text/event-stream", headers={"Cache-Control": "no-store"}

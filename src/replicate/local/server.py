@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from .core import Core, ServerConfig
-from .util import parse_duration
+from .gate import MAX_CLOCK_OFFSET, MAX_PERIOD
+from .gate import duration as _duration
 
 DEFAULT_TOKEN = "r8_local_any_token_works"
 
@@ -26,9 +27,7 @@ class BaseURL(str):
 def _retention(value: str | float | None) -> float | None:
     if value is None or value == "never":
         return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    return parse_duration(value)
+    return _duration(value, "retention", maximum=MAX_PERIOD)
 
 
 def _cog_specs(
@@ -299,7 +298,7 @@ class LocalServer:
 
     def advance_clock(self, duration: str | float) -> None:
         """Move the virtual clock forward (``"1h"`` or seconds)."""
-        seconds = parse_duration(duration) if isinstance(duration, str) else float(duration)
+        seconds = _duration(duration, "advance_clock", maximum=MAX_CLOCK_OFFSET)
         self._core().advance_clock(seconds)
 
     def reset(self, *, secrets: bool = False) -> None:

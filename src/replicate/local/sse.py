@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from .files import DELIVERY_PREFIX
+from .gate import MAX_EVENT_SEQ
 
 if TYPE_CHECKING:
     from .core import Core
@@ -16,11 +17,19 @@ _ID_RE = re.compile(r"^\s*(\d+):(\d+)\s*$")
 
 
 def parse_last_event_id(value: str | None) -> int:
-    """The sequence number in a ``Last-Event-ID``; -1 (replay all) when absent or malformed."""
+    """The sequence number in a ``Last-Event-ID``; -1 (replay all) when absent or malformed.
+
+    Raises ValueError for a sequence number beyond SQLite's integer range.
+    """
     if not value:
         return -1
     m = _ID_RE.match(value)
-    return int(m.group(2)) if m else -1
+    if not m:
+        return -1
+    seq = m.group(2).lstrip("0") or "0"
+    if len(seq) > 19 or int(seq) > MAX_EVENT_SEQ:
+        raise ValueError(f"the sequence number of Last-Event-ID is over {MAX_EVENT_SEQ}")
+    return int(seq)
 
 
 def format_event(type_: str, event_id: str, data: str) -> bytes:
@@ -59,6 +68,11 @@ async def event_stream(
                     return
             if events:
                 continue
+            if cursor >= 0 and core.store.one(
+                "SELECT seq FROM events WHERE prediction_id = ? AND type = 'done' AND seq <= ?",
+                (pid, cursor),
+            ):
+                return  # the client has seen the end already (it resumed after ``done``)
             try:
                 await asyncio.wait_for(ev.wait(), keepalive)
             except asyncio.TimeoutError:

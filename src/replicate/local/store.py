@@ -195,9 +195,11 @@ class Store:
             )
             return seq
 
-    def events_after(self, pid: str, seq: int) -> list[dict[str, Any]]:
-        """Events with a sequence number greater than ``seq``, in order."""
+    def events_after(self, pid: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events with a sequence number greater than ``seq``, in order, at most ``limit``
+        (a stream reads a long history in batches, never all of it at once)."""
         return self.query(
-            "SELECT seq, type, data, t FROM events WHERE prediction_id = ? AND seq > ? ORDER BY seq",
-            (pid, seq),
+            "SELECT seq, type, data, t FROM events WHERE prediction_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (pid, seq, limit),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 import threading
@@ -23,11 +24,16 @@ class Clock:
         with self._lock:
             return round(time.time() + self._offset, 6)
 
-    def advance(self, seconds: float) -> None:
-        """Move the virtual clock forward by ``seconds``."""
-        if seconds < 0:
-            raise ValueError("seconds must be >= 0")
+    def advance(self, seconds: float, max_offset: float = 1000 * 365.25 * 86400) -> None:
+        """Move the virtual clock forward by ``seconds`` (finite, >= 0); ValueError if that
+        would put it more than ``max_offset`` seconds ahead of the wall clock."""
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds must be a finite number >= 0, got {seconds!r}")
         with self._lock:
+            if self._offset + seconds > max_offset:
+                raise ValueError(
+                    f"the clock may run at most {max_offset:g} s ahead of the wall clock"
+                )
             self._offset += seconds
 
     @property
@@ -42,10 +48,17 @@ def new_id() -> str:
 
 
 def iso(ts: float | None) -> str | None:
-    """RFC 3339 UTC timestamp with microseconds and ``Z``, or ``None``."""
+    """RFC 3339 UTC timestamp with microseconds and ``Z``, or ``None``.
+
+    ``None`` too for a time no date can show (NaN, beyond year 9999): such values only come
+    from rows stored before the input gate bounded them, and must not break their rendering.
+    """
     if ts is None:
         return None
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    try:
+        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -72,15 +85,20 @@ _DURATION_RE = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 def parse_duration(value: str) -> float:
     """Parse ``30s``, ``5m``, ``1h``, ``1h30m45s`` or a bare number of seconds.
 
-    Raises ValueError on anything else.
+    Raises ValueError on anything else, ``nan`` and ``inf`` included (ranges are the
+    caller's: see ``gate.duration``).
     """
     v = value.strip().lower()
     if not v:
         raise ValueError("empty duration")
     try:
-        return float(v)
+        seconds = float(v)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValueError(f"invalid duration: {value!r}")
+        return seconds
     m = _DURATION_RE.match(v)
     if not m or not any(m.groups()):
         raise ValueError(f"invalid duration: {value!r}")
