@@ -68,7 +68,7 @@ async def test_sync_wait_create(server: LocalServer, client: replicate.Client, m
 async def test_wait_then_poll(server: LocalServer, client: replicate.Client, mode: str) -> None:
     name, gate = register_gate(server)
     p = await call(mode, client.predictions, "create", model=name, input={"text": "slow"}, wait=1)
-    assert p.status in ("starting", "processing")
+    assert p.status == "processing"  # its own model, started at once and held by the gate
     assert create_status(server, name) == 202
     gate.release()
     if mode == "sync":
@@ -84,7 +84,7 @@ async def test_create_without_prefer_is_starting(
     name, gate = register_gate(server)
     gate.release()
     p = await call(mode, client.predictions, "create", model=name, input={"text": "x"})
-    assert p.status in ("starting", "processing", "succeeded")
+    assert p.status == "starting" and p.started_at is None
     assert create_status(server, name) == 201
 
 
@@ -316,3 +316,31 @@ async def test_twenty_concurrent_runs_fifo(
     assert [p.id for p in sorted(preds, key=lambda p: p.created_at)] == [
         p.id for p in sorted(preds, key=lambda p: p.started_at)
     ]
+
+
+PINNED = "0123456789abcdef" * 4
+
+
+async def test_register_pins_version_id(
+    server: LocalServer, client: replicate.Client, mode: str
+) -> None:
+    """``register(version_id=)`` serves the callable under a fixed id, as code pinned to a real
+    version (``"owner/name:<id>"``) needs."""
+    import inspect
+
+    assert "version_id" in inspect.signature(LocalServer.register).parameters
+    name, pinned = f"pinned/m-{mode}", PINNED[:-1] + ("0" if mode == "sync" else "1")
+    assert server.register(name, lambda text: text * 2, version_id=pinned) == pinned
+    model = await call(mode, client.models, "get", name)
+    assert model.latest_version is not None and model.latest_version.id == pinned
+    version = await call(mode, model.versions, "get", pinned)
+    assert version.id == pinned and isinstance(version.cog_version, str)
+    assert await call(mode, client, "run", f"{name}:{pinned}", input={"text": "ab"}) == "abab"
+    with pytest.raises(ValueError, match="64 lowercase hex"):
+        server.register(name, lambda text: text, version_id="not-a-version")
+    hello = HELLO_WORLD_VERSIONS[-1]  # version ids are global: another model's is refused
+    with pytest.raises(ValueError, match="replicate/hello-world"):
+        server.register(f"{name}-other", lambda text: text, version_id=hello)
+    assert (
+        await call(mode, client.models, "get", "replicate/hello-world")
+    ).latest_version.id == hello

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from replicate.local.demo_models import HELLO_WORLD_VERSIONS
+from replicate.local.registry import CALLABLE_COG_VERSION
 from replicate.local.server import LocalServer
 
 from .conftest import AUTH
@@ -95,7 +96,8 @@ def test_versions(http: httpx.Client) -> None:
     assert (
         v.status_code == 200
         and v.json()["id"] == HELLO_WORLD_VERSIONS[0]
-        and v.json()["cog_version"] is None
+        # Never null: official clients reject it (the real API always sends a string).
+        and v.json()["cog_version"] == CALLABLE_COG_VERSION
     )
     assert http.get(f"/v1/models/replicate/hello-world/versions/{'0' * 64}").status_code == 404
 

@@ -45,8 +45,9 @@ base URL (``.server`` is the handle). ``LocalServer`` is the handle itself (a co
 or ``start()``/``stop()``/``crash()``), with ``base_url``, ``api_token``, ``webhook_secret``
 and:
 
-- ``register("owner/name", fn, concurrency=, description=, readme=, ..., train=, load=)``:
-  serve a callable as a model; returns the version id. ``train`` makes the model trainable
+- ``register("owner/name", fn, version_id=, concurrency=, description=, readme=, ..., train=,
+  load=)``: serve a callable as a model; returns the version id. ``version_id`` pins it (to
+  test code that runs a fixed ``"owner/name:<id>"``). ``train`` makes the model trainable
   (trainings run it; it returns the weights), ``load`` turns a weights file into the callable
   the trained version runs.
 - ``LocalServer(cog={"acme/echo": "./my-model"})`` (or ``["acme/echo=./my-model"]``): Cog model

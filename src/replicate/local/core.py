@@ -337,6 +337,11 @@ class Core:
         """
         if load is not None and train is None:
             raise ValueError("load= needs train= (the training function)")
+        pinned = kwargs.get("version_id")
+        taken = self.registry.get_version(pinned) if isinstance(pinned, str) else None
+        if taken is not None and f"{taken['owner']}/{taken['name']}" != model:
+            # Version ids are global (``POST /v1/predictions`` takes the id alone).
+            raise ValueError(f"version {pinned} is a version of {taken['owner']}/{taken['name']}")
         version_id = self.registry.register(model, fn, **kwargs)
         if train is not None:
             from .catalogue import register_trainer
@@ -587,10 +592,12 @@ class Core:
                 "instance": self.instance_id,
             }
         )
-        self._on_change(pid, "start")
-        self.runner.submit(pid)
+        # The reply shows the prediction as accepted (``starting``), as the real API does even
+        # for fast models: read it back before the runner may pick it up.
         row = self.store.get_prediction(pid)
         assert row is not None
+        self._on_change(pid, "start")
+        self.runner.submit(pid)
         return row
 
     def get_prediction(self, account: str, pid: str) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,12 @@ from .schema import build_input_schema, build_output_schema, canonical_json, cog
 from .store import Store
 
 log = logging.getLogger("replicate.local")
+
+#: The ``cog_version`` of versions not built by Cog (callables, demo models): the real API always
+#: sends a string there and official clients reject ``null``. The Cog release whose document
+#: shape the generated schemas follow.
+CALLABLE_COG_VERSION = "0.23.1"
+_VERSION_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -102,6 +109,8 @@ class Registry:
         deriving one from the signature, for ``**inputs`` callables such as Cog workers.
         """
         owner, name = _validate_ref(model)
+        if version_id is not None and not _VERSION_ID.fullmatch(version_id):
+            raise ValueError(f"version_id must be 64 lowercase hex characters: {version_id!r}")
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if openapi_schema is not None:
@@ -189,7 +198,7 @@ class Registry:
                             owner,
                             name,
                             now - (len(ids) - 1 - i) * 0.001,
-                            cog_version,
+                            cog_version or CALLABLE_COG_VERSION,
                             canonical_json(doc),
                         ),
                     )

@@ -14,6 +14,7 @@ from starlette.responses import (
 
 from .core import HARDWARE
 from .errors import ApiError, input_validation, not_found
+from .registry import CALLABLE_COG_VERSION
 from .routes_base import (
     BaseRoutes,
     _is_http_url,
@@ -35,7 +36,8 @@ class ModelRoutes(BaseRoutes):
         return {
             "id": v["id"],
             "created_at": iso(v["created_at"]),
-            "cog_version": v["cog_version"],
+            # Rows written before every version had one still answer a string.
+            "cog_version": v["cog_version"] or CALLABLE_COG_VERSION,
             "openapi_schema": v["openapi_schema"],
         }
 

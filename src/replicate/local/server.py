@@ -179,18 +179,24 @@ class LocalServer:
         model: str,
         fn: Callable[..., Any],
         *,
+        version_id: str | None = None,
         train: Callable[..., Any] | None = None,
         load: Callable[[Path], Callable[..., Any]] | None = None,
         **kwargs: Any,
     ) -> str:
         """Register a callable as ``owner/name``; returns the version id.
 
-        Keyword arguments: ``concurrency=``, ``description=``, ``readme=``, ``official=``,
+        ``version_id`` pins the version id (64 hex characters, e.g. the id of the real model
+        version your code runs as ``"owner/name:<id>"``); by default it is a hash of the
+        model's name, source and schema, so it changes when the code does. Other keyword
+        arguments: ``concurrency=``, ``description=``, ``readme=``, ``official=``,
         ``version_key=``, ... (see ``Registry.register``), plus ``train=`` (the function
         trainings of this model run; it returns the weights) and ``load=`` (weights file ->
         the callable a trained version runs).
         """
-        return self._core().register(model, fn, train=train, load=load, **kwargs)
+        return self._core().register(
+            model, fn, version_id=version_id, train=train, load=load, **kwargs
+        )
 
     def sign_file_url(self, file_id: str, ttl: float = 3600) -> str:
         """A signed download URL for an uploaded file."""
