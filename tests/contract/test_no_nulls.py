@@ -161,7 +161,7 @@ class Tour:
 
     def wait(self, kind: str, pid: str, statuses: set[str]) -> Any:
         """Poll until the object is in one of ``statuses`` (the server's own wait)."""
-        self.server.wait_for_status(pid, *statuses)
+        self.server.wait_for_status(pid, *statuses, timeout=120)
         return self.call("GET", f"/{kind}/{pid}")
 
     def run(self) -> None:
@@ -226,8 +226,21 @@ class Tour:
         self.wait("trainings", t["id"], {"succeeded"})
         self.call("GET", f"/models/{USERNAME}/no-nulls-dest1")
         self.call("GET", f"/models/{USERNAME}/no-nulls-dest1/versions")
-        self.server.script(TRAINABLE, {"hold": True})
-        t2 = self.call("POST", path, json={**train, "destination": f"{USERNAME}/no-nulls-dest2"})
+
+        # A training that runs until it is canceled.
+        def train(greeting: str = "hi", cancel_event: Any = None) -> bytes:
+            cancel_event.wait(120)
+            return greeting.encode()
+
+        slow = f"{USERNAME}/no-nulls-slow-trainer"
+        slow_vid = self.server.register(slow, lambda text: text, train=train)
+        dest2 = f"{USERNAME}/no-nulls-dest2"
+        t2 = self.call(
+            "POST",
+            f"/models/{slow}/versions/{slow_vid}/trainings",
+            json={"destination": dest2, "input": {"greeting": "x"}},
+        )
+        self.wait("trainings", t2["id"], {"processing"})
         self.call("POST", f"/trainings/{t2['id']}/cancel")
         self.wait("trainings", t2["id"], {"canceled"})
         self.call("GET", "/trainings")
