@@ -1,4 +1,4 @@
-"""Micro-benchmark of the SSE decoder (issue 4).
+"""Micro-benchmark of the SSE decoder.
 
 One Replicate-like event stream (``event: output`` tokens with ids, some
 ``logs`` events, a final ``event: done``) is served from memory through

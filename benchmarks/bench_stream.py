@@ -1,4 +1,4 @@
-"""Benchmark of the full streaming path (issue 4).
+"""Benchmark of the full streaming path.
 
 The stream of ``bench_sse.py`` (20,000 Replicate-like events: ``output`` tokens with ids, some
 ``logs``, a final ``done``) is served from memory through ``httpx.MockTransport`` in 4 KiB chunks.
@@ -12,7 +12,7 @@ Each contender opens the stream URL and turns every event into an event object:
 * ``replicate 1.0.7``: its ``Prediction.stream()`` in its own venv, as a black box
   (``bench_sse._v107``).
 
-Target (issue 4): ours at least 4x replicate 1.0.7 and no lower than httpx-sse.
+Target: ours at least 4x replicate 1.0.7 and no lower than httpx-sse.
 Rates are events per second (events in the stream / wall time, best of N runs).
 Run ``python benchmarks/bench_stream.py [--quick]``; ``run(quick)`` returns the figures.
 """

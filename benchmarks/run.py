@@ -16,9 +16,9 @@ import caches and memory figures are clean:
 * ``floor`` (the server scenarios): a minimal Starlette endpoint doing the least a create must
   do, measured in the same process as ``ours`` with interleaved rounds.
 
-The targets of issues 2 and 14 are checked and shown as PASS/FAIL. ``--quick`` (CI) shrinks counts and
+The targets (see benchmarks/README.md) are checked and shown as PASS/FAIL. ``--quick`` (CI) shrinks counts and
 sizes and always exits 0 (it reports); the full run exits 1 when a target fails or cannot be
-measured. The SSE benchmarks of issue 4 (``benchmarks/bench_sse.py``, ``bench_stream.py``) are
+measured. The SSE benchmarks (``benchmarks/bench_sse.py``, ``bench_stream.py``) are
 run too, each ``run(quick)`` in a fresh process; ``bench_stream``'s own targets count as a check.
 """
 
@@ -436,7 +436,7 @@ def merge(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class External:
-    """A colleague's benchmark module in ``benchmarks/`` exposing ``run(quick) -> dict``."""
+    """A separate benchmark module in ``benchmarks/`` exposing ``run(quick) -> dict``."""
 
     name: str
     module: str
@@ -445,8 +445,8 @@ class External:
 
 
 EXTERNALS: tuple[External, ...] = (
-    External("sse", "bench_sse", "SSE decoding (issue 4)", "ours"),
-    External("stream", "bench_stream", "full streaming path (issue 4)", "ours Prediction.stream()"),
+    External("sse", "bench_sse", "SSE decoding", "ours"),
+    External("stream", "bench_stream", "full streaming path", "ours Prediction.stream()"),
 )
 
 

@@ -1,4 +1,4 @@
-"""Pure decisions for waiting on predictions and trainings (design §1.3, §4.1, §6.4, §6.5).
+"""Pure decisions for waiting on predictions and trainings (docs/predictions.md).
 
 No I/O and no sleeping here: terminal statuses, "is this create response complete", the poll
 delay schedule, deadlines, and the ``Prefer`` / ``Cancel-After`` header values of a create.
@@ -46,7 +46,7 @@ BACKOFF_CAP = 5.0
 
 
 def is_terminal(status: Any, completed_at: Any = None) -> bool:
-    """Whether a prediction/training with this ``status`` is done (§1.3).
+    """Whether a prediction/training with this ``status`` is done (docs/predictions.md, "Statuses").
 
     Known terminal statuses are terminal; ``starting``/``processing`` are not; an unknown status
     is terminal once ``completed_at`` is set (so a new terminal status never causes endless polls).
@@ -70,7 +70,8 @@ def preference_applied_wait(value: str | None) -> bool:
 
 
 def is_sync_complete(response: Any, sent_prefer: bool, status: Any = None) -> bool:
-    """Whether a create response answered ``Prefer: wait`` with the final output (§6.4).
+    """Whether a create response answered ``Prefer: wait`` with the final output
+    (docs/predictions.md, "The sync-complete rule").
 
     Requires that the request carried ``Prefer``, HTTP 201, a ``Preference-Applied`` header naming
     ``wait``, and a status other than ``starting``. ``status`` defaults to the one in the JSON body.
@@ -97,7 +98,7 @@ def is_create_complete(
 
 def poll_delay(n: int, poll_interval: float) -> float:
     """The delay before poll ``n`` (1-based): ``poll_interval`` for the first 10 polls, then a gentle
-    backoff ``min(poll_interval * 1.2 ** (n - 10), max(poll_interval, 5.0))`` (§6.5)."""
+    backoff ``min(poll_interval * 1.2 ** (n - 10), max(poll_interval, 5.0))`` (docs/predictions.md, "Polling")."""
     if n <= BACKOFF_AFTER_POLLS:
         return poll_interval
     cap = max(poll_interval, BACKOFF_CAP)
@@ -158,7 +159,8 @@ def sleep_time(delay: float, deadline: float | None, now: float | None = None) -
 
 
 def prefer_header(wait: Any) -> str | None:
-    """The ``Prefer`` header value for a create's ``wait`` argument (§4.1), or ``None``.
+    """The ``Prefer`` header value for a create's ``wait`` argument, or ``None``
+    (docs/predictions.md, "Creating a prediction").
 
     ``True`` → ``"wait"``; a number N → ``"wait=N"`` (rounded up, clamped to 60);
     ``False``/``0``/``None`` → no header; a negative number → :class:`ValueError`.
@@ -181,7 +183,7 @@ def prefer_header(wait: Any) -> str | None:
 
 
 def wait_read_timeout(prefer: str | None) -> float | None:
-    """The minimum read timeout for a create carrying this ``Prefer`` value (§3.5)."""
+    """The minimum read timeout for a create carrying this ``Prefer`` value (docs/retries.md, "Timeouts")."""
     if prefer is None:
         return None
     if prefer == "wait":
@@ -190,7 +192,8 @@ def wait_read_timeout(prefer: str | None) -> float | None:
 
 
 def cancel_after_header(value: Any) -> str | None:
-    """The ``Cancel-After`` header value for a create's ``cancel_after`` argument (§4.1).
+    """The ``Cancel-After`` header value for a create's ``cancel_after`` argument
+    (docs/predictions.md, "Creating a prediction").
 
     Numbers and timedeltas become whole seconds rounded up (``"<n>s"``, at least 5); strings such
     as ``"1h30m"`` are sent verbatim; ``None`` → no header.

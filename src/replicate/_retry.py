@@ -1,4 +1,4 @@
-"""The retry policy and :class:`RetryTransport` (design §8).
+"""The retry policy and :class:`RetryTransport` (docs/retries.md).
 
 The module is split in two layers:
 
@@ -10,7 +10,7 @@ The module is split in two layers:
   :meth:`RetryTransport.handle_async_request`, which send, ask :meth:`~RetryTransport.decide`,
   rewind the request body, close the discarded response, log and sleep.
 
-What is retried (§8.2):
+What is retried (docs/retries.md, "What is retried"):
 
 * Idempotent requests (methods in ``retryable_methods``, by default GET, HEAD, OPTIONS, PUT,
   DELETE, TRACE, QUERY, or requests whose ``extensions["replicate.idempotent"]`` is true) are
@@ -359,7 +359,7 @@ def _rebuild_response(
 
 
 class RetryTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """An httpx transport that retries failed requests per the Replicate retry policy (§8).
+    """An httpx transport that retries failed requests per the retry policy of docs/retries.md.
 
     Wraps another transport (sync, async, or both) and implements both interfaces. See the module
     docstring for what is retried. ``max_attempts`` counts sends in total. The delay before a

@@ -1,7 +1,7 @@
 """Server-sent events: a pure, incremental decoder (bytes in, raw events out).
 
 The decoder follows the event stream interpretation rules of the HTML living
-standard (section 9.2.6), with the deviations required by client-api.md §6.12:
+standard (section 9.2.6), with the tolerances of docs/streaming.md, "Decoding":
 
 * input is arbitrary ``bytes`` chunks: split points may fall anywhere, including
   inside a multi-byte UTF-8 character, inside the leading byte order mark, or
@@ -14,7 +14,7 @@ standard (section 9.2.6), with the deviations required by client-api.md §6.12:
   sets the event id unless it contains NUL, ``retry`` (ASCII digits only) sets
   the reconnection time; unknown fields are ignored;
 * a blank line commits the last event id and dispatches the event if a ``data``
-  or ``event`` field was seen (the standard requires data; §6.12 also dispatches
+  or ``event`` field was seen (the standard requires data; we also dispatch
   data-less named events), then always clears the event fields;
 * an event without an ``id`` field is dispatched with ``id=""``, but
   :attr:`SSEDecoder.last_event_id` keeps the last id for ``Last-Event-ID`` on

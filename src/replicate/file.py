@@ -1,4 +1,4 @@
-"""Uploaded files: the :class:`File` resource and the ``files`` namespace (design §4.5, §5.7).
+"""Uploaded files: the :class:`File` resource and the ``files`` namespace (docs/files.md).
 
 Uploads are ``multipart/form-data`` bodies streamed from their source in chunks (never read whole
 into memory). A seekable source gives a replayable body (:meth:`_UploadStream.rewind`), so the

@@ -1,4 +1,4 @@
-"""Files in and out: :class:`FileOutput`, input encoding and output transformation (design §5.10, §6.7, §6.8).
+"""Files in and out: :class:`FileOutput`, input encoding and output transformation (docs/files.md).
 
 * :class:`FileOutput` is a lazy handle on a URL (``https://...`` or an RFC 2397 ``data:`` URL) that a
   model returned. Its bytes are fetched with the download client on :meth:`~FileOutput.read`,
@@ -685,7 +685,7 @@ def encode_json(
     client: Client | None = None,
     file_encoding_strategy: FileEncodingStrategy | None = None,
 ) -> Any:
-    """Encode a prediction input as JSON values (design §6.7).
+    """Encode a prediction input as JSON values (docs/files.md, "Inputs").
 
     Mappings, sequences, sets and generators are encoded recursively (generators are consumed).
     Files (file objects, ``os.PathLike`` paths, ``bytes``-likes) are uploaded with

@@ -44,7 +44,7 @@ def is_version_id(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class ResolvedRef:
-    """What a ``run()``-style reference names (§6.1).
+    """What a ``run()``-style reference names (docs/run.md, "What a model reference can be").
 
     Exactly one route applies: ``deployment`` (owner, name) when set, else ``version_id`` when
     set (``POST /v1/predictions``), else ``owner``/``name`` (the model's predictions endpoint).
@@ -74,7 +74,7 @@ def _invalid_ref(ref: Any) -> ValueError:
 
 
 def resolve_ref(ref: Any) -> ResolvedRef:
-    """Resolve a model/version/deployment reference without any I/O (§6.1)."""
+    """Resolve a model/version/deployment reference without any I/O (docs/run.md, "What a model reference can be")."""
     if isinstance(ref, str):
         if is_version_id(ref):
             return ResolvedRef(version_id=ref)
@@ -142,7 +142,7 @@ def model_key_from_args(
     owner: str | None = None,
     name: str | None = None,
 ) -> tuple[str, str]:
-    """Resolve the 1.0.x model identification forms of ``models.get`` & co. (§4.7).
+    """Resolve the 1.0.x model identification forms of ``models.get`` & co. (docs/api.md, "Naming a model").
 
     Accepted: ``("owner/name")``, ``(owner, name)``, ``(key="owner/name")``,
     ``(owner=..., name=...)``.

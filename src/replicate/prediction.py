@@ -1,5 +1,5 @@
 """Predictions: the :class:`Prediction` resource, the ``predictions`` namespace, and the shared
-prediction-create contract (design §4.1, §4.9, §5.1, §6.5).
+prediction-create contract (docs/predictions.md).
 
 The create contract is used by ``predictions.create``, ``models.predictions.create``,
 ``deployments.predictions.create``, ``run`` and ``stream``. Its pieces:
@@ -9,7 +9,7 @@ The create contract is used by ``predictions.create``, ``models.predictions.crea
 * :func:`_encode_input` / :func:`_async_encode_input` encode the input (file uploads happen here);
 * :func:`_create_operation` builds the :class:`~replicate._http.Operation` (body, ``Prefer``,
   ``Cancel-After``, read timeout, escape hatches); the returned :class:`Prediction` remembers
-  whether the response was *sync-complete* (``prediction._sync_complete``, §6.4);
+  whether the response was *sync-complete* (``prediction._sync_complete``; docs/predictions.md, "The sync-complete rule");
 * :func:`_create` / :func:`_async_create` chain the three.
 """
 
@@ -243,7 +243,7 @@ class Prediction(Resource):
     def stream(
         self, use_file_output: bool | None = None, *, timeout: float | None = None
     ) -> Stream:
-        """The output as server-sent events (§6.12).
+        """The output as server-sent events (docs/streaming.md).
 
         Raises :class:`~replicate.exceptions.ReplicateError` right away when the model does not
         support streaming (no ``urls.stream``).
@@ -298,7 +298,8 @@ def _set_client(obj: Resource, client: Client | None) -> None:
 
 
 def _raise_for_status(prediction: Any) -> None:
-    """Raise for a finished prediction or training that did not succeed (§6.9)."""
+    """Raise for a finished prediction or training that did not succeed
+    (docs/predictions.md, "Final statuses and errors")."""
     status = prediction.status
     if status == "succeeded":
         return
@@ -428,7 +429,7 @@ def _create_operation(
     *,
     deadline: float | None = None,
 ) -> Operation[Prediction]:
-    """The create request for already-encoded ``input`` (§4.1).
+    """The create request for already-encoded ``input`` (docs/predictions.md, "Creating a prediction").
 
     Body keys in order: ``input``, ``version`` (when given), ``webhook``, ``webhook_completed``,
     ``webhook_events_filter``, ``stream`` (only those not ``None``). ``wait`` sets ``Prefer`` and
@@ -685,7 +686,7 @@ class Predictions(Namespace):
     """The ``predictions`` namespace: create, get, list, cancel and wait for predictions."""
 
     class CreatePredictionParams(TypedDict, total=False):
-        """Keyword parameters of prediction creates (§4.1)."""
+        """Keyword parameters of prediction creates (docs/predictions.md, "Creating a prediction")."""
 
         wait: bool | int | float
         """``True`` → ``Prefer: wait``; N → ``Prefer: wait=N`` (1-60 seconds)."""

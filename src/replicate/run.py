@@ -1,6 +1,6 @@
-"""``run`` / ``async_run``: create a prediction, wait for it, return its output (design §6.1-§6.11).
+"""``run`` / ``async_run``: create a prediction, wait for it, return its output (docs/run.md).
 
-The algorithm (§6.11):
+The algorithm (docs/run.md, "The run() algorithm"):
 
 1. resolve the ref (no I/O; bad refs raise ``ValueError``),
 2. encode the input (file uploads happen here),
@@ -59,7 +59,7 @@ Progress = Callable[[Prediction], Any]
 
 
 # --------------------------------------------------------------------------------------------
-# Version schema cache (§6.6)
+# Version schema cache (docs/run.md, "Schema lookup and iterator outputs")
 # --------------------------------------------------------------------------------------------
 
 
@@ -434,7 +434,7 @@ def _items(plan: _Plan, items: list[Any]) -> Iterator[Any]:
 
 
 def _iterate(plan: _Plan, prediction: Prediction) -> Iterator[Any]:
-    """Yield list items as they appear while polling (§5.1 output_iterator rules)."""
+    """Yield list items as they appear while polling (the rules of ``output_iterator``, docs/predictions.md)."""
     steps, reply = _steps(plan, prediction, True), None
     try:
         while (step := _next_step(steps, reply)) is not None:

@@ -1,4 +1,4 @@
-"""Helpers for a version's OpenAPI schema (design §6.6).
+"""Helpers for a version's OpenAPI schema (docs/run.md, "Schema lookup and iterator outputs").
 
 Cog marks iterator outputs with ``x-cog-array-type: iterator`` on the ``Output`` schema and
 text-concatenating iterators with ``x-cog-array-display: concatenate``. Cog versions before 0.3.9

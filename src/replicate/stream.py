@@ -1,4 +1,4 @@
-"""Streaming prediction output as server-sent events (design §5.9, §6.12).
+"""Streaming prediction output as server-sent events (docs/streaming.md).
 
 * :class:`ServerSentEvent` is one ``output``/``logs``/``error``/``done`` event; ``str(event)`` is the
   text of an ``output`` event (the URL for a file) and ``""`` otherwise.
@@ -1072,7 +1072,7 @@ def stream(
     timeout: float | None = None,
     **params: Any,
 ) -> Stream:
-    """Create a prediction and return the :class:`Stream` of its events (§6.12).
+    """Create a prediction and return the :class:`Stream` of its events (docs/streaming.md).
 
     The create happens now (its errors raise here); the stream connects on the first
     ``next()``. ``ref`` is ``"owner/name"``, ``"owner/name:version"``, a version id, or a

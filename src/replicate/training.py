@@ -1,6 +1,6 @@
 """Trainings: fine-tune a model version into a destination model.
 
-``client.trainings.create(...)`` accepts every form of replicate-python 1.0.x (design §4.10), in
+``client.trainings.create(...)`` accepts every form of replicate-python 1.0.x (docs/api.md, "Creating a training"), in
 sync and async code alike::
 
     trainings.create("owner/name:version_id", input, "dest-owner/dest-name")   # legacy positional

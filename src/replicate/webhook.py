@@ -1,4 +1,4 @@
-"""Webhook signing secrets and signature validation (design §4.11, §5.7, §9).
+"""Webhook signing secrets and signature validation (docs/webhooks.md).
 
 Replicate signs each webhook request with HMAC-SHA256 over ``"{webhook-id}.{webhook-timestamp}."``
 followed by the raw body, keyed with the base64-decoded part of the account's signing secret

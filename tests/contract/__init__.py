@@ -1,1 +1,1 @@
-"""Contract tests (issue 6): OpenAPI conformance (Schemathesis) and recording parity."""
+"""Contract tests: OpenAPI conformance (Schemathesis) and recording parity."""

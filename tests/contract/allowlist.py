@@ -1,17 +1,19 @@
-"""The reviewed allow-list of the contract tests (design: local-server.md section 13, "CI gate").
+"""The reviewed allow-list of the contract tests.
+
+See docs/local-server.md, "How faithfulness is checked".
 
 A new deviation fails CI unless it is recorded here with a reason. Entries:
 
 * ``TEST_ENTRIES``: keyed by ``<file>::<test name with parameters>`` under ``tests/contract/``.
   ``BUG``: a real server bug; the test is marked ``xfail(strict=True)``, so it stays visible and
   CI turns red as soon as the bug is fixed (then delete the entry). ``EXCLUSION``: the test
-  cannot run meaningfully (a documented exclusion of the design); it is skipped with the reason.
+  cannot run meaningfully (a documented exclusion); it is skipped with the reason.
 * ``PARITY_BUGS``: server bugs seen as one kind of recording-parity difference; each generates
   a ``test_parity_bug[<id>]`` BUG entry (see ``ParityBug``).
 * ``TOLERANCES``: narrow, named rules that the checks consult (``tolerated(name)``); removing
   one switches the rule off. Kinds: ``DEVIATION`` (the local server differs from the real API,
-  accepted), ``SPEC_GAP`` (the official spec is wrong or silent where the real API or the
-  design is clear), ``HARNESS`` (how generated cases are steered, and why).
+  accepted), ``SPEC_GAP`` (the official spec is wrong or silent where the real API or
+  docs/local-server.md is clear), ``HARNESS`` (how generated cases are steered, and why).
 
 ``test_allowlist.py`` checks every entry has a reason, BUG entries pin a test, every tolerance
 is consulted by some check, and no entry names a test that does not exist.
@@ -83,7 +85,7 @@ TOLERANCES: dict[str, Entry] = {
         "HARNESS",
         "Generated `webhook` URLs are dropped from create bodies: the server would POST to "
         "random hosts (CI has no network, and deliveries retry in the background), and it "
-        "rejects non-URL strings with 422 (design 4.2 validation order), which the spec, "
+        "rejects non-URL strings with 422 (the server checks the webhook URL before the input), which the spec, "
         "typing `webhook` as a plain string, does not document. Webhooks are covered by "
         "tests/server/test_webhooks.py.",
     ),
@@ -107,8 +109,7 @@ TOLERANCES: dict[str, Entry] = {
         "Request bodies whose spec schema allows extra properties (no additionalProperties: "
         "false: models.create, models.update, deployments.create/update, trainings.create) "
         "get only the declared ones. The server rejects unknown body keys with 422 "
-        "'- Additional property X is not allowed', the real API's body-shape error quoted in "
-        "design section 8 (seen for predictions.create, whose schema does forbid extras). "
+        "'- Additional property X is not allowed', the real API's body-shape error (seen for predictions.create, whose schema does forbid extras). "
         "Whether the real API is as strict on these routes is unverified; confirm before "
         "release, then make this a BUG or keep it.",
     ),
@@ -116,8 +117,8 @@ TOLERANCES: dict[str, Entry] = {
     "ratelimit-on-every-reply": Entry(
         "ratelimit-on-every-reply",
         "DEVIATION",
-        "The local server sends ratelimit-remaining/ratelimit-reset on every /v1 reply (design "
-        "4.2: 'Every reply carries ratelimit-*'); the 2024 Files API recordings and the 401 "
+        "The local server sends ratelimit-remaining/ratelimit-reset on every /v1 reply, as the real "
+        "API does on the replies recorded with them; the 2024 Files API recordings and the 401 "
         "recording have none. Extra headers only; the reverse (recorded but missing locally) "
         "still fails.",
     ),
@@ -160,8 +161,8 @@ TOLERANCES: dict[str, Entry] = {
         "download-signature-is-auth",
         "SPEC_GAP",
         "files.download inherits the spec's global bearerAuth requirement, but the signed URL "
-        "is the credential: design section 2 #14 ('A valid signature is enough; a bearer "
-        "token is optional'), which is what signed URLs are for. Schemathesis's ignored_auth "
+        "is the credential (a valid signature is enough, a bearer "
+        'token is optional: docs/local-server.md, "Files"), which is what signed URLs are for. Schemathesis\'s ignored_auth '
         "check (ST401) is not run on that operation; a bad signature still gives 404 "
         "(tests/server/test_files.py).",
     ),

@@ -8,7 +8,7 @@ Bearer token (including ``QUERY /models``, which Schemathesis sends as is, and t
   (no server errors, status code, content type, response schema and response headers
   conformance) plus ``ignored_auth`` (a request without or with a wrong token is refused).
 * ``test_operation_rejects_invalid_requests``: negative cases (invalid per the spec); never a
-  5xx, and every 4xx is RFC 7807 problem+json with ``detail`` and ``status`` (design section 8).
+  5xx, and every 4xx is RFC 7807 problem+json with ``detail`` and ``status`` (docs/local-server.md, "Auth and errors").
 * ``test_stateful_links``: link-following sequences (create -> get -> cancel for predictions,
   upload -> get -> delete for files; the links are added in memory, the official spec has
   none) with ``use_after_free`` and ``ensure_resource_availability`` on top; it asserts the
@@ -96,7 +96,7 @@ def _link(operation_id: str, parameters: dict[str, str]) -> dict[str, Any]:
 
 
 def _with_links(raw: dict[str, Any]) -> dict[str, Any]:
-    """The spec plus the OpenAPI links the design asks to follow (the official spec has none).
+    """The spec plus the OpenAPI links the contract tests follow (the official spec has none).
 
     create -> get -> cancel for predictions (all three create routes), upload -> get -> delete
     (and download) for files. Added in memory; the spec file is never changed.
@@ -523,12 +523,13 @@ negative_schema.config.generation.update(modes=[GenerationMode.NEGATIVE])
 
 
 def _error_format(case: Any, response: Any) -> None:
-    """4xx answers are RFC 7807 problem+json with ``detail`` and ``status`` (design section 8)."""
+    """4xx answers are RFC 7807 problem+json with ``detail`` and ``status``
+    (docs/local-server.md, "Auth and errors")."""
     if not 400 <= response.status_code < 500:
         return
     content_type = (response.headers.get("content-type") or [""])[0]
-    # The spec declares a plain JSON error body for the search handler's own 400 (design
-    # section 8); everything else (401, 405 routing errors...) is problem+json on every path.
+    # The spec declares a plain JSON error body for the search handler's own 400 (as the real
+    # API answers it); everything else (401, 405 routing errors...) is problem+json on every path.
     search_error = case.operation.path == "/search" and response.status_code == 400
     expected = "application/json" if search_error else "application/problem+json"
     assert content_type.split(";")[0].strip() == expected, (
@@ -651,7 +652,7 @@ def _labels() -> list[str]:
 
 
 def test_spec_is_the_documented_one() -> None:
-    """The spec has the 37 operations the design covers (guards against loading a wrong file)."""
+    """The spec has the 37 operations the local server serves (guards against loading a wrong file)."""
     labels = _labels()
     assert len(labels) == 37, labels
     assert "QUERY /models" in labels

@@ -1,4 +1,4 @@
-"""The client against the local server over real sockets, sync and async (local-server.md §13)."""
+"""The client against the local server over real sockets, sync and async (docs/local-server.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Users' Cog models served by the local server (design: local-server.md 3.1-3.3, 12, 13 #16).
+"""Users' Cog models served by the local server (docs/local-server.md, "Your own Cog models").
 
 ``replicate serve --cog acme/echo=DIR`` in a subprocess, driven by the library's client over
 HTTP (run, stream, input validation naming the field, cancel, a ``Path`` output), the same
@@ -256,7 +256,7 @@ def test_in_process_deployment_keeps_the_worker_warm(
 
 
 def test_changed_source_is_no_longer_available(tmp_path: Path) -> None:
-    """Design 3.2: a version whose files changed since it was registered gives 422."""
+    """A version whose files changed since it was registered gives 422."""
     model_dir = tmp_path / "echo"
     shutil.copytree(ECHO_DIR, model_dir)
     with LocalServer(cog={"acme/echo": model_dir}, demo_models=False) as server:
@@ -279,7 +279,7 @@ def test_bad_cog_directory_in_process(tmp_path: Path) -> None:
 
 
 def test_restart_keeps_the_version_and_refuses_an_old_one(tmp_path: Path) -> None:
-    """Design 3.2 / 13 #14: an unchanged directory keeps its id across restarts; after a code
+    """An unchanged directory keeps its id across restarts; after a code
     change the old version stays listed but answers 422 (no implementation any more)."""
     model_dir = tmp_path / "echo"
     shutil.copytree(ECHO_DIR, model_dir)

@@ -1,4 +1,5 @@
-"""The catalogue endpoints (local-server.md §2 #2-#9, #28, #33-#36; §13 scenarios 17-19).
+"""The catalogue endpoints: deployments, trainings, collections, search, account, readme and examples
+(docs/local-server.md, "Endpoints").
 
 Deployments, trainings, collections and search over real sockets, with raw httpx and with the
 library's client (sync and async).
@@ -107,7 +108,7 @@ def assert_problem(r: httpx.Response, status: int, detail: str | None = None) ->
 
 
 def test_deployment_scenario_raw(http: httpx.Client) -> None:
-    """§13 #18: create (200) → get → predict (201, deployment set) → update (release 2) → delete (204)."""
+    """Deployments end to end: create (200) → get → predict (201, deployment set) → update (release 2) → delete (204)."""
     name = fresh_name("dep")
     r = http.post("/v1/deployments", json=deployment_body(name))
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -379,7 +380,7 @@ def start_training(
 
 
 def test_training_scenario_raw(srv: LocalServer, http: httpx.Client) -> None:
-    """§13 #17 (callable trainer): hello-trainable trained with greeting=howdy answers 'howdy {text}'."""
+    """A callable trainer: hello-trainable trained with greeting=howdy answers 'howdy {text}'."""
     dest = fresh_name("greeter")
     create_model(http, dest)
     base = latest_version(http, "local-demo/hello-trainable")
@@ -794,7 +795,7 @@ def test_search_raw(srv: LocalServer, http: httpx.Client) -> None:
 
 
 def test_catalogue_endpoints_find_hello_world(http: httpx.Client) -> None:
-    """§13 #19: collections, QUERY /models and /search all find hello-world."""
+    """Catalogue: collections, QUERY /models and /search all find hello-world."""
     in_collection = http.get("/v1/collections/local-demos").json()["models"]
     assert "hello-world" in [m["name"] for m in in_collection]
     q = http.request(
@@ -904,7 +905,7 @@ def test_trained_version_outlives_training_data_removal() -> None:
 
 
 def test_scenario_19_other_catalogue_endpoints(http: httpx.Client) -> None:
-    """§13 #19 rest: account, readme (200 and 404) and examples."""
+    """Catalogue, the rest: account, readme (200 and 404) and examples."""
     assert http.get("/v1/account").json()["username"] == "local"
     r = http.get("/v1/models/replicate/hello-world/readme")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")

@@ -1,4 +1,4 @@
-"""Test controls (design 11) over real sockets, driven through the replicate client where it matters.
+"""Test controls (docs/local-server.md, "Test controls") over real sockets, driven through the replicate client where it matters.
 
 Faults (429/5xx/drop/hang/SSE drop/failing webhook receivers), lifecycle controls, scripted
 outcomes, limits, the request log, webhook delivery log and reset. Every wait is on a state or

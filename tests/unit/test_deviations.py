@@ -1,12 +1,12 @@
-"""Audit of client-api.md §10: one test (or a small parametrised group) per intended deviation.
+"""Audit of docs/differences-from-1.0.md: one test (or a small parametrised group) per item.
 
-``test_dNN_*`` covers item NN of §10.1 ("the 39 known weaknesses"); ``test_oNN_*`` covers bullet
-NN of §10.2 ("other observable differences"), numbered in document order:
+``test_dNN_*`` covers item DNN ("Known weaknesses of 1.0.x"); ``test_oNN_*`` covers item ONN
+("Other observable differences"), with the numbers of that page:
 
     O01 wait/reload/cancel return self          O08 foreign cursors rejected, http upgraded
     O02 webhooks.validate returns True           O09 trailing /v1 in base_url accepted
     O03 versions.delete True for 202             O10 https://<host> output URL heuristic
-    O04 files.list returns Page[File]            O11 non-SSE stream content type -> ReplicateError
+    O04 files.list: a list with a cursor         O11 non-SSE stream content type -> ReplicateError
     O05 input=None sends "input": {}             O12 retries: QUERY, cancel, 408/500/502, ...
     O06 files.create respects filename=          O13 1.0.x-pinned behaviours changed as listed
     O07 1xx/3xx API answers raise ReplicateError
@@ -299,7 +299,7 @@ async def read(fo: FileOutput, aio: bool) -> bytes:
     return await fo.aread() if aio else fo.read()
 
 
-# ---------------------------------------------------------------------- webhook test vector (§9.3)
+# ------------------------------------------- webhook test vector (docs/webhooks.md, "Test vector")
 
 WH_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 WH_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
@@ -327,7 +327,7 @@ def at_vector_time(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     return pin
 
 
-# ====================================================================================== §10.1
+# ============================================================ D01-D39: known weaknesses of 1.0.x
 
 
 async def test_d01_file_output_never_sends_token_to_foreign_host(aio: bool) -> None:
@@ -606,7 +606,7 @@ async def test_d09_unknown_create_params_raise_and_escape_hatches_work(aio: bool
 
 
 async def test_d09_extra_body_never_puts_a_body_on_get_or_delete(aio: bool) -> None:
-    """D09/§4.0: ``extra_body`` is for JSON bodies only: a GET/DELETE is sent without a body
+    """D09: ``extra_body`` is for JSON bodies only: a GET/DELETE is sent without a body
     (or the call raises TypeError, as models.search does)."""
     fake = Fake().on("GET", "/v1/predictions/p1", pred())
     fake.on("DELETE", "/v1/files/f1", reply(204))
@@ -726,7 +726,7 @@ async def test_d12_canceled_and_aborted_raise_in_run_but_not_in_wait(
 
 
 async def test_d12_unknown_status_terminal_once_completed(aio: bool) -> None:
-    """D12/§1.3: an unknown status is polled while completed_at is null, then raises ModelError."""
+    """D12: an unknown status is polled while completed_at is null, then raises ModelError."""
     fake = Fake().on("POST", "/v1/predictions", reply(201, pred("vanished")))
     fake.on("GET", "/v1/predictions/p1", pred("vanished", completed_at="2026-01-01T00:01:00Z"))
     with pytest.raises(ModelError) as err:
@@ -755,7 +755,7 @@ async def test_d13_bare_version_id_accepted_by_run_and_stream(aio: bool) -> None
 
 
 async def test_d13_use_accepts_the_same_bare_version_ids_as_run(aio: bool) -> None:
-    """D13/§6.1: every 64-hex id run() accepts is also a pinned version for use()."""
+    """D13: every 64-hex id run() accepts is also a pinned version for use()."""
     upper = VID.upper()
     fake = Fake().on("POST", "/v1/predictions", reply(201, pred("succeeded", "ok"), **SYNC_DONE))
     fake.on("GET", f"/v1/models/acme/model/versions/{upper}", {"id": upper})
@@ -1667,7 +1667,7 @@ def test_d39_readme_shows_use() -> None:
     assert "replicate.use(" in README.read_text(encoding="utf-8")
 
 
-# ====================================================================================== §10.2
+# ========================================================== O01-O13: other observable differences
 
 
 async def test_o01_wait_reload_cancel_return_self(aio: bool) -> None:
@@ -1834,7 +1834,7 @@ def test_o12_retry_defaults_cover_query_cancel_and_more_statuses() -> None:
 async def test_o13_behaviours_pinned_by_1_0_tests_changed(
     aio: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """O13: the 1.0.x-pinned behaviours named in §10.2 changed: the 2021 webhook vector without
+    """O13: the 1.0.x-pinned behaviours listed above changed: the 2021 webhook vector without
     tolerance fails; canceled raises; versions.delete is True; processing without
     Preference-Applied is polled."""
     monkeypatch.setattr(webhook_mod, "_now", time.time)

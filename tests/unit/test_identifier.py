@@ -1,4 +1,5 @@
-"""ModelVersionIdentifier and the private ref-resolution helpers (§5.11, §6.1, §4.7)."""
+"""ModelVersionIdentifier and the private ref-resolution helpers (docs/run.md, "What a model reference can be"; docs/api.md,
+"Naming a model")."""
 
 from __future__ import annotations
 

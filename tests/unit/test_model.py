@@ -1,4 +1,4 @@
-"""Model, Version and the models / versions namespaces (§4.7, §4.8, §5.3, §5.4)."""
+"""Model, Version and the models / versions namespaces (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 
 import replicate
 
-# client-api.md §2.1: module -> names that must be importable from it.
+# docs/api.md, "Modules": module -> names that must be importable from it (those of 1.0.x and ours).
 IMPORT_PATHS: dict[str, list[str]] = {
     "replicate.__about__": ["__version__"],
     "replicate.client": ["Client", "RetryTransport", "_get_api_token_from_environment"],

@@ -1,4 +1,4 @@
-"""Page, cursor rules (§4.0) and paginate / async_paginate (§4.13)."""
+"""Page, cursor rules and paginate / async_paginate (docs/api.md, "Conventions", "Pagination")."""
 
 from __future__ import annotations
 

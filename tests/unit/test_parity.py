@@ -1,4 +1,4 @@
-"""Every public sync method has an async twin with the same parameters (client-api.md P6)."""
+"""Every public sync method has an async twin with the same parameters (docs/api.md)."""
 
 from __future__ import annotations
 

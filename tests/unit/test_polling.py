@@ -1,4 +1,4 @@
-"""Pure waiting decisions (§1.3, §4.1, §6.4, §6.5)."""
+"""Pure waiting decisions (docs/predictions.md)."""
 
 from __future__ import annotations
 

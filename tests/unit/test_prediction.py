@@ -1,4 +1,4 @@
-"""Prediction resource and the predictions namespace (§4.1, §4.9, §5.1, §6.5)."""
+"""Prediction resource and the predictions namespace (docs/predictions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of the retry policy and RetryTransport (design §8)."""
+"""Tests of the retry policy and RetryTransport (docs/retries.md)."""
 
 from __future__ import annotations
 

@@ -263,7 +263,7 @@ def test_params_forwarded(mode: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# completion (§6.4)
+# completion (docs/predictions.md, "The sync-complete rule")
 # --------------------------------------------------------------------------------------------
 
 
@@ -310,7 +310,7 @@ def test_wait_false_sends_no_prefer_and_still_polls(mode: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# terminal handling (§6.9)
+# terminal handling (docs/predictions.md, "Final statuses and errors")
 # --------------------------------------------------------------------------------------------
 
 
@@ -478,7 +478,7 @@ def test_iterator_output_failure_raises_during_iteration(mode: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# timeout (§6.10) and interruption
+# timeout (docs/predictions.md, "Deadlines and timeouts") and interruption
 # --------------------------------------------------------------------------------------------
 
 

@@ -73,7 +73,7 @@ def decode_everyhow(body: bytes) -> list[RawEvent]:
 
 # --------------------------------------------------------------------------------------------
 # A plain reference implementation of the rules, written straight from the standard (and
-# client-api.md §6.12), to compare with on generated streams.
+# docs/streaming.md, "Decoding"), to compare with on generated streams.
 
 
 def reference(body: bytes) -> tuple[list[RawEvent], str, int | None]:
@@ -204,7 +204,7 @@ def test_event_without_name_has_empty_name() -> None:
 
 
 def test_event_field_without_data_dispatches_with_empty_data() -> None:
-    # client-api.md §6.12: dispatched if any data or event field was seen.
+    # dispatched if any data or event field was seen (done events may have no data).
     assert decode_everyhow(b"event: done\n\n") == [ev("done", "")]
     assert decode_everyhow(b"event:\n\n") == [ev("", "")]
 

@@ -1,4 +1,4 @@
-"""Tests of webhook signature validation and the webhooks namespace (design §4.11, §5.7, §9)."""
+"""Tests of webhook signature validation and the webhooks namespace (docs/webhooks.md)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from replicate.webhook import (
     WebhookValidationError,
 )
 
-# The test vector of §9.3.
+# The test vector of docs/webhooks.md, "Test vector".
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SECRET_BODY = SECRET.removeprefix("whsec_")
 MSG_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"

@@ -87,7 +87,7 @@ reset after each test) and ``replicate_env`` (sets ``REPLICATE_BASE_URL`` and
 ``REPLICATE_API_TOKEN``); ``--replicate-real`` points them at the real API.
 
 Importing this package is cheap: Starlette and uvicorn load only when a server starts.
-Design: ``local-server.md``; modules: ``app`` (routes), ``core`` (state and operations),
+Behaviour: ``docs/local-server.md``; modules: ``app`` (routes), ``core`` (state and operations),
 ``store`` (SQLite), ``registry``/``schema`` (models, versions, Cog-style schemas,
 validation), ``demo_models``, ``runner`` (queues, lifecycle), ``sse``, ``files``,
 ``webhooks``, ``auth``, ``errors``, ``controls`` (faults, request log), ``catalogue``

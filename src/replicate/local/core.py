@@ -381,7 +381,7 @@ class Core:
                 self._register_cog_trainer(model)
 
     def _register_cog_trainer(self, model: CogModel) -> None:
-        """Trainings of a Cog model with ``train:`` run in Cog's train mode (design 3.2)."""
+        """Trainings of a Cog model with ``train:`` run in Cog's train mode (docs/local-server.md, "Your own Cog models")."""
         import io
 
         from .catalogue import catalogue_of, register_trainer

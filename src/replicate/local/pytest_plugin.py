@@ -13,7 +13,7 @@ Fixtures:
 - ``replicate_client``: a ``replicate.Client`` wired to it; the server is reset after each test.
 - ``replicate_env``: sets ``REPLICATE_BASE_URL`` and ``REPLICATE_API_TOKEN`` (monkeypatch).
 
-Test controls (design section 11), as methods on ``replicate_server`` and as HTTP routes
+Test controls (docs/local-server.md, "Test controls"), as methods on ``replicate_server`` and as HTTP routes
 under ``{base_url}/_local/`` (404 on servers started without ``test_controls=True``):
 
 - Faults: ``replicate_server.add_fault(...)`` / ``POST /_local/faults``. Matcher ``method``,

@@ -22,7 +22,7 @@ from .gate import number, parse_json, strict_dumps
 
 INVALID_VERSION_TITLE = "Invalid version or not permitted"
 
-# The spec's pattern (design 4.2): it admits wait=1..99; waits beyond 60 s are clamped to 60.
+# The spec's pattern: it admits wait=1..99; waits beyond 60 s are clamped to 60.
 _PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
 _WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 _JSON_UTF8 = "application/json; charset=UTF-8"

@@ -205,7 +205,8 @@ class PredictionRoutes(BaseRoutes):
 
     async def predictions_get(self, request: Request) -> Response:
         account = self.account(request)
-        # Training ids resolve here too (design 3.2), in the training object's shape.
+        # Training ids resolve here too (the real API's training create answer has been seen
+        # pointing at /v1/predictions/{id}), in the training object's shape.
         row = self.core.get_prediction(account, request.path_params["id"])
         if row is None:
             raise not_found()

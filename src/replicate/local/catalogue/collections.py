@@ -1,4 +1,4 @@
-"""Collections (§2 #2-#3) and ``GET /v1/search`` (§2 #33).
+"""Collections and ``GET /v1/search`` (docs/local-server.md, "Endpoints").
 
 Bundled collections: ``local-demos`` (every demo model) and ``streaming-language-models``
 (``local-demo/stream-text``); more through :func:`add_collection`. Search is emulated: a

@@ -1,4 +1,4 @@
-"""Deployments (§2 #4-#9): create, get, list, update (releases), delete, predictions.
+"""Deployments: create, get, list, update (releases), delete, predictions.
 
 A deployment is ``owner/name`` plus numbered releases; each create or update adds a release
 holding the model, version and configuration (hardware, min/max instances). Predictions

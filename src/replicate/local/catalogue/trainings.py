@@ -1,4 +1,4 @@
-"""Trainings (§2 #28, #34-#36; §3.2): create, list, get, cancel, and trained versions.
+"""Trainings: create, list, get, cancel, and trained versions (docs/local-server.md, "Models").
 
 A training runs a *trainer* against a base version and, on success, adds a new version to
 the ``destination`` model (which must exist and belong to the caller). Trainers:
