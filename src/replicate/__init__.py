@@ -21,6 +21,7 @@ from .__about__ import __version__
 from .client import Client
 
 if TYPE_CHECKING:
+    from .batch import async_batch, batch
     from .exceptions import ModelError, ReplicateError, ReplicateException
     from .helpers import FileOutput
     from .pagination import async_paginate, paginate
@@ -36,6 +37,8 @@ __all__ = [
     "ReplicateException",
     "__version__",
     "accounts",
+    "batch",
+    "async_batch",
     "async_paginate",
     "async_run",
     "async_search",
@@ -214,8 +217,10 @@ _LAZY = {
     "FileOutput": "helpers",
     "paginate": "pagination",
     "async_paginate": "pagination",
+    "batch": "batch",
+    "async_batch": "batch",
 }
-_SHADOWED = frozenset({"run", "stream", "use", "search", "hardware"})
+_SHADOWED = frozenset({"run", "stream", "use", "search", "hardware", "batch"})
 
 
 def __getattr__(name: str) -> Any:

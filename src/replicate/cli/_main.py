@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     wsub = webhooks.add_subparsers(dest="action", metavar="ACTION")
     _api_options(command("secret", "print the webhook signing secret", res.webhooks_secret, wsub))
 
+    from ._batch import add_batch_command
+
+    add_batch_command(sub)
+
     serve = sub.add_parser(
         "serve",
         help="start a local Replicate-compatible server",

@@ -112,6 +112,10 @@ class LocalMiddleware:
                         response = _fault_response(fault)
                         await response(scope, receive, send_wrapper)
                         return
+                    if fault.drop_response:
+                        await self.app(scope, receive, _swallow)
+                        await drop_connection(send)
+                        return
                 if path.startswith("/v1/streams/"):
                     sse_fault = self.faults.take(method, path, sse=True)
                     if sse_fault is not None:
@@ -121,6 +125,10 @@ class LocalMiddleware:
             entry["duration"] = time.monotonic() - started
             if entry["status"] is None and log_requests:
                 self.requests.add(entry)  # no reply was sent (client went away)
+
+
+async def _swallow(message: Message) -> None:
+    """An ASGI ``send`` that discards the answer (the ``drop_response`` fault)."""
 
 
 def _fault_response(fault: Any) -> Response:

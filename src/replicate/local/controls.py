@@ -106,7 +106,7 @@ def _header_ok(name: str, value: str) -> bool:
     )
 
 
-_HTTP_ACTIONS = ("status", "delay_ms", "drop", "hang")
+_HTTP_ACTIONS = ("status", "delay_ms", "drop", "drop_response", "hang")
 _WEBHOOK_ACTIONS = ("webhook_fail", "webhook_drop", "webhook_hang")
 
 
@@ -139,6 +139,8 @@ class Fault:
 
     Actions: ``status`` (+ ``body``, ``headers``, ``retry_after`` for 429), ``delay_ms``
     (alone or before another action), ``drop`` (close the socket with no response),
+    ``drop_response`` (handle the request, then close the socket instead of answering: the
+    server acted but the client never learns it, as when an answer is lost on the way back),
     ``hang`` (hold the connection until the client gives up; at most ``hang_ms``),
     ``sse_drop_after`` (close an event stream after K events, without ``done``),
     ``webhook_fail`` (the server's webhook deliveries get this status), ``webhook_drop``
@@ -158,6 +160,7 @@ class Fault:
     retry_after: int | None = None
     delay_ms: int | None = None
     drop: bool = False
+    drop_response: bool = False
     hang: bool = False
     hang_ms: int | None = None
     sse_drop_after: int | None = None
@@ -191,7 +194,7 @@ class Fault:
                 raise ValueError(f"{name} must be an integer from {low} to {top}, got {v!r}")
         if self.probability is not None:
             self.probability = number(self.probability, "probability", minimum=0, maximum=1)
-        for name in ("drop", "hang", "webhook_drop", "webhook_hang"):
+        for name in ("drop", "drop_response", "hang", "webhook_drop", "webhook_hang"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a boolean, got {getattr(self, name)!r}")
         for name in ("method", "path", "operation"):
@@ -207,8 +210,8 @@ class Fault:
             raise ValueError("headers must map header names to printable ASCII strings")
         if self.until is not None:
             self.until = parse_time(self.until)
-        if self.drop and self.hang:
-            raise ValueError("a fault cannot both drop and hang")
+        if sum((self.drop, self.hang, self.drop_response)) > 1:
+            raise ValueError("a fault has one of drop, drop_response and hang")
         kinds = [k for k in ("http", "sse", "webhook") if self._has(k)]
         if not kinds:
             raise ValueError(
@@ -223,7 +226,13 @@ class Fault:
             return self.sse_drop_after is not None
         if kind == "webhook":
             return self.webhook_fail is not None or self.webhook_drop or self.webhook_hang
-        return self.status is not None or self.delay_ms is not None or self.drop or self.hang
+        return (
+            self.status is not None
+            or self.delay_ms is not None
+            or self.drop
+            or self.drop_response
+            or self.hang
+        )
 
     @property
     def kind(self) -> str:
