@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any
 
@@ -210,7 +209,7 @@ class PredictionRoutes(BaseRoutes):
         row = self.core.get_prediction(account, request.path_params["id"])
         if row is None:
             raise not_found()
-        return json_response(self.core.object_json(row, self.origin(request)))
+        return json_response(self._shown(row, self.origin(request)))
 
     async def predictions_cancel(self, request: Request) -> Response:
         account = self.account(request)
@@ -254,32 +253,25 @@ class PredictionRoutes(BaseRoutes):
         return json_response({"next": nxt, "previous": prev, "results": results})
 
     def _listed(self, raw: dict[str, Any], origin: str) -> dict[str, Any]:
-        """A raw row as listed: one that cannot be decoded or rendered (stored by an older
-        server, or damaged) is shown with what can be read, and never fails the list."""
+        """A raw row as listed (see ``_shown``)."""
+        return self._shown(self.core.store.decode_prediction(dict(raw)) or raw, origin)
+
+    def _shown(self, row: dict[str, Any], origin: str) -> dict[str, Any]:
+        """A decoded row as the API shows it; one that cannot be rendered (stored by an older
+        server, or damaged) is shown with what can be read, and never fails a reply."""
         try:
-            return self.core.prediction_json(
-                self.core.store.decode_prediction(dict(raw)) or raw, origin
-            )
+            return self.core.object_json(row, origin)
         except Exception:
-            log.warning("prediction %s cannot be rendered in full", raw.get("id"), exc_info=True)
-        row = dict(raw)
-        for col in ("input", "output", "metrics", "webhook_events_filter", "extra"):
-            try:
-                row[col] = json.loads(row[col]) if isinstance(row.get(col), str) else row.get(col)
-            except ValueError:
-                row[col] = None
-        try:
-            return self.core.prediction_json(row, origin)
-        except Exception:
-            return {
-                "id": raw.get("id"),
-                "model": raw.get("model"),
-                "version": raw.get("version"),
-                "status": raw.get("status"),
-                "error": "This prediction's stored data cannot be shown",
-                "created_at": iso(raw.get("created_at")),
-                "urls": {"get": f"{origin}/v1/predictions/{raw.get('id')}"},
-            }
+            log.warning("prediction %s cannot be rendered", row.get("id"), exc_info=True)
+        return {
+            "id": row.get("id"),
+            "model": row.get("model"),
+            "version": row.get("version"),
+            "status": row.get("status"),
+            "error": "This prediction's stored data cannot be shown",
+            "created_at": iso(row.get("created_at")),
+            "urls": {"get": f"{origin}/v1/predictions/{row.get('id')}"},
+        }
 
     # ------------------------------------------------------------------ streams
     async def stream(self, request: Request) -> Response:

@@ -8,11 +8,14 @@ for models, versions, predictions and SSE events.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+log = logging.getLogger("replicate.local")
 
 SCHEMA_VERSION = 2
 
@@ -160,12 +163,20 @@ class Store:
 
     @classmethod
     def decode_prediction(cls, row: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Decode JSON columns of a raw prediction row."""
+        """Decode JSON columns of a raw prediction row.
+
+        A column that is not JSON (a damaged database) decodes as None rather than making
+        the row unreadable everywhere it is shown.
+        """
         if row is None:
             return None
         for c in cls._JSON_COLS:
             if row.get(c) is not None:
-                row[c] = json.loads(row[c])
+                try:
+                    row[c] = json.loads(row[c])
+                except (TypeError, ValueError):
+                    log.warning("prediction %s: column %s is not JSON", row.get("id"), c)
+                    row[c] = None
         return row
 
     def get_prediction(self, pid: str) -> dict[str, Any] | None:
