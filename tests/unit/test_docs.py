@@ -5,8 +5,8 @@
   of that page.
 - Every relative Markdown link of ``README.md``, ``ARCHITECTURE.md``, ``CONTRIBUTING.md`` and
   ``docs/*.md`` reaches an existing file, and its ``#anchor`` an existing heading.
-- No comment cites a section of a design document the repository does not have (``§``), an
-  issue number, or a path outside the repository.
+- No comment cites a section of a design document the repository does not have (the section
+  sign), an issue number, or a path outside the repository.
 """
 
 from __future__ import annotations
@@ -108,15 +108,19 @@ def test_markdown_links_resolve(path: Path) -> None:
 
 
 def test_comments_cite_nothing_outside_the_repository() -> None:
-    forbidden = re.compile(
-        r"§|\bdesign §|client-api\.md|layout\.md|\bissues? #?\d|\.\./shared|/work/|"
-        r"REPLICATE_SHARED_DIR",
-        re.IGNORECASE,
-    )
+    # Spelled in pieces so that this file does not match itself under ``git grep``.
+    patterns = [
+        "\u00a7",  # the section sign
+        "client-api" + r"\.md",
+        "layout" + r"\.md",
+        r"\bissues? #?\d",
+        r"\.\./" + "shared",
+        "/wo" + "rk/",
+        "REPLICATE_" + "SHARED_DIR",
+    ]
+    forbidden = re.compile("|".join(patterns), re.IGNORECASE)
     found = []
     for path in code_files():
-        if path == Path(__file__).resolve():
-            continue
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if forbidden.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
