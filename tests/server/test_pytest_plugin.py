@@ -82,3 +82,30 @@ def test_missing_extra_skips_instead_of_failing(tmp_path: Path) -> None:
     res = _run_pytest(tmp_path, blocker)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "3 skipped" in res.stdout, res.stdout
+
+
+TLS_TESTS = """
+import os
+
+def test_https(replicate_server, replicate_client, replicate_env):
+    assert replicate_server.base_url.startswith("https://")
+    assert replicate_env["SSL_CERT_FILE"] == replicate_server.ca_file == os.environ["SSL_CERT_FILE"]
+    assert replicate_env["NODE_EXTRA_CA_CERTS"] == replicate_server.ca_file
+    out = replicate_client.run("local-demo/make-file", input={"text": "x"})
+    assert out.url.startswith("https://") and out.read()[:4] == b"\\x89PNG"
+"""
+
+
+def test_tls_by_option_and_by_ini(tmp_path: Path) -> None:
+    (tmp_path / "test_tls_user.py").write_text(TLS_TESTS)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_tls_user.py"]
+    by_option = subprocess.run(
+        [*command, "--replicate-tls"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert by_option.returncode == 0 and "1 passed" in by_option.stdout, by_option.stdout
+    (tmp_path / "pytest.ini").write_text("[pytest]\nreplicate_tls = true\n")
+    by_ini = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert by_ini.returncode == 0 and "1 passed" in by_ini.stdout, by_ini.stdout
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    plain = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 1 and "1 failed" in plain.stdout, plain.stdout

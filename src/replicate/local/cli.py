@@ -84,6 +84,11 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
         action="store_true",
         help="start every Cog model's worker (and run its setup) before serving",
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a locally generated CA (prints the SSL_CERT_FILE to trust)",
+    )
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
 
@@ -201,7 +206,17 @@ def serve_main(argv: list[str] | None = None) -> int:
     port = sock.getsockname()[1]
     core.bound(args.host, port)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    base_url = args.public_url or f"http://{host}:{port}"
+    tls = None
+    if args.tls:
+        from .tls import TLSUnavailable, prepare
+
+        try:
+            tls = prepare(config.db, (args.host,))
+        except (TLSUnavailable, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            core.stop()
+            return 1
+    base_url = args.public_url or f"{'https' if tls else 'http'}://{host}:{port}"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -210,6 +225,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         print("Use it with:", flush=True)
         print(f"  REPLICATE_BASE_URL={base_url}", flush=True)
         print(f"  REPLICATE_API_TOKEN={args.token[0] if args.token else DEFAULT_TOKEN}", flush=True)
+        for name, value in (tls.env() if tls else {}).items():
+            print(f"  {name}={value}", flush=True)
         print(f"Database: {config.db}", flush=True)
         try:
             yield
@@ -225,6 +242,7 @@ def serve_main(argv: list[str] | None = None) -> int:
             lifespan="on",
             log_level=args.log_level,
             timeout_graceful_shutdown=10,
+            ssl_certfile=str(tls.cert_file) if tls else None,
         )
     )
 
@@ -240,6 +258,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     finally:
         core.stop()
+        if tls is not None:
+            tls.cleanup()
     return 0
 
 

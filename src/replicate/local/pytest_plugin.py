@@ -46,6 +46,10 @@ Example::
 
 ``--replicate-real`` points ``replicate_base_url``, ``replicate_client`` and
 ``replicate_env`` at the real API when ``REPLICATE_API_TOKEN`` is set.
+
+``--replicate-tls`` (or ``replicate_tls = true`` in the ini file) serves HTTPS with a local CA,
+as ``replicate serve --tls`` does: file outputs are https URLs, ``replicate_client`` trusts
+the CA, and ``replicate_env`` also sets ``SSL_CERT_FILE`` and ``NODE_EXTRA_CA_CERTS``.
 """
 
 from __future__ import annotations
@@ -68,11 +72,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run replicate_* fixtures against the real Replicate API (needs REPLICATE_API_TOKEN)",
     )
+    group.addoption(
+        "--replicate-tls",
+        action="store_true",
+        default=False,
+        help="serve the local Replicate server over HTTPS with a local CA (as serve --tls)",
+    )
+    parser.addini(
+        "replicate_tls",
+        "serve the local Replicate server over HTTPS with a local CA (as --replicate-tls)",
+        type="bool",
+        default=False,
+    )
 
 
 def _real(config: pytest.Config) -> bool:
     try:
         return bool(config.getoption("--replicate-real"))
+    except ValueError:
+        return False
+
+
+def _tls(config: pytest.Config) -> bool:
+    try:
+        return bool(config.getoption("--replicate-tls")) or bool(config.getini("replicate_tls"))
     except ValueError:
         return False
 
@@ -103,7 +126,7 @@ def replicate_server(request: pytest.FixtureRequest) -> Iterator[Any]:
         pytest.skip(
             f"the local Replicate server needs the [local] extra: pip install 'replicate[local]' ({exc})"
         )
-    server = LocalServer(test_controls=True)
+    server = LocalServer(test_controls=True, tls=_tls(request.config))
     server.start()
     try:
         yield server
@@ -127,12 +150,23 @@ def _token(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("replicate_server").api_token)
 
 
+def _ca_file(request: pytest.FixtureRequest) -> str | None:
+    ca_file = request.getfixturevalue("replicate_server").ca_file
+    return None if ca_file is None else str(ca_file)
+
+
 @pytest.fixture
 def replicate_client(request: pytest.FixtureRequest, replicate_base_url: str) -> Iterator[Any]:
     """A ``replicate.Client`` for the server under test; the local server is reset afterwards."""
     import replicate
 
-    client = replicate.Client(api_token=_token(request), base_url=replicate_base_url)
+    options: dict[str, Any] = {}
+    ca_file = None if _real(request.config) else _ca_file(request)
+    if ca_file is not None:
+        import ssl
+
+        options["verify"] = ssl.create_default_context(cafile=ca_file)
+    client = replicate.Client(api_token=_token(request), base_url=replicate_base_url, **options)
     try:
         yield client
     finally:
@@ -152,6 +186,9 @@ def replicate_env(
 ) -> dict[str, str]:
     """Point ``REPLICATE_BASE_URL``/``REPLICATE_API_TOKEN`` at the server under test."""
     env = {"REPLICATE_BASE_URL": replicate_base_url, "REPLICATE_API_TOKEN": _token(request)}
+    ca_file = None if _real(request.config) else _ca_file(request)
+    if ca_file is not None:
+        env.update(SSL_CERT_FILE=ca_file, NODE_EXTRA_CA_CERTS=ca_file)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return env

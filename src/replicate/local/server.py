@@ -14,6 +14,7 @@ from typing import Any
 from .core import Core, ServerConfig
 from .gate import MAX_CLOCK_OFFSET, MAX_PERIOD
 from .gate import duration as _duration
+from .tls import TLSFiles
 
 DEFAULT_TOKEN = "r8_local_any_token_works"
 
@@ -48,7 +49,10 @@ class LocalServer:
     Use as a context manager, or call ``start()``/``stop()``. ``base_url`` is the origin
     (clients add ``/v1``); ``api_token`` is a token the server accepts. ``cog`` serves Cog
     model directories, as ``{"owner/name": dir}`` or ``["owner/name=dir", ...]`` (the
-    ``--cog`` values); a bad directory makes ``start()`` raise ``ValueError``.
+    ``--cog`` values); a bad directory makes ``start()`` raise ``ValueError``. ``tls=True``
+    serves HTTPS with a locally generated CA (as ``--tls``): ``base_url`` is ``https://...``,
+    file outputs are https URLs, and ``ca_file`` is the PEM bundle clients trust (set
+    ``SSL_CERT_FILE`` to it, or pass it as ``verify=``).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class LocalServer:
         demo_models: bool = True,
         public_url: str | None = None,
         cog: Sequence[str] | Mapping[str, str] | None = None,
+        tls: bool = False,
         **config: Any,
     ) -> None:
         tokens = [token] if isinstance(token, str) else (list(token) if token else None)
@@ -87,6 +92,8 @@ class LocalServer:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        self.tls = tls
+        self._tls: TLSFiles | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> LocalServer:
@@ -104,7 +111,13 @@ class LocalServer:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        self.base_url = f"http://{self.host}:{self.port}"
+        ssl_options: dict[str, Any] = {}
+        if self.tls:
+            from .tls import prepare
+
+            self._tls = prepare(self.config.db, (self.host,))
+            ssl_options["ssl_certfile"] = str(self._tls.cert_file)
+        self.base_url = f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
         core.bound(self.host, self.port)
 
         @contextlib.asynccontextmanager
@@ -120,6 +133,7 @@ class LocalServer:
             lifespan="on",
             log_level="warning",
             timeout_graceful_shutdown=3,
+            **ssl_options,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -136,7 +150,10 @@ class LocalServer:
             time.sleep(0.005)
         import urllib.request
 
-        with urllib.request.urlopen(f"{self.base_url}/_local/health", timeout=10) as resp:
+        context = self._tls.client_context() if self._tls is not None else None
+        with urllib.request.urlopen(
+            f"{self.base_url}/_local/health", timeout=10, context=context
+        ) as resp:
             if resp.status != 200:
                 raise RuntimeError("the local Replicate server is not healthy")
         return self
@@ -157,10 +174,17 @@ class LocalServer:
             self._thread.join(timeout=15)
         self.core.stop(graceful=graceful)
         self.core = None
+        if self._tls is not None:
+            self._tls.cleanup()
 
     def crash(self) -> None:
         """Stop abruptly, leaving running and queued predictions unfinished (restart tests)."""
         self.stop(graceful=False)
+
+    @property
+    def ca_file(self) -> str | None:
+        """With ``tls=True``: the PEM bundle that trusts this server (``SSL_CERT_FILE``)."""
+        return str(self._tls.ca_file) if self._tls is not None else None
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -343,11 +367,13 @@ def serve(
     test_controls: bool = False,
     retention: str | float | None = "1h",
     cog: Sequence[str] | Mapping[str, str] | None = None,
+    tls: bool = False,
     **kwargs: Any,
 ) -> Iterator[BaseURL]:
     """Run a local server on a free loopback port; yields its base URL (``.server`` is the handle).
 
     ``cog`` serves Cog model directories (``{"owner/name": dir}``), as ``--cog`` does.
+    ``tls=True`` serves HTTPS with a local CA, as ``--tls`` does (``.server.ca_file``).
     """
     server = LocalServer(
         models,
@@ -356,6 +382,7 @@ def serve(
         test_controls=test_controls,
         retention=retention,
         cog=cog,
+        tls=tls,
         **kwargs,
     )
     server.start()
