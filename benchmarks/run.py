@@ -41,7 +41,7 @@ BENCH_DIR = REPO / "benchmarks"
 SCENARIO_DIR = BENCH_DIR / "scenarios"
 DEFAULT_VENV = REPO / ".bench" / "v107"
 V107_SPEC = "replicate==1.0.7"
-IMPL_LABELS = {"ours": "ours", "v107": "1.0.7", "httpx": "httpx", "floor": "floor", "all": "all"}
+IMPL_LABELS = {"ours": "ours", "v107": "1.0.7", "httpx": "httpx", "floor": "floor"}
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,10 @@ class Scenario:
     timeout_s: float = 600.0
     impls: tuple[str, ...] = ("ours", "v107", "httpx")
     args: tuple[str, ...] = ()  # extra arguments of the script
-    # One process measures every implementation (interleaving its rounds) and prints
-    # {"joint": {impl: result}}: for the server scenarios, whose contenders are servers.
-    joint: bool = False
+    # Implementations measured together in one process, their rounds interleaved (so that a
+    # burst of load from other processes hits them alike); it prints {"joint": {impl: result}}.
+    # The others run in a process each.
+    joint: tuple[str, ...] = ()
     lowest_fields: tuple[str, ...] = ()  # figures merged as the lowest over attempts (latencies)
 
     @property
@@ -137,6 +138,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         lower_is_better=False,
         targets=(Target("ours / httpx runs/s", "value", ">=", 0.9, versus="httpx"),),
         args=("--ref", "model"),
+        joint=("ours", "httpx"),
     ),
     Scenario(
         "async_run",
@@ -154,6 +156,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         lower_is_better=True,
         targets=(Target("ours / httpx wall time", "value", "<=", 1.1, versus="httpx"),),
         args=("--ref", "model"),
+        joint=("ours", "httpx"),
     ),
     Scenario(
         "download",
@@ -192,7 +195,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         extra_fields=(("p50_ms", "p50 latency (ms)"), ("p99_ms", "p99 latency (ms)")),
         impls=("ours", "floor"),
         args=("--workload", "wait", "--callers", "16"),
-        joint=True,
+        joint=("ours", "floor"),
         lowest_fields=("p50_ms", "p99_ms"),
     ),
     Scenario(
@@ -208,7 +211,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         extra_fields=(("p50_ms", "p50 latency (ms)"), ("p99_ms", "p99 latency (ms)")),
         impls=("ours", "floor"),
         args=("--workload", "stream", "--callers", "64"),
-        joint=True,
+        joint=("ours", "floor"),
         lowest_fields=("p50_ms", "p99_ms"),
     ),
 )
@@ -366,35 +369,37 @@ class Runner:
         return {"error": "the scenario printed no JSON result"}
 
     def run_joint(self, scenario: Scenario, attempt: int) -> dict[str, dict[str, Any]]:
-        """One process measuring every implementation; its result split per implementation."""
+        """One process measuring ``scenario.joint``; its result split per implementation."""
         suffix = f" (attempt {attempt + 1}/{self.repeat})" if self.repeat > 1 else ""
-        log(f"  {scenario.name} [{' + '.join(scenario.impls)}]{suffix} ...")
-        result = self.run_one(scenario, "all")
+        names = " + ".join(IMPL_LABELS[impl] for impl in scenario.joint)
+        log(f"  {scenario.name} [{names}]{suffix} ...")
+        result = self.run_one(scenario, ",".join(scenario.joint))
         joint = result.get("joint")
         if not isinstance(joint, dict):
             if "error" not in result:
                 result = {"error": "the scenario printed no joint result"}
             log(f"    failed: {result['error']}")
-            return {impl: result for impl in scenario.impls}
+            return {impl: result for impl in scenario.joint}
         elapsed = result.get("elapsed_s")
         return {
             impl: {**joint[impl], "elapsed_s": elapsed}
             if impl in joint
             else {"error": f"no result for {impl}"}
-            for impl in scenario.impls
+            for impl in scenario.joint
         }
 
     def run(self, scenario: Scenario) -> dict[str, dict[str, Any]]:
         """Run every implementation, interleaved, ``repeat`` times; merge the attempts."""
         attempts: dict[str, list[dict[str, Any]]] = {impl: [] for impl in scenario.impls}
         for attempt in range(self.repeat):
-            if scenario.joint:
-                if any(runs and "error" in runs[-1] for runs in attempts.values()):
-                    break
+            if scenario.joint and not any(
+                attempts[impl] and "error" in attempts[impl][-1] for impl in scenario.joint
+            ):
                 for impl, result in self.run_joint(scenario, attempt).items():
                     attempts[impl].append(result)
-                continue
             for impl in scenario.impls:
+                if impl in scenario.joint:
+                    continue
                 if attempts[impl] and "error" in attempts[impl][-1]:
                     continue  # it failed once; it will fail again
                 suffix = f" (attempt {attempt + 1}/{self.repeat})" if self.repeat > 1 else ""

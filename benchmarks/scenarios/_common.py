@@ -38,7 +38,19 @@ def parse_args(
     """Parse the common scenario arguments (``--impl``, ``--quick``, and ``--ref`` when the
     scenario accepts several kinds of model reference: ``refs``, the first is the default)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--impl", choices=impls, required=True, help="implementation to measure")
+
+    def impl_list(value: str) -> str:
+        if not value or any(part not in impls for part in value.split(",")):
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(impls)} (comma-separated)")
+        return value
+
+    parser.add_argument(
+        "--impl",
+        type=impl_list,
+        required=True,
+        help="implementation to measure; several, comma-separated, are measured in one process "
+        "with interleaved rounds (the result is then {'joint': {impl: result}})",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller counts and sizes (CI)")
     if refs:
         parser.add_argument(
@@ -133,28 +145,49 @@ def rates(fn: Callable[[], object], count: int, rounds: int, warmup: int) -> dic
     the best round is the most repeatable). Wall-clock rates are reported too (``wall_value``,
     ``wall_rounds``); on an idle machine both agree.
     """
-    for _ in range(warmup):
-        fn()
-    cpu_rates: list[float] = []
-    wall_rates: list[float] = []
-    for _ in range(rounds):
-        wall0 = time.perf_counter()
-        cpu0 = time.process_time()
-        for _ in range(count):
+    return interleaved_rates({"": fn}, count, rounds, warmup)[""]
+
+
+def interleaved_rates(
+    fns: dict[str, Callable[[], object]], count: int, rounds: int, warmup: int
+) -> dict[str, dict[str, Any]]:
+    """:func:`rates` of several contenders in one process, their rounds alternating (so that a
+    burst of load from other processes hits them alike)."""
+    for fn in fns.values():
+        for _ in range(warmup):
             fn()
-        cpu = time.process_time() - cpu0
-        wall = time.perf_counter() - wall0
-        cpu_rates.append(count / max(cpu, 1e-9))
-        wall_rates.append(count / wall)
+    cpu_rates: dict[str, list[float]] = {name: [] for name in fns}
+    wall_rates: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            wall0 = time.perf_counter()
+            cpu0 = time.process_time()
+            for _ in range(count):
+                fn()
+            cpu = time.process_time() - cpu0
+            wall = time.perf_counter() - wall0
+            cpu_rates[name].append(count / max(cpu, 1e-9))
+            wall_rates[name].append(count / wall)
     return {
-        "value": max(cpu_rates),
-        "median": statistics.median(cpu_rates),
-        "rounds": [round(r, 1) for r in cpu_rates],
-        "wall_value": max(wall_rates),
-        "wall_rounds": [round(r, 1) for r in wall_rates],
-        "clock": "cpu",
-        "count": count,
+        name: {
+            "value": max(cpu_rates[name]),
+            "median": statistics.median(cpu_rates[name]),
+            "rounds": [round(r, 1) for r in cpu_rates[name]],
+            "wall_value": max(wall_rates[name]),
+            "wall_rounds": [round(r, 1) for r in wall_rates[name]],
+            "clock": "cpu",
+            "count": count,
+        }
+        for name in fns
     }
+
+
+def emit_joint(results: dict[str, dict[str, Any]]) -> None:
+    """Print one result per implementation, or ``{"joint": {impl: result}}`` for several."""
+    if len(results) == 1:
+        emit(next(iter(results.values())))
+    else:
+        emit({"joint": results})
 
 
 def environment(impl: str) -> dict[str, Any]:

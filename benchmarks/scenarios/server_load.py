@@ -15,8 +15,8 @@ costs little CPU) runs ``--callers`` concurrent callers in a closed loop:
 * ``--workload stream``: a create of ``local-demo/stream-text`` (32 tokens, no delay) with
   ``"stream": true``, then its ``urls.stream`` read over SSE until ``event: done``.
 
-``--impl all`` (what ``run.py`` uses) starts both servers and alternates rounds between them,
-so that the load of a shared machine hits both alike; ``--impl ours|floor`` measures one.
+``--impl ours,floor`` (what ``run.py`` uses) starts both servers and alternates rounds between
+them, so that the load of a shared machine hits both alike; ``--impl ours|floor`` measures one.
 Figures per server: predictions/s (best round) and the p50 / p99 latency of a prediction in
 milliseconds (the lowest of the rounds).
 """
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import TOKEN, check, emit, environment, fail
+from _common import TOKEN, check, emit_joint, environment, fail
 
 HERE = Path(__file__).resolve().parent
 WAIT_PATH = "/v1/models/replicate/hello-world/predictions"
@@ -234,12 +234,17 @@ async def measure(impls: list[str], workload: str, callers: int, quick: bool) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--impl", choices=("ours", "floor", "all"), required=True)
+    parser.add_argument(
+        "--impl",
+        choices=("ours", "floor", "ours,floor", "floor,ours"),
+        required=True,
+        help="one server, or both (rounds alternate between them)",
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workload", choices=("wait", "stream"), default="wait")
     parser.add_argument("--callers", type=int, default=16)
     args = parser.parse_args()
-    impls = ["ours", "floor"] if args.impl == "all" else [args.impl]
+    impls = args.impl.split(",")
     figures = asyncio.run(measure(impls, args.workload, args.callers, args.quick))
     scenario = "server" if args.workload == "wait" else "server_stream"
     per_impl = {}
@@ -247,7 +252,7 @@ def main() -> None:
         result = environment(impl)
         result.update(scenario=scenario, metric="predictions_per_s", **fig)
         per_impl[impl] = result
-    emit(per_impl[args.impl] if args.impl != "all" else {"joint": per_impl})
+    emit_joint(per_impl)
 
 
 if __name__ == "__main__":

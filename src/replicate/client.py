@@ -40,6 +40,7 @@ logger = logging.getLogger("replicate")
 T = TypeVar("T")
 
 DEFAULT_POLL_INTERVAL = 0.5
+_URL_CACHE_SIZE = 512
 _TRANSPORT_KWARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
 
 
@@ -131,6 +132,8 @@ class _Config:
                     self.token_getter = _get_api_token_from_environment
                 self.auth = TokenAuth(self.token_getter)
         self.headers = headers
+        # Prefer value -> the timeout of a create waiting that long (see prediction._wait_timeout).
+        self.wait_timeouts: dict[str, httpx.Timeout] = {}
         self.download_headers = httpx.Headers({"User-Agent": self.user_agent})
 
 
@@ -207,6 +210,9 @@ class Client:
         )
         self._wrapped_transports: dict[int, Any] = {}
         self._schema_cache: Any = None
+        # API path -> absolute httpx.URL (see _url): joining a path to the base URL is the
+        # most expensive step of building a request, and the same paths recur.
+        self._urls: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         base = (
@@ -342,11 +348,28 @@ class Client:
 
     # ----------------------------------------------------------------- request shells
 
+    def _url(self, client: httpx.Client | httpx.AsyncClient, path: str) -> Any:
+        """The absolute URL of an API ``path``, joined to the base URL once per path.
+
+        The sync and async API clients share one base URL (``_client_kwargs``), so one cache
+        serves both. Bounded: cleared when it grows past ``_URL_CACHE_SIZE`` paths.
+        """
+        urls = self._urls
+        url = urls.get(path)
+        if url is None:
+            merge = getattr(client, "_merge_url", None)
+            if merge is None:  # pragma: no cover - an httpx without the helper
+                return path
+            if len(urls) >= _URL_CACHE_SIZE:
+                urls.clear()
+            url = urls[path] = merge(path)
+        return url
+
     def _call(self, op: Operation[T]) -> T:
         """Send one operation with the sync client and parse its answer."""
         request_error, check_response, wrap_transport_error = _pipeline()
         client = self._sync_api or self._get_sync_client()
-        request = client.build_request(op.method, op.path, **op.request_kwargs())
+        request = client.build_request(op.method, self._url(client, op.path), **op.request_kwargs())
         try:
             response = client.send(request)
         except request_error as exc:
@@ -357,7 +380,7 @@ class Client:
         """Send one operation with the async client of the running event loop and parse its answer."""
         request_error, check_response, wrap_transport_error = _pipeline()
         client = self._get_async_client()
-        request = client.build_request(op.method, op.path, **op.request_kwargs())
+        request = client.build_request(op.method, self._url(client, op.path), **op.request_kwargs())
         try:
             response = await client.send(request)
         except request_error as exc:

@@ -6,6 +6,7 @@ The private helpers resolve everything ``run()`` and the namespaces accept as a 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -73,13 +74,22 @@ def _invalid_ref(ref: Any) -> ValueError:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _resolve_str(ref: str) -> ResolvedRef:
+    # Cached: the same few refs are run over and over, and a ResolvedRef of a string is
+    # immutable (frozen, no Version object). Invalid refs raise, and are not cached.
+    if is_version_id(ref):
+        return ResolvedRef(version_id=ref)
+    parsed = ModelVersionIdentifier.parse(ref)
+    return ResolvedRef(owner=parsed.owner, name=parsed.name, version_id=parsed.version)
+
+
 def resolve_ref(ref: Any) -> ResolvedRef:
     """Resolve a model/version/deployment reference without any I/O (docs/run.md, "What a model reference can be")."""
+    if type(ref) is str:
+        return _resolve_str(ref)
     if isinstance(ref, str):
-        if is_version_id(ref):
-            return ResolvedRef(version_id=ref)
-        parsed = ModelVersionIdentifier.parse(ref)
-        return ResolvedRef(owner=parsed.owner, name=parsed.name, version_id=parsed.version)
+        return _resolve_str(str(ref))
     if isinstance(ref, ModelVersionIdentifier):
         return ResolvedRef(owner=ref.owner, name=ref.name, version_id=ref.version)
     kind = type(ref).__name__

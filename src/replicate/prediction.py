@@ -402,11 +402,30 @@ def _check_input(input: Any) -> dict[str, Any] | None:
     return input if isinstance(input, dict) else dict(input)
 
 
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is made of JSON types only (exact ``dict`` with ``str`` keys, ``list``,
+    ``str``, ``int``, ``float``, ``bool``, ``None``): nothing for the encoder to upload,
+    inline or convert."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return True
+    if kind is dict:
+        return all(type(key) is str and _is_plain(item) for key, item in value.items())
+    if kind is list:
+        return all(_is_plain(item) for item in value)
+    return False
+
+
 def _encode_input(client: Client, input: Any, file_encoding_strategy: Any = None) -> Any:
     """Encode ``input`` for a create (files are uploaded or inlined here); ``None`` → ``{}``."""
     checked = _check_input(input)
     if not checked:
         return {}
+    if _is_plain(checked):
+        return dict(checked)  # the encoder would return an equal copy
     return _load_encoders()[0](checked, client, file_encoding_strategy)
 
 
@@ -417,7 +436,19 @@ async def _async_encode_input(
     checked = _check_input(input)
     if not checked:
         return {}
+    if _is_plain(checked):
+        return dict(checked)
     return await _load_encoders()[1](checked, client, file_encoding_strategy)
+
+
+def _wait_timeout(client: Client, prefer: str) -> httpx.Timeout:
+    """The client's timeout with the read timeout a ``Prefer`` wait needs (built once per value)."""
+    cache = client._config.wait_timeouts
+    timeout = cache.get(prefer)
+    if timeout is None:
+        base = client._config.timeout
+        timeout = cache[prefer] = with_min_read(base, _polling.wait_read_timeout(prefer) or 0.0)
+    return timeout
 
 
 def _create_operation(
@@ -448,7 +479,7 @@ def _create_operation(
     prefer = _polling.prefer_header(params.get("wait"))
     if prefer is not None:
         headers["Prefer"] = prefer
-        timeout = with_min_read(client._config.timeout, _polling.wait_read_timeout(prefer) or 0.0)
+        timeout = _wait_timeout(client, prefer)
     cancel_after = _polling.cancel_after_header(params.get("cancel_after"))
     if cancel_after is not None:
         headers["Cancel-After"] = cancel_after

@@ -18,6 +18,7 @@ the prediction before the ``KeyboardInterrupt`` propagates.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import math
@@ -208,6 +209,24 @@ def _is_iterator(schema: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def _route(resolved: ResolvedRef) -> tuple[str, str | None]:
+    """The create path of a resolved ref, and the version id to send in the body."""
+    if resolved.deployment is not None:
+        owner, name = resolved.deployment
+        return f"/v1/deployments/{quote(owner, safe='')}/{quote(name, safe='')}/predictions", None
+    if resolved.version_id is not None:
+        return "/v1/predictions", resolved.version_id
+    assert resolved.owner is not None and resolved.name is not None
+    path = (
+        f"/v1/models/{quote(resolved.owner, safe='')}/{quote(resolved.name, safe='')}/predictions"
+    )
+    return path, None
+
+
+# Refs without a Version object are hashable and immutable: their route is computed once.
+_cached_route = functools.lru_cache(maxsize=256)(_route)
+
+
 class _Plan:
     """Everything decided before I/O: route, parameters, deadline, output handling."""
 
@@ -247,21 +266,10 @@ class _Plan:
             )
         _check_create_params(params, "run")
         self.params = params
-        self.version: str | None = None
-        if resolved.deployment is not None:
-            owner, name = resolved.deployment
-            self.path = (
-                f"/v1/deployments/{quote(owner, safe='')}/{quote(name, safe='')}/predictions"
-            )
-        elif resolved.version_id is not None:
-            self.path = "/v1/predictions"
-            self.version = resolved.version_id
+        if resolved.version is None:
+            self.path, self.version = _cached_route(resolved)
         else:
-            assert resolved.owner is not None and resolved.name is not None
-            self.path = (
-                f"/v1/models/{quote(resolved.owner, safe='')}/"
-                f"{quote(resolved.name, safe='')}/predictions"
-            )
+            self.path, self.version = _route(resolved)
 
     def create_operation(self, encoded: Any) -> Operation[Prediction]:
         params = self.params
