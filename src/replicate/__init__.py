@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .__about__ import __version__
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .helpers import FileOutput
     from .pagination import async_paginate, paginate
     from .search import SearchResponse
-    from .stream import AsyncStream, Stream
+    from .stream import ServerSentEvent
     from .use import AsyncFunction, Function
 
 __all__ = [
@@ -125,36 +126,36 @@ class _Stream(_StreamFunction):
         use_file_output: bool = True,
         timeout: float | None = None,
         **params: Any,
-    ) -> Stream:
+    ) -> Iterator[ServerSentEvent]:
         return default_client.stream(
-            ref, input, use_file_output=use_file_output, timeout=timeout, **params
-        )
-
-
-class _AsyncStream(_StreamFunction):
-    def __call__(
-        self,
-        ref: Any,
-        input: dict[str, Any] | None = None,
-        *,
-        use_file_output: bool = True,
-        timeout: float | None = None,
-        **params: Any,
-    ) -> AsyncStream:
-        return default_client.async_stream(
             ref, input, use_file_output=use_file_output, timeout=timeout, **params
         )
 
 
 stream = _Stream(
     "stream",
-    "Run a model and iterate over its output as server-sent events (``str(event)`` is the text).",
+    "Run a model and iterate over its output as server-sent events (``str(event)`` is the text).\n\n"
+    "The prediction is created at the call; the result is a generator (as in 1.0.x) that\n"
+    "connects on the first ``next()``. ``close()`` it when leaving the loop early.",
 )
-async_stream = _AsyncStream(
-    "async_stream",
-    "Async twin of :func:`stream`: ``async for event in replicate.async_stream(...)``; "
-    "``await`` it first for the 1.0.x form.",
-)
+
+
+async def async_stream(
+    ref: Any,
+    input: dict[str, Any] | None = None,
+    *,
+    use_file_output: bool = True,
+    timeout: float | None = None,
+    **params: Any,
+) -> AsyncIterator[ServerSentEvent]:
+    """Async twin of :func:`stream`: ``async for event in await replicate.async_stream(...)``.
+
+    A coroutine function, as in 1.0.x: awaiting it creates the prediction and gives an async
+    generator of its events (``aclose()`` it when leaving the loop early).
+    """
+    return await default_client.async_stream(
+        ref, input, use_file_output=use_file_output, timeout=timeout, **params
+    )
 
 
 def use(
@@ -221,17 +222,48 @@ _LAZY = {
     "async_batch": "batch",
 }
 _SHADOWED = frozenset({"run", "stream", "use", "search", "hardware", "batch"})
+# Submodules reachable as attributes after a bare ``import replicate`` (as in 1.0.x, where the
+# package imported them all), loaded on first access so that the import itself stays light:
+# ``def f(p: replicate.prediction.Prediction)`` works at import time of the user's module.
+_SUBMODULES = frozenset(
+    {
+        "account",
+        "client",
+        "collection",
+        "deployment",
+        "exceptions",
+        "file",
+        "helpers",
+        "identifier",
+        "local",
+        "model",
+        "pagination",
+        "prediction",
+        "resource",
+        "schema",
+        "training",
+        "version",
+        "webhook",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SUBMODULES:
+        # The import binds the attribute on the package (see _ReplicateModule.__setattr__).
+        return importlib.import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBMODULES | set(_LAZY))
 
 
 class _ReplicateModule(types.ModuleType):

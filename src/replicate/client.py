@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import weakref
+from collections.abc import AsyncIterator, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from .model import Models
     from .prediction import Predictions
     from .search import SearchResponse
-    from .stream import AsyncStream, Stream
+    from .stream import ServerSentEvent
     from .training import Trainings
     from .use import AsyncFunction, Function
     from .webhook import Webhooks
@@ -44,12 +45,41 @@ _URL_CACHE_SIZE = 512
 _TRANSPORT_KWARGS = ("verify", "cert", "http1", "http2", "limits", "trust_env")
 
 
-def __getattr__(name: str) -> Any:
-    if name == "RetryTransport":
-        from ._retry import RetryTransport
+# Names 1.0.x code imports from this module (``from replicate.client import Predictions``),
+# loaded on first access so that ``import replicate`` stays free of httpx and pydantic.
+_LAZY: dict[str, tuple[str, str]] = {
+    "RetryTransport": ("_retry", "RetryTransport"),
+    "Accounts": ("account", "Accounts"),
+    "Collections": ("collection", "Collections"),
+    "Deployments": ("deployment", "Deployments"),
+    "Files": ("file", "Files"),
+    "Hardware": ("hardware", "HardwareNamespace"),
+    "Models": ("model", "Models"),
+    "Predictions": ("prediction", "Predictions"),
+    "ReplicateError": ("exceptions", "ReplicateError"),
+    "Trainings": ("training", "Trainings"),
+    "Webhooks": ("webhook", "Webhooks"),
+    "run": ("run", "run"),
+    "async_run": ("run", "async_run"),
+    "stream": ("stream", "stream"),
+    "async_stream": ("stream", "async_stream"),
+}
 
-        return RetryTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    # importlib, not ``from . import run``: the package attributes run/stream are functions.
+    value = getattr(importlib.import_module(f"replicate.{target[0]}"), target[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _get_api_token_from_environment() -> str | None:
@@ -509,31 +539,68 @@ class Client:
 
     # ----------------------------------------------------------------- high-level calls
 
-    def run(self, ref: Any, input: dict[str, Any] | None = None, **params: Any) -> Any:
+    def run(
+        self,
+        ref: Any,
+        input: dict[str, Any] | None = None,
+        *,
+        use_file_output: bool = True,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Any:
         """Run a model and return its output. See :func:`replicate.run`."""
         from .run import run
 
-        return run(self, ref, input, **params)
+        return run(self, ref, input, use_file_output=use_file_output, timeout=timeout, **params)
 
-    async def async_run(self, ref: Any, input: dict[str, Any] | None = None, **params: Any) -> Any:
+    async def async_run(
+        self,
+        ref: Any,
+        input: dict[str, Any] | None = None,
+        *,
+        use_file_output: bool = True,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Any:
         """Async twin of :meth:`run`."""
         from .run import async_run
 
-        return await async_run(self, ref, input, **params)
+        return await async_run(
+            self, ref, input, use_file_output=use_file_output, timeout=timeout, **params
+        )
 
-    def stream(self, ref: Any, input: dict[str, Any] | None = None, **params: Any) -> Stream:
-        """Run a model and stream its output as server-sent events. See :func:`replicate.stream`."""
-        from .stream import stream
+    def stream(
+        self,
+        ref: Any,
+        input: dict[str, Any] | None = None,
+        *,
+        use_file_output: bool = True,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> Iterator[ServerSentEvent]:
+        """Run a model and stream its output as server-sent events. See :func:`replicate.stream`.
 
-        return stream(self, ref, input, **params)
+        The prediction is created now; the returned generator connects on the first ``next()``.
+        """
+        from .stream import _open
 
-    def async_stream(
-        self, ref: Any, input: dict[str, Any] | None = None, **params: Any
-    ) -> AsyncStream:
-        """Async twin of :meth:`stream` (usable with ``await`` and with ``async for``)."""
-        from .stream import async_stream
+        return _open(self, ref, input, use_file_output=use_file_output, timeout=timeout, **params)
 
-        return async_stream(self, ref, input, **params)
+    async def async_stream(
+        self,
+        ref: Any,
+        input: dict[str, Any] | None = None,
+        *,
+        use_file_output: bool = True,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Async twin of :meth:`stream`: ``async for ev in await client.async_stream(...)``."""
+        from .stream import _async_open
+
+        return await _async_open(
+            self, ref, input, use_file_output=use_file_output, timeout=timeout, **params
+        )
 
     def use(self, ref: Any, **options: Any) -> Function | AsyncFunction:
         """A callable handle on a model. See :func:`replicate.use`."""

@@ -17,6 +17,8 @@ from typing_extensions import NotRequired, Unpack
 
 from ._http import Operation, json_object_of, returns_true
 from .account import Account
+from .helpers import async_encode_json as async_encode_json
+from .helpers import encode_json as encode_json
 from .pagination import Page, _cursor_url, _page_parser
 from .prediction import Prediction, Predictions, _async_create, _create
 from .resource import Namespace, Resource

@@ -49,6 +49,7 @@ __all__ = [
     "DownloadError",
     "InternalServerError",
     "ModelError",
+    "ModelStreamError",
     "NotFoundError",
     "PermissionDeniedError",
     "PredictionAbortedError",
@@ -330,6 +331,15 @@ class ModelError(ReplicateException):
 
     def __reduce__(self) -> Any:
         return (self.__class__, (self.prediction,))
+
+
+class ModelStreamError(ModelError, RuntimeError):
+    """The model failed while its output was streamed (an ``error`` event on the stream).
+
+    A :class:`ModelError` (``.prediction`` holds the failed prediction) that is also a
+    ``RuntimeError``, which is what 1.0.x raised here, so both ``except ModelError`` and the
+    ``except RuntimeError`` of code written for 1.0.x catch it.
+    """
 
 
 class PredictionCanceledError(ModelError):

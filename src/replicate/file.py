@@ -14,10 +14,11 @@ import json
 import mimetypes
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 from urllib.parse import quote, urlencode
 
 import httpx
+from typing_extensions import NotRequired
 
 from ._http import (
     UPLOAD_MIN_READ,
@@ -244,6 +245,13 @@ class Files(Namespace):
     Every method also accepts the keyword-only escape hatches ``extra_headers``, ``extra_query``
     and ``extra_body`` (for ``create`` the ``extra_body`` items are sent as extra form fields).
     """
+
+    class CreateFileParams(TypedDict):
+        """The keyword parameters of :meth:`create` (1.0.x name)."""
+
+        filename: NotRequired[str]
+        content_type: NotRequired[str]
+        metadata: NotRequired[dict[str, Any]]
 
     # ---------------------------------------------------------------- create
 

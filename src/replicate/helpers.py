@@ -31,6 +31,16 @@ import httpx
 
 from .exceptions import DownloadError, wrap_transport_error
 
+
+def __getattr__(name: str) -> Any:
+    # ``HAS_NUMPY`` (1.0.x): whether numpy is installed, found without importing it.
+    if name == "HAS_NUMPY":
+        import importlib.util
+
+        return importlib.util.find_spec("numpy") is not None
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 if TYPE_CHECKING:
     from .client import Client
     from .file import FileEncodingStrategy

@@ -6,10 +6,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from typing_extensions import NotRequired
 
 from ._http import Operation, json_object_of, returns_true
 from .exceptions import ReplicateException
+from .helpers import async_encode_json as async_encode_json
+from .helpers import encode_json as encode_json
+from .identifier import ModelVersionIdentifier as ModelVersionIdentifier
 from .identifier import model_key_from_args, model_owner_name
 from .pagination import Page, _cursor_url, _page_parser
 from .prediction import Prediction, _async_create, _create
@@ -152,6 +157,17 @@ class Models(Namespace):
 
     model = Model
     """The resource class of this namespace (1.0.x)."""
+
+    class CreateModelParams(TypedDict):
+        """The keyword parameters of :meth:`create` besides ``owner`` and ``name`` (1.0.x name)."""
+
+        visibility: Literal["public", "private"]
+        hardware: str
+        description: NotRequired[str]
+        github_url: NotRequired[str]
+        paper_url: NotRequired[str]
+        license_url: NotRequired[str]
+        cover_image_url: NotRequired[str]
 
     @cached_property
     def predictions(self) -> ModelsPredictions:

@@ -42,12 +42,17 @@ from .exceptions import (
     PredictionTimeoutError,
     ReplicateError,
 )
+from .file import FileEncodingStrategy as FileEncodingStrategy
+from .helpers import async_encode_json as async_encode_json
+from .helpers import encode_json as encode_json
 from .pagination import Page, _cursor_url, _page_parser
 from .resource import Namespace, Resource
+from .stream import EventSource as EventSource
+from .version import Version as Version
 
 if TYPE_CHECKING:
     from .client import Client
-    from .stream import AsyncStream, Stream
+    from .stream import ServerSentEvent
 
 __all__ = ["Prediction", "Predictions"]
 
@@ -69,6 +74,13 @@ CREATE_PARAMS = frozenset(
 )
 _BODY_PARAMS = ("webhook", "webhook_completed", "webhook_events_filter", "stream")
 _FILE_ENCODING_STRATEGIES = (None, "url", "base64")
+
+
+class CreatePredictionRequestParams(TypedDict, total=False):
+    """Per-request options of a create (the 1.0.x name): extra ``headers`` and a ``timeout``."""
+
+    headers: dict[str, str]
+    timeout: float | None
 
 
 class Prediction(Resource):
@@ -227,44 +239,62 @@ class Prediction(Resource):
     def output_iterator(self, *, timeout: float | None = None) -> Iterator[Any]:
         """Yield the output as it appears, polling until the prediction finishes.
 
-        Every list item is yielded once, starting with the items already present; a non-list
-        output is yielded whole once at completion. Raises :class:`~replicate.exceptions.ModelError`
-        on failure (``PredictionCanceledError`` / ``PredictionAbortedError`` for canceled/aborted)
-        and :class:`~replicate.exceptions.PredictionTimeoutError` after ``timeout`` seconds.
+        A generator function (as in 1.0.x). Every list item is yielded once, starting with the
+        items already present; a non-list output is yielded whole once at completion. Raises
+        :class:`~replicate.exceptions.ModelError` on failure (``PredictionCanceledError`` /
+        ``PredictionAbortedError`` for canceled/aborted) and
+        :class:`~replicate.exceptions.PredictionTimeoutError` after ``timeout`` seconds (counted
+        from the first ``next()``).
         """
         deadline = _polling.deadline_after(_polling.check_timeout(timeout))
-        return _output_iterator(self._api, self, deadline, timeout)
+        yield from _output_iterator(self._api, self, deadline, timeout)
 
-    def async_output_iterator(self, *, timeout: float | None = None) -> AsyncIterator[Any]:
+    async def async_output_iterator(self, *, timeout: float | None = None) -> AsyncIterator[Any]:
         """Async twin of :meth:`output_iterator`: ``async for item in p.async_output_iterator()``."""
         deadline = _polling.deadline_after(_polling.check_timeout(timeout))
-        return _async_output_iterator(self._api, self, deadline, timeout)
+        items = _async_output_iterator(self._api, self, deadline, timeout)
+        try:
+            async for item in items:
+                yield item
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]
 
     def stream(
         self, use_file_output: bool | None = None, *, timeout: float | None = None
-    ) -> Stream:
-        """The output as server-sent events (docs/streaming.md).
+    ) -> Iterator[ServerSentEvent]:
+        """The output as server-sent events (docs/streaming.md): a generator function, as in 1.0.x.
 
-        Raises :class:`~replicate.exceptions.ReplicateError` right away when the model does not
-        support streaming (no ``urls.stream``).
+        The connection opens on the first ``next()`` and reconnects with ``Last-Event-ID`` when it
+        drops; ``close()`` the generator when leaving the loop early. A model without streaming
+        (no ``urls.stream``) raises :class:`~replicate.exceptions.ReplicateError` on the first
+        ``next()``; an ``error`` event raises :class:`~replicate.exceptions.ModelStreamError`.
         """
-        self._stream_url()
-        from . import stream as _stream
+        from .stream import _reader
 
-        return _stream._prediction_stream(  # type: ignore[attr-defined, no-any-return]
+        batches = _reader(
             self._api, self, use_file_output=use_file_output, timeout=timeout
-        )
+        ).batches()
+        try:
+            for batch in batches:  # the events of each received chunk
+                yield from batch
+        finally:
+            batches.close()  # type: ignore[attr-defined]
 
-    def async_stream(
+    async def async_stream(
         self, use_file_output: bool | None = None, *, timeout: float | None = None
-    ) -> AsyncStream:
-        """Async twin of :meth:`stream` (``async for event in p.async_stream()``; also awaitable)."""
-        self._stream_url()
-        from . import stream as _stream
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Async twin of :meth:`stream`, an async generator function: ``async for ev in p.async_stream()``."""
+        from .stream import _reader
 
-        return _stream._prediction_async_stream(  # type: ignore[attr-defined, no-any-return]
+        batches = _reader(
             self._api, self, use_file_output=use_file_output, timeout=timeout
-        )
+        ).abatches()
+        try:
+            async for batch in batches:  # the events of each received chunk
+                for event in batch:
+                    yield event
+        finally:
+            await batches.aclose()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ helpers
 

@@ -30,10 +30,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from . import _polling
+from . import identifier as identifier
 from ._http import DEADLINE_EXTENSION, Operation, json_object_of
+from .exceptions import ModelError as ModelError
 from .exceptions import PredictionTimeoutError, ReplicateError
 from .helpers import transform_output
 from .identifier import ResolvedRef, resolve_ref
+from .model import Model as Model
 from .prediction import (
     Prediction,
     _async_encode_input,
@@ -45,6 +48,8 @@ from .prediction import (
     _raise_for_status,
 )
 from .schema import make_schema_backwards_compatible, output_is_iterator
+from .version import Version as Version
+from .version import Versions as Versions
 
 if TYPE_CHECKING:
     from .client import Client

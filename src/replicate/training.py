@@ -21,15 +21,16 @@ from typing_extensions import NotRequired, Unpack
 from . import _polling
 from ._http import IDEMPOTENT_EXTENSION, Operation, json_object_of
 from .helpers import async_encode_json, encode_json
+from .identifier import ModelVersionIdentifier as ModelVersionIdentifier
 from .identifier import model_owner_name
+from .model import Model as Model
 from .pagination import Page, _cursor_url, _page_parser
 from .resource import Namespace, Resource
+from .version import Version as Version
 
 if TYPE_CHECKING:
     from .client import Client
     from .file import FileEncodingStrategy
-    from .model import Model
-    from .version import Version
 
 __all__ = ["Training", "Trainings"]
 

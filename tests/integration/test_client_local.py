@@ -98,7 +98,7 @@ async def test_stream_tokens(client: replicate.Client, mode: str) -> None:
             if getattr(ev.event, "value", ev.event) == "output":
                 outputs.append(ev.data)
     else:
-        async for ev in client.async_stream(ref, input=inp):
+        async for ev in await client.async_stream(ref, input=inp):
             if getattr(ev.event, "value", ev.event) == "output":
                 outputs.append(ev.data)
     assert "".join(outputs) == "alpha beta gamma alpha beta gamma"

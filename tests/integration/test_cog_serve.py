@@ -75,7 +75,7 @@ async def test_cli_run_and_stream(cli_client: replicate.Client, mode: str) -> No
         ]
     else:
         out = await cli_client.async_run("acme/echo", input={"text": "hi", "repeat": 3})
-        stream = cli_client.async_stream("acme/echo", input={"text": "s", "repeat": 2})
+        stream = await cli_client.async_stream("acme/echo", input={"text": "s", "repeat": 2})
         streamed = [str(e) async for e in stream]
     if not isinstance(out, list):
         out = [x async for x in out] if hasattr(out, "__aiter__") else list(out)

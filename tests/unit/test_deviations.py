@@ -51,6 +51,7 @@ from replicate.exceptions import (
     DownloadError,
     InternalServerError,
     ModelError,
+    ModelStreamError,
     NotFoundError,
     PredictionAbortedError,
     PredictionCanceledError,
@@ -652,7 +653,8 @@ async def test_d10_use_file_output_honoured_for_iterators_and_streams(
     )
     for use_file_output, kind in ((False, str), (True, FileOutput)):
         streamer = client.async_stream if aio else client.stream
-        events = await collect(streamer(VID, {}, use_file_output=use_file_output))
+        opened = streamer(VID, {}, use_file_output=use_file_output)
+        events = await collect(await opened if aio else opened)
         assert type(events[0].data) is kind and str(events[0]) == DELIVERY
         existing = Prediction._from_api(streaming_pred(), client)
         opener = existing.async_stream if aio else existing.stream
@@ -745,8 +747,8 @@ async def test_d13_bare_version_id_accepted_by_run_and_stream(aio: bool) -> None
     fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: ok\n\nevent: done\ndata: {}\n\n"))
     client = fake.client()
     assert await call(client, "run", VID, {"x": 1}, aio=aio) == "ok"
-    streamer = client.async_stream if aio else client.stream
-    assert [str(e) for e in await collect(streamer(VID, {"x": 1})) if e.event is OUTPUT] == ["ok"]
+    opened = await call(client, "stream", VID, {"x": 1}, aio=aio)
+    assert [str(e) for e in await collect(opened) if e.event is OUTPUT] == ["ok"]
     creates = [r for r in fake.requests if r.method == "POST"]
     assert len(creates) == 2
     for request in creates:
@@ -847,7 +849,8 @@ async def test_d17_output_iterator_yields_everything_once(
 
 async def test_d18_sse_decoder_is_tolerant_and_drops_replays(aio: bool) -> None:
     """D18: unknown events/comments skipped, buffers cleared per blank line, id-less events,
-    ``error`` → ModelError, ``str(event)`` is the URL, replayed ids dropped after a reconnect."""
+    ``error`` → ModelStreamError (a ModelError that is also the RuntimeError 1.0.x raised),
+    ``str(event)`` is the URL, replayed ids dropped after a reconnect."""
     first = (
         b"retry: 0\n: a comment\n\n"
         b"event: ping\ndata: keepalive\n\n"
@@ -871,7 +874,8 @@ async def test_d18_sse_decoder_is_tolerant_and_drops_replays(aio: bool) -> None:
     assert isinstance(events[2].data, FileOutput) and str(events[2]) == DELIVERY
     assert [e.id for e in events] == ["", "1:0", "1:1", "1:2"]
     assert fake.requests[1].headers["last-event-id"] == "1:1"
-    assert str(err.value) == "model exploded" and not isinstance(err.value, RuntimeError)
+    assert str(err.value) == "model exploded"
+    assert type(err.value) is ModelStreamError and isinstance(err.value, RuntimeError)
     assert err.value.prediction.status == "failed"
 
     raw = Fake().on(
@@ -887,7 +891,7 @@ async def test_d18_sse_decoder_is_tolerant_and_drops_replays(aio: bool) -> None:
 
 
 async def test_d19_stream_creates_at_call_time(aio: bool) -> None:
-    """D19: sync stream() POSTs when called; async_stream() on ``await`` or first iteration."""
+    """D19: sync stream() POSTs when called; ``await async_stream()`` POSTs at the await."""
     fake = Fake().on("POST", "/v1/models/acme/m/predictions", reply(201, streaming_pred()))
     fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: hi\n\nevent: done\ndata: {}\n\n"))
     client = fake.client()
@@ -895,30 +899,33 @@ async def test_d19_stream_creates_at_call_time(aio: bool) -> None:
         stream = client.stream("acme/m", {"x": 1})
         assert fake.paths() == ["POST /v1/models/acme/m/predictions"]  # before any iteration
         assert body_of(fake.requests[0])["stream"] is True
-        assert stream.prediction.id == "p1"
+        assert [str(e) for e in stream] == ["hi", ""]
         return
     pending = client.async_stream("acme/m", {"x": 1})
-    assert fake.requests == []
-    assert await pending is pending
-    assert fake.paths() == ["POST /v1/models/acme/m/predictions"]
-    lazy = client.async_stream("acme/m", {"x": 1})
-    assert len(fake.requests) == 2 - 1
-    first = await lazy.__anext__()
-    assert str(first) == "hi" and fake.count("POST", "/v1/models/acme/m/predictions") == 2
-    await lazy.aclose()
+    assert fake.requests == []  # a coroutine: nothing happens before the await
+    events = await pending
+    assert fake.paths() == ["POST /v1/models/acme/m/predictions"]  # before any iteration
+    first = await events.__anext__()
+    assert str(first) == "hi"
+    await events.aclose()
 
 
-async def test_d20_stream_input_positional_and_async_stream_both_forms(aio: bool) -> None:
-    """D20: ``input`` positional in stream/async_stream; AsyncStream with and without ``await``."""
+async def test_d20_stream_input_positional_and_1_0_types(aio: bool) -> None:
+    """D20: ``input`` positional in stream/async_stream; the 1.0.x types are kept: stream()
+    returns a generator, async_stream is a coroutine function giving an async generator."""
     fake = Fake().on("POST", "/v1/models/acme/m/predictions", reply(201, streaming_pred()))
     fake.on("GET", "/v1/streams/p1", sse(b"event: output\ndata: hi\n\nevent: done\ndata: {}\n\n"))
     client = fake.client()
     if aio:
-        awaited = [str(e) async for e in await client.async_stream("acme/m", {"prompt": "p"})]
-        direct = [str(e) async for e in client.async_stream("acme/m", {"prompt": "p"})]
-        assert awaited == direct == ["hi", ""]
+        assert inspect.iscoroutinefunction(client.async_stream)
+        assert inspect.iscoroutinefunction(replicate.async_stream)
+        events = await client.async_stream("acme/m", {"prompt": "p"})
+        assert isinstance(events, types.AsyncGeneratorType)
+        assert [str(e) async for e in events] == ["hi", ""]
     else:
-        assert [str(e) for e in client.stream("acme/m", {"prompt": "p"})] == ["hi", ""]
+        events = client.stream("acme/m", {"prompt": "p"})
+        assert isinstance(events, types.GeneratorType)
+        assert [str(e) for e in events] == ["hi", ""]
     assert all(body_of(r)["input"] == {"prompt": "p"} for r in fake.requests if r.method == "POST")
 
 

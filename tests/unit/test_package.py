@@ -73,6 +73,76 @@ def test_import_is_light() -> None:
     assert out.stdout.strip() == ""
 
 
+SUBMODULES = [
+    "account",
+    "client",
+    "collection",
+    "deployment",
+    "exceptions",
+    "file",
+    "helpers",
+    "identifier",
+    "model",
+    "pagination",
+    "prediction",
+    "resource",
+    "schema",
+    "training",
+    "version",
+    "webhook",
+]
+
+
+def test_submodules_are_attributes_after_a_bare_import() -> None:
+    """1.0.x code uses them in annotations and decorators at import time of its own module."""
+    code = (
+        "import sys, types, replicate\n"
+        "assert 'httpx' not in sys.modules\n"
+        "def f(p: replicate.prediction.Prediction) -> replicate.model.Model: ...\n"
+        "catch = (replicate.exceptions.ReplicateError, replicate.exceptions.ModelError)\n"
+        f"names = {SUBMODULES!r}\n"
+        "for name in names:\n"
+        "    module = getattr(replicate, name)\n"
+        "    assert isinstance(module, types.ModuleType), name\n"
+        "    assert module is sys.modules['replicate.' + name], name\n"
+        "    assert name in dir(replicate), name\n"
+        "assert callable(replicate.run) and callable(replicate.stream)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
+    with pytest.raises(AttributeError):
+        replicate.no_such_module  # noqa: B018
+
+
+def test_client_module_exports_the_1_0_names_lazily() -> None:
+    """``from replicate.client import Predictions, run, ...`` (also mock.patch targets)."""
+    code = (
+        "import sys, replicate.client as c\n"
+        "assert 'httpx' not in sys.modules\n"
+        "from replicate.client import (Accounts, Collections, Deployments, Files, Hardware,\n"
+        "    Models, Predictions, ReplicateError, Trainings, Webhooks, async_run, async_stream,\n"
+        "    run, stream)\n"
+        "import replicate.prediction, replicate.hardware, replicate.exceptions\n"
+        "assert Predictions is replicate.prediction.Predictions\n"
+        "assert Hardware is sys.modules['replicate.hardware'].HardwareNamespace\n"
+        "assert ReplicateError is replicate.exceptions.ReplicateError\n"
+        "assert run is sys.modules['replicate.run'].run\n"
+        "assert stream is sys.modules['replicate.stream'].stream\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
+    from unittest import mock
+
+    import replicate.client
+
+    sentinel = object()
+    with mock.patch("replicate.client.Predictions", sentinel):
+        assert replicate.client.Predictions is sentinel
+    assert replicate.client.Predictions is not sentinel
+
+
 def test_top_level_names() -> None:
     for name in replicate.__all__:
         assert hasattr(replicate, name), name

@@ -108,7 +108,7 @@ def test_async_twin_has_same_parameters(cls: type, name: str) -> None:
 def test_module_level_twins() -> None:
     assert _params(replicate.run) == _params(replicate.async_run)
     assert _params(replicate.search) == _params(replicate.async_search)
-    assert _params(replicate.stream.__call__) == _params(replicate.async_stream.__call__)
+    assert _params(replicate.stream.__call__) == _params(replicate.async_stream)
 
 
 def test_there_are_many_cases() -> None:

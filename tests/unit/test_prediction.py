@@ -550,20 +550,21 @@ async def test_output_iterator_timeout(mock_api: Any, use_async: bool, clock: Fa
     assert sum(clock.sleeps) == pytest.approx(2.5)
 
 
-def test_output_iterator_validates_timeout_eagerly(mock_api: Any) -> None:
+async def test_output_iterator_validates_timeout_on_first_iteration(mock_api: Any) -> None:
+    # (Async) generator functions as in 1.0.x, so arguments are checked when iteration starts.
     p = Prediction._from_api(pred(), mock_api.client())
     with pytest.raises(ValueError, match="timeout"):
-        p.output_iterator(timeout=-1)
+        next(p.output_iterator(timeout=-1))
     with pytest.raises(ValueError, match="timeout"):
-        p.async_output_iterator(timeout=-1)
+        await p.async_output_iterator(timeout=-1).__anext__()
 
 
-def test_stream_without_url_raises_at_call_time(mock_api: Any) -> None:
+async def test_stream_without_url_raises_on_first_iteration(mock_api: Any) -> None:
     p = Prediction._from_api(pred(), mock_api.client())
     with pytest.raises(ReplicateError, match="Model does not support streaming"):
-        p.stream()
+        next(p.stream())
     with pytest.raises(ReplicateError, match="Model does not support streaming"):
-        p.async_stream()
+        await p.async_stream().__anext__()
 
 
 def test_create_prediction_params_typed_dict() -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib
+import inspect
 import json
 import pickle
+import types
 from typing import Any
 
 import httpx
@@ -23,6 +25,7 @@ from replicate.exceptions import (
     AuthenticationError,
     InternalServerError,
     ModelError,
+    ModelStreamError,
     NotFoundError,
     PredictionAbortedError,
     PredictionCanceledError,
@@ -34,6 +37,7 @@ from replicate.helpers import FileOutput
 from replicate.prediction import Prediction
 
 stream_mod = importlib.import_module("replicate.stream")
+reader_mod = importlib.import_module("replicate._stream_reader")
 ServerSentEvent = stream_mod.ServerSentEvent
 EventSource = stream_mod.EventSource
 Stream = stream_mod.Stream
@@ -185,8 +189,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def asleep(seconds: float) -> None:
         record.append(seconds)
 
-    monkeypatch.setattr(stream_mod, "_sleep", record.append)
-    monkeypatch.setattr(stream_mod, "_async_sleep", asleep)
+    monkeypatch.setattr(reader_mod, "_sleep", record.append)
+    monkeypatch.setattr(reader_mod, "_async_sleep", asleep)
     return record
 
 
@@ -196,10 +200,10 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 def open_stream(prediction: Prediction, mode: str, **kwargs: Any) -> Any:
-    """What ``Prediction.stream()`` / ``async_stream()`` return (they delegate to these)."""
+    """What ``Prediction.stream()`` / ``async_stream()`` return: a generator / async generator."""
     if mode == "sync":
-        return stream_mod._prediction_stream(None, prediction, **kwargs)
-    return stream_mod._prediction_async_stream(None, prediction, **kwargs)
+        return prediction.stream(**kwargs)
+    return prediction.async_stream(**kwargs)
 
 
 async def drain(obj: Any, mode: str) -> tuple[list[Any], BaseException | None]:
@@ -368,13 +372,17 @@ async def test_any_chunking_gives_the_same_events(mode: str, chunk: int) -> None
     assert [str(e.data) for e in events] == ["tok1", "naïve 😀 café", "tok3", "{}"]
 
 
-async def test_missing_stream_url_raises_at_call_time(mode: str) -> None:
+async def test_missing_stream_url_raises_on_first_iteration(mode: str) -> None:
     api = FakeAPI()
     api.prediction["urls"].pop("stream")
     prediction = make_prediction(api)
-    with pytest.raises(ReplicateError, match="Model does not support streaming"):
-        open_stream(prediction, mode)
+    events, error = await drain(open_stream(prediction, mode), mode)
+    assert events == []
+    assert isinstance(error, ReplicateError)
+    assert "Model does not support streaming" in str(error)
     assert api.requests == []
+    with pytest.raises(ReplicateError, match="Model does not support streaming"):
+        Stream(prediction)
 
 
 async def test_non_sse_content_type_raises(mode: str) -> None:
@@ -435,7 +443,9 @@ async def test_error_event_raises_model_error(mode: str) -> None:
     prediction = make_prediction(api)
     events, error = await drain(open_stream(prediction, mode), mode)
     assert [e.data for e in events] == ["tok1", "tok2"]
-    assert type(error) is ModelError
+    # 1.0.x raised RuntimeError here: the error is both a ModelError and a RuntimeError.
+    assert type(error) is ModelStreamError
+    assert isinstance(error, ModelError) and isinstance(error, RuntimeError)
     assert error.prediction is prediction
     assert prediction.status == "failed"
     assert prediction.error == "CUDA out of memory"
@@ -447,7 +457,7 @@ async def test_error_event_with_plain_text(mode: str) -> None:
     api = FakeAPI([Conn(sse("error", "boom"))])
     prediction = make_prediction(api)
     _, error = await drain(open_stream(prediction, mode), mode)
-    assert isinstance(error, ModelError)
+    assert isinstance(error, ModelStreamError) and isinstance(error, RuntimeError)
     assert prediction.error == "boom"
 
 
@@ -456,7 +466,7 @@ async def test_error_event_with_plain_text(mode: str) -> None:
     [
         ("canceled", PredictionCanceledError, "canceled"),
         ("aborted", PredictionAbortedError, "aborted"),
-        ("error", ModelError, "failed"),
+        ("error", ModelStreamError, "failed"),
     ],
 )
 async def test_done_reasons_raise(mode: str, reason: str, cls: type, status: str) -> None:
@@ -757,15 +767,25 @@ async def test_close_releases_the_connection(mode: str) -> None:
     api = FakeAPI([Conn(outputs(5) + DONE)])
     prediction = make_prediction(api)
     if mode == "sync":
-        with open_stream(prediction, "sync") as s:
-            assert next(s).data == "tok1"
+        s = open_stream(prediction, "sync")
+        assert next(s).data == "tok1"
+        s.close()
         assert api.closed_all()
         assert list(s) == []
-    else:
-        async with open_stream(prediction, "async") as s:
-            assert (await s.__anext__()).data == "tok1"
+        with Stream(make_prediction(api := FakeAPI([Conn(outputs(5) + DONE)]))) as obj:
+            assert next(obj).data == "tok1"
         assert api.closed_all()
-        assert [e async for e in s] == []
+        assert list(obj) == []
+    else:
+        a = open_stream(prediction, "async")
+        assert (await a.__anext__()).data == "tok1"
+        await a.aclose()
+        assert api.closed_all()
+        assert [e async for e in a] == []
+        async with AsyncStream(make_prediction(api := FakeAPI([Conn(outputs(5) + DONE)]))) as b:
+            assert (await b.__anext__()).data == "tok1"
+        assert api.closed_all()
+        assert [e async for e in b] == []
 
 
 def test_garbage_collection_closes_the_connection() -> None:
@@ -796,9 +816,9 @@ async def test_garbage_collection_closes_the_async_connection() -> None:
 async def test_stream_is_an_iterator_and_context_manager() -> None:
     api = FakeAPI([Conn(outputs(2) + DONE)])
     prediction = make_prediction(api)
-    s = open_stream(prediction, "sync")
-    assert isinstance(s, Stream)
+    s = Stream(prediction)
     assert s.prediction is prediction
+    assert iter(s) is iter(s)
     assert api.stream_requests == []  # connects on first next()
     assert [e.data for e in s] == ["tok1", "tok2", "{}"]
     with pytest.raises(StopIteration):
@@ -865,14 +885,15 @@ async def test_client_stream_creates_at_call_time(sleeps: list[float]) -> None:
     api = FakeAPI([Conn(outputs(2) + DONE)])
     client = make_client(api)
     s = client.stream("acme/llm", {"prompt": "hi"})
-    assert isinstance(s, Stream)
+    # A real generator, as in 1.0.x (instrumentation records stream output only for these).
+    assert isinstance(s, types.GeneratorType)
     (create,) = api.requests
     assert create.method == "POST"
     assert create.url.path == "/v1/models/acme/llm/predictions"
     assert create_body(create) == {"input": {"prompt": "hi"}, "stream": True}
     assert "prefer" not in create.headers
     assert "cancel-after" not in create.headers
-    assert s.prediction.id == "p1"
+    assert api.stream_requests == []  # connects on first next()
     assert "".join(str(e) for e in s) == "tok1tok2"
 
 
@@ -913,32 +934,44 @@ async def test_stream_create_errors_raise_at_call_time() -> None:
         await s
 
 
-async def test_lazy_async_stream_raises_create_errors_on_iteration() -> None:
+async def test_module_generator_functions_create_on_first_iteration(sleeps: list[float]) -> None:
+    """replicate.stream.stream/async_stream(client, ...) are the 1.0.x (async) generator functions."""
+    assert inspect.isgeneratorfunction(stream_mod.stream)
+    assert inspect.isasyncgenfunction(stream_mod.async_stream)
+    api = FakeAPI([Conn(outputs(1) + DONE), Conn(outputs(1) + DONE)])
+    client = make_client(api)
+    gen = stream_mod.stream(client, "acme/llm", {"prompt": "hi"})
+    agen = stream_mod.async_stream(client, "acme/llm", {"prompt": "hi"})
+    assert api.requests == []
+    assert [str(e) for e in gen] == ["tok1", ""]
+    assert [str(e) async for e in agen] == ["tok1", ""]
+
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(422, json={"detail": "prompt is required"})
 
-    client = Client(api_token=TOKEN, transport=httpx.MockTransport(handler), retry=False)
-    s = client.async_stream("acme/llm")
+    failing = Client(api_token=TOKEN, transport=httpx.MockTransport(handler), retry=False)
     with pytest.raises(ReplicateError, match="prompt is required"):
-        async for _ in s:
+        async for _ in stream_mod.async_stream(failing, "acme/llm"):
             pass
-    assert s.prediction is None
 
 
-async def test_async_stream_awaitable_and_iterable(sleeps: list[float]) -> None:
+async def test_async_stream_is_a_coroutine_function(sleeps: list[float]) -> None:
     api = FakeAPI([Conn(outputs(2) + DONE), Conn(outputs(1) + DONE)])
     client = make_client(api)
+    assert inspect.iscoroutinefunction(Client.async_stream)
+    assert inspect.iscoroutinefunction(replicate.async_stream)
 
-    s = client.async_stream("acme/llm", {"prompt": "hi"})
-    assert isinstance(s, AsyncStream)
-    assert api.requests == [] and s.prediction is None
-    assert await s is s
-    assert s.prediction is not None and s.prediction.id == "p1"
-    assert [e.data async for e in s] == ["tok1", "tok2", "{}"]
+    coro = client.async_stream("acme/llm", {"prompt": "hi"})
+    assert inspect.iscoroutine(coro)
+    events = await coro
+    assert isinstance(events, types.AsyncGeneratorType)
+    assert len([r for r in api.requests if r.method == "POST"]) == 1  # created at the await
+    assert api.stream_requests == []
+    assert [e.data async for e in events] == ["tok1", "tok2", "{}"]
 
-    lazy = client.async_stream("acme/llm", {"prompt": "again"})
-    assert [e.data async for e in lazy] == ["tok1", "{}"]
-    assert lazy.prediction is not None
+    # asyncio.create_task needs a coroutine (1.0.x code does this).
+    task = asyncio.create_task(client.async_stream("acme/llm", {"prompt": "again"}))
+    assert [e.data async for e in await task] == ["tok1", "{}"]
     creates = [r for r in api.requests if r.method == "POST"]
     assert [create_body(r)["input"] for r in creates] == [{"prompt": "hi"}, {"prompt": "again"}]
 
@@ -979,15 +1012,19 @@ def test_no_token_in_logs(caplog: pytest.LogCaptureFixture, sleeps: list[float])
 async def test_prediction_stream_methods(sleeps: list[float]) -> None:
     api = FakeAPI([Conn(outputs(1) + DONE) for _ in range(3)])
     prediction = make_prediction(api)
+    # (Async) generator functions, as in 1.0.x.
+    assert inspect.isgeneratorfunction(Prediction.stream)
+    assert inspect.isasyncgenfunction(Prediction.async_stream)
+    assert inspect.isgeneratorfunction(Prediction.output_iterator)
+    assert inspect.isasyncgenfunction(Prediction.async_output_iterator)
     s = prediction.stream()
-    assert isinstance(s, Stream) and s.prediction is prediction
+    assert isinstance(s, types.GeneratorType)
     assert [str(e) for e in s] == ["tok1", ""]
     a = prediction.async_stream()
-    assert isinstance(a, AsyncStream) and a.prediction is prediction
+    assert isinstance(a, types.AsyncGeneratorType)
     assert [str(e) async for e in a] == ["tok1", ""]
-    assert [str(e) async for e in await prediction.async_stream()] == ["tok1", ""]
     raw = prediction.stream(use_file_output=False, timeout=30)
-    assert raw._reader.use_file_output is False and raw._reader.deadline is not None
+    assert [type(e.data) for e in raw] == [str, str]
 
 
 def test_event_source_line_decoder() -> None:

@@ -114,16 +114,18 @@ def cmd_stream(args: Any, display: Display) -> int:
         ref = target.version if target.version and target.model is None else target.ref
         if target.version and target.model:
             ref = f"{target.model}:{target.version}"
-        stream = client.stream(ref, input=inputs)
+        from replicate.stream import _start
+
+        # client.stream() returns a bare generator (as in 1.0.x); keep the prediction to cancel.
+        prediction, events = _start(client, ref, inputs)
         try:
-            for event in stream:
+            for event in events:
                 if _is_output(event):
                     display.write_chunk(str(event))
         except KeyboardInterrupt:
-            prediction = getattr(stream, "prediction", None)
-            if prediction is not None:
-                display.note(f"Canceling prediction {prediction.id} ...")
-                prediction.cancel()
+            events.close()
+            display.note(f"Canceling prediction {prediction.id} ...")
+            prediction.cancel()
             return 130
         display.write_chunk("\n")
         return 0
