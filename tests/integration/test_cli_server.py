@@ -28,6 +28,10 @@ def cli_base_url() -> Iterator[str]:
         yield base
 
 
+# The test controls need a valid token when the server has --token values.
+CONTROLS = {"Authorization": "Bearer cli-token"}
+
+
 @pytest.fixture
 def cli_client(cli_base_url: str) -> replicate.Client:
     return replicate.Client(api_token="cli-token", base_url=cli_base_url, poll_interval=0.05)
@@ -73,7 +77,9 @@ def test_cli_stream_cancel_fail(cli_client: replicate.Client) -> None:
 def test_cli_files_and_webhook(cli_client: replicate.Client, cli_base_url: str) -> None:
     f = cli_client.files.create(io.BytesIO(b"cli file"), filename="c.txt")
     assert cli_client.files.get(f.id).checksums == f.checksums
-    signed = httpx.get(f"{cli_base_url}/_local/files/{f.id}/signed-url").json()["url"]
+    signed = httpx.get(f"{cli_base_url}/_local/files/{f.id}/signed-url", headers=CONTROLS).json()[
+        "url"
+    ]
     assert httpx.get(signed).content == b"cli file"
     receiver = Receiver()
     try:
@@ -102,13 +108,13 @@ def test_cli_deadline_and_data_removal(cli_client: replicate.Client, cli_base_ur
         model="local-demo/sleep", input={"seconds": 1}, cancel_after="5s"
     )
     assert queued.status == "starting"
-    httpx.post(f"{cli_base_url}/_local/clock", json={"advance": "6s"})
+    httpx.post(f"{cli_base_url}/_local/clock", json={"advance": "6s"}, headers=CONTROLS)
     queued.wait()
     assert queued.status == "aborted"
     cli_client.predictions.cancel(busy.id)
     done = cli_client.predictions.create(
         model="replicate/hello-world", input={"text": "old"}, wait=True
     )
-    httpx.post(f"{cli_base_url}/_local/clock", json={"advance": "2h"})
+    httpx.post(f"{cli_base_url}/_local/clock", json={"advance": "2h"}, headers=CONTROLS)
     gone = cli_client.predictions.get(done.id)
     assert gone.data_removed is True and gone.output is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import signal
 import socket
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 
 from .gate import MAX_DEADLINE, duration, size
 from .server import DEFAULT_TOKEN, _retention
+from .util import REMOTE_CONTROLS_REFUSED, is_loopback
 
 
 def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
@@ -32,9 +32,30 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
         "--token",
         action="append",
         default=None,
-        help="accept only this token (repeatable); default: any non-empty token",
+        metavar="[NAME=]TOKEN",
+        help="accept only these tokens (repeatable); default: any non-empty token. Plain "
+        "TOKEN values are all the same account (any of them reads and deletes the others' "
+        "predictions and files); NAME=TOKEN gives account NAME, whose predictions, files, "
+        "trainings, models and deployments other accounts cannot see (404)",
     )
-    p.add_argument("--test-controls", action="store_true", help="enable the /_local test controls")
+    p.add_argument(
+        "--test-controls",
+        action="store_true",
+        help="enable the /_local test controls (they need a --token value when tokens are set)",
+    )
+    p.add_argument(
+        "--allow-remote-controls",
+        action="store_true",
+        help="allow --test-controls on a non-loopback --host (refused without this flag)",
+    )
+    p.add_argument(
+        "--cancel-grace",
+        default="10s",
+        metavar="DURATION",
+        help="how long a cancelled model that can stop (takes cancel_event, a generator or "
+        "async) gets before the prediction is forced to canceled; its concurrency slot stays "
+        "taken until its thread really ends (default 10s)",
+    )
     p.add_argument(
         "--retention",
         default="1h",
@@ -94,12 +115,7 @@ def build_parser(prog: str = "replicate serve") -> argparse.ArgumentParser:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(host)
 
 
 def _start_cog_workers(core: Any) -> None:
@@ -141,6 +157,9 @@ def serve_main(argv: list[str] | None = None) -> int:
     except ValueError:
         print(f"error: invalid --retention {args.retention!r}", file=sys.stderr)
         return 2
+    if args.test_controls and not args.allow_remote_controls and not _is_loopback(args.host):
+        print(f"error: {REMOTE_CONTROLS_REFUSED.format(host=args.host)}", file=sys.stderr)
+        return 2
     try:
         max_run_time = (
             duration(args.max_run_time, "--max-run-time", minimum=1, maximum=MAX_DEADLINE)
@@ -156,6 +175,11 @@ def serve_main(argv: list[str] | None = None) -> int:
             if args.max_body_size
             else None
         )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        cancel_grace = duration(args.cancel_grace, "--cancel-grace", maximum=MAX_DEADLINE)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +206,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         stream_urls=args.stream_urls,
         max_run_time=max_run_time,
         cog=args.cog,
+        cancel_grace=cancel_grace,
+        allow_remote_controls=args.allow_remote_controls,
     )
     if max_body is not None:
         config.max_body_size = max_body
@@ -224,7 +250,10 @@ def serve_main(argv: list[str] | None = None) -> int:
         print(f"Local Replicate server listening on {base_url}", flush=True)
         print("Use it with:", flush=True)
         print(f"  REPLICATE_BASE_URL={base_url}", flush=True)
-        print(f"  REPLICATE_API_TOKEN={args.token[0] if args.token else DEFAULT_TOKEN}", flush=True)
+        from .auth import split_token
+
+        first = split_token(args.token[0])[1] if args.token else DEFAULT_TOKEN
+        print(f"  REPLICATE_API_TOKEN={first}", flush=True)
         for name, value in (tls.env() if tls else {}).items():
             print(f"  {name}={value}", flush=True)
         print(f"Database: {config.db}", flush=True)

@@ -25,7 +25,7 @@ from .hub import Hub
 from .registry import Registry
 from .runner import TERMINAL, Runner, recover
 from .store import Store
-from .util import Clock, iso, new_id
+from .util import REMOTE_CONTROLS_REFUSED, Clock, is_loopback, iso, new_id
 from .webhooks import WebhookSender, new_secret
 
 if TYPE_CHECKING:
@@ -42,6 +42,12 @@ HARDWARE = [
     {"sku": "gpu-a40-small", "name": "Nvidia A40 GPU"},
     {"sku": "gpu-a40-large", "name": "Nvidia A40 (Large) GPU"},
 ]
+
+
+def check_controls_bind(config: ServerConfig, host: str) -> None:
+    """Raise ValueError when test controls would be served on a non-loopback address."""
+    if config.test_controls and not config.allow_remote_controls and not is_loopback(host):
+        raise ValueError(REMOTE_CONTROLS_REFUSED.format(host=host))
 
 
 def default_db_path() -> Path:
@@ -101,6 +107,8 @@ class ServerConfig:
     coroutine) gets before the prediction is forced to ``canceled``; its concurrency slot
     stays taken until its thread really ends."""
     input_fetch_timeout: float = 60.0
+    allow_remote_controls: bool = False
+    """Allow ``test_controls`` on a non-loopback bind address (refused otherwise)."""
     """Seconds to download one remote (http/https) file input, in all."""
 
 
@@ -156,6 +164,7 @@ class Core:
             throttle=config.webhook_throttle,
         )
         self.runner = Runner(self.store, self.registry, self.files, self.clock, self._on_change)
+        self.webhooks.refuse = self._refuse_webhook
         self.runner.max_queue_depth = config.max_queue_depth
         self.runner.cancel_grace = config.cancel_grace
         self.runner.fetch_timeout = config.input_fetch_timeout
@@ -189,6 +198,11 @@ class Core:
     def own(self) -> OwnAddress:
         """This server's addresses (nothing it fetches or calls back may target /_local)."""
         return self.runner.own
+
+    def _refuse_webhook(self, url: str) -> str | None:
+        from .fetch import outbound_problem
+
+        return outbound_problem(url, self.runner.own, "a webhook")
 
     def bound(self, host: str, port: int) -> None:
         """Record the socket's address (``LocalServer``, ``replicate serve``)."""
@@ -283,6 +297,7 @@ class Core:
                 )
                 self.store.execute("DELETE FROM events WHERE prediction_id = ?", (row["id"],))
                 self.files.remove_prediction_outputs(row["id"])
+                self.webhooks.remove_data(row["id"])
         self.files.sweep()
 
     def reset(self, *, secrets: bool = False) -> None:

@@ -214,9 +214,10 @@ class LocalRoutes(BaseRoutes):
         return json_response({"status": "ok"})
 
     async def account_get(self, request: Request) -> Response:
-        self.account(request)
+        username = self.account(request)
         cfg = self.core.config
-        return json_response({"type": "user", "username": cfg.username, "name": cfg.account_name})
+        name = cfg.account_name if username == cfg.username else username
+        return json_response({"type": "user", "username": username, "name": name})
 
     async def hardware_list(self, request: Request) -> Response:
         self.account(request)
@@ -238,12 +239,16 @@ class LocalRoutes(BaseRoutes):
         return model_page(self.core, request, self.origin(request))
 
     # ------------------------------------------------------------------ test controls
-    def _controls(self) -> None:
+    def _controls(self, request: Request) -> None:
+        """Test controls exist only with ``test_controls``; with ``--token`` values set they
+        need one of them, like the API (in any-token mode they stay open, loopback only)."""
         if not self.core.config.test_controls:
             raise not_found()
+        if self.core.config.tokens is not None:
+            self.account(request)
 
     async def ctl_faults(self, request: Request) -> Response:
-        self._controls()
+        self._controls(request)
         if request.method == "POST":
             body = await self.json_body(request)
             if not isinstance(body, dict):
@@ -260,7 +265,7 @@ class LocalRoutes(BaseRoutes):
 
     async def ctl_fault(self, request: Request) -> Response:
         """``DELETE /_local/faults/{fault_id}``: remove one fault."""
-        self._controls()
+        self._controls(request)
         try:
             fid = int(request.path_params["fault_id"])
         except ValueError as exc:
@@ -271,7 +276,7 @@ class LocalRoutes(BaseRoutes):
 
     async def ctl_prediction(self, request: Request) -> Response:
         """``POST /_local/predictions/{id}/{action}``: lifecycle controls; replies with the object."""
-        self._controls()
+        self._controls(request)
         pid = request.path_params["id"]
         action = request.path_params["action"]
         if action not in _LIFECYCLE_ACTIONS:
@@ -293,7 +298,7 @@ class LocalRoutes(BaseRoutes):
 
     async def ctl_script(self, request: Request) -> Response:
         """``/_local/models/{owner}/{name}/script``: POST queues outcomes, GET lists, DELETE clears."""
-        self._controls()
+        self._controls(request)
         model = f"{request.path_params['owner']}/{request.path_params['name']}"
         scripts = self.core.runner.scripts
         if request.method == "DELETE":
@@ -321,7 +326,7 @@ class LocalRoutes(BaseRoutes):
 
     async def ctl_limits(self, request: Request) -> Response:
         """``/_local/limits``: GET the limits, POST changes some of them."""
-        self._controls()
+        self._controls(request)
         if request.method == "POST":
             body = await self.json_body(request)
             if not isinstance(body, dict):
@@ -333,7 +338,7 @@ class LocalRoutes(BaseRoutes):
         return json_response(self.limits())
 
     async def ctl_clock(self, request: Request) -> Response:
-        self._controls()
+        self._controls(request)
         if request.method == "POST":
             body = await self.json_body(request)
             adv = body.get("advance") if isinstance(body, dict) else None
@@ -347,7 +352,7 @@ class LocalRoutes(BaseRoutes):
         return json_response({"now": iso(self.core.clock.now()), "offset": self.core.clock.offset})
 
     async def ctl_requests(self, request: Request) -> Response:
-        self._controls()
+        self._controls(request)
         if request.method == "DELETE":
             self.requests.clear()
             return Response(status_code=204)
@@ -355,12 +360,12 @@ class LocalRoutes(BaseRoutes):
 
     async def ctl_deliveries(self, request: Request) -> Response:
         """Every webhook delivery attempt (``?prediction_id=`` filters)."""
-        self._controls()
+        self._controls(request)
         pid = request.query_params.get("prediction_id")
         return json_response(await run_in_threadpool(self.core.webhooks.attempts, pid))
 
     async def ctl_reset(self, request: Request) -> Response:
-        self._controls()
+        self._controls(request)
         body = await self.json_body(request, empty={})
         secrets_too = bool(body.get("secrets")) if isinstance(body, dict) else False
         self.faults.clear()  # first, so nothing injected hits the reset itself
@@ -369,7 +374,7 @@ class LocalRoutes(BaseRoutes):
         return Response(status_code=204)
 
     async def ctl_signed_url(self, request: Request) -> Response:
-        self._controls()
+        self._controls(request)
         fid = request.path_params["file_id"]
         try:
             ttl = number(

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .auth import split_token
 from .core import Core, ServerConfig
 from .gate import MAX_CLOCK_OFFSET, MAX_PERIOD
 from .gate import duration as _duration
@@ -47,12 +48,17 @@ class LocalServer:
     """A local Replicate-compatible server running in a background thread.
 
     Use as a context manager, or call ``start()``/``stop()``. ``base_url`` is the origin
-    (clients add ``/v1``); ``api_token`` is a token the server accepts. ``cog`` serves Cog
+    (clients add ``/v1``); ``api_token`` is a token the server accepts. ``token`` values
+    are plain tokens (one account) or ``"NAME=TOKEN"`` (separate, isolated accounts). ``cog`` serves Cog
     model directories, as ``{"owner/name": dir}`` or ``["owner/name=dir", ...]`` (the
     ``--cog`` values); a bad directory makes ``start()`` raise ``ValueError``. ``tls=True``
     serves HTTPS with a locally generated CA (as ``--tls``): ``base_url`` is ``https://...``,
     file outputs are https URLs, and ``ca_file`` is the PEM bundle clients trust (set
     ``SSL_CERT_FILE`` to it, or pass it as ``verify=``).
+    ``test_controls=True`` on a non-loopback ``host`` raises ``ValueError`` at ``start()``
+    unless ``allow_remote_controls=True``. Other keyword arguments are ``ServerConfig``
+    fields, e.g. ``cancel_grace=0.5`` (seconds a cancelled model that can stop gets before
+    it is forced to ``canceled``; its slot stays taken until its thread ends).
     """
 
     def __init__(
@@ -86,7 +92,7 @@ class LocalServer:
         )
         self.host = host
         self.port = port
-        self.api_token = tokens[0] if tokens else DEFAULT_TOKEN
+        self.api_token = split_token(tokens[0])[1] if tokens else DEFAULT_TOKEN
         self._models = dict(models or {})
         self.core: Core | None = None
         self._server: Any = None
@@ -101,7 +107,9 @@ class LocalServer:
         import uvicorn
 
         from .app import build_app
+        from .core import check_controls_bind
 
+        check_controls_bind(self.config, self.host)
         core = Core(self.config)
         self.core = core
         for name, fn in self._models.items():

@@ -104,3 +104,23 @@ def parse_duration(value: str) -> float:
         raise ValueError(f"invalid duration: {value!r}")
     h, mi, s = m.groups()
     return int(h or 0) * 3600 + int(mi or 0) * 60 + float(s or 0)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine."""
+    import ipaddress
+
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+REMOTE_CONTROLS_REFUSED = (
+    "refusing to serve the /_local test controls on the non-loopback address {host} "
+    "(anyone who reaches it could reset or script the server); bind 127.0.0.1, or pass "
+    "--allow-remote-controls (allow_remote_controls=True) if you really mean it"
+)

@@ -8,6 +8,12 @@ Self-contained: it needs a database object with ``execute``/``query``/``one``/
   the latest snapshot. ``completed`` drops a pending update and is always last.
 - Deliveries for one prediction go out in order; a message waits while an earlier one is
   retried. Retries keep the ``webhook-id``; each attempt is signed afresh.
+- Fairness: at most ``per_receiver`` attempts are in flight per receiver
+  (``scheme://host:port``) and ``workers`` in all, so receivers that hang or refuse only
+  use their own share and never delay the others' deliveries.
+- Bounds: at most ``max_pending`` undelivered messages per receiver (newer ones are
+  dropped with a warning); in-flight attempts are bounded by ``workers``; per-prediction
+  throttle state is dropped when its ``completed`` message is done.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import logging
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -43,6 +50,16 @@ CREATE TABLE IF NOT EXISTS webhook_attempts (
     status INTEGER, error TEXT, latency REAL NOT NULL, t REAL NOT NULL, sent_at REAL
 );
 """
+
+
+def receiver_key(url: str) -> str:
+    """The receiver a URL names, for fairness: ``scheme://host:port``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+    except ValueError:
+        return url
 
 
 class Database(Protocol):
@@ -78,7 +95,9 @@ class WebhookSender:
         backoff_scale: float = 1.0,
         throttle: float = 0.5,
         timeout: float = 10.0,
-        workers: int = 4,
+        workers: int = 16,
+        per_receiver: int = 2,
+        max_pending: int = 10_000,
         time_fn: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -92,9 +111,16 @@ class WebhookSender:
         # Test control: called with the receiver URL before each attempt; may return a fault
         # with ``webhook_fail`` (status), ``webhook_drop`` or ``webhook_hang`` (+ ``hang_ms``).
         self.fault_hook: Callable[[str], Any] | None = None
+        # Called with the receiver URL before each attempt: a reason to refuse it (the
+        # server's own /_local controls) or None.
+        self.refuse: Callable[[str], str | None] | None = None
+        self.workers = workers
+        self.per_receiver = per_receiver
+        self.max_pending = max_pending
         self._hang_stop = threading.Event()
         self._cond = threading.Condition()
         self._inflight: set[str] = set()
+        self._by_receiver: dict[str, int] = {}  # attempts in flight per receiver
         self._last_update: dict[str, float] = {}
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -142,10 +168,23 @@ class WebhookSender:
                     "AND event IN ('output', 'logs') AND attempts = 0",
                     (prediction_id,),
                 )
+            pending = self.db.one(
+                "SELECT COUNT(*) AS n FROM webhook_outbox WHERE url = ? AND state = 'pending'",
+                (url,),
+            )
+            state = "pending"
+            if pending is not None and pending["n"] >= self.max_pending:
+                log.warning(
+                    "webhook receiver %s has %d undelivered messages; dropping a %s message",
+                    receiver_key(url),
+                    pending["n"],
+                    event,
+                )
+                state = "dropped"
             self.db.execute(
                 "INSERT INTO webhook_outbox (msg_id, prediction_id, url, event, body, state, attempts, "
-                "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-                ("msg_" + secrets.token_hex(13), prediction_id, url, event, body, now, now),
+                "next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                ("msg_" + secrets.token_hex(13), prediction_id, url, event, body, state, now, now),
             )
             self._cond.notify_all()
 
@@ -200,15 +239,18 @@ class WebhookSender:
                 self._cond.wait(timeout=wait)
 
     def _schedule(self) -> float:
-        """Submit due messages (first pending per prediction); returns seconds to wait."""
+        """Submit due messages (first pending per prediction, within each receiver's share
+        and the total); returns seconds to wait."""
         rows = self.db.query(
-            "SELECT id, prediction_id, event, attempts, next_attempt_at FROM webhook_outbox "
+            "SELECT id, prediction_id, url, event, attempts, next_attempt_at FROM webhook_outbox "
             "WHERE state = 'pending' ORDER BY id"
         )
         now = self.time()
         seen: set[str] = set()
         wait = 1.0
         for row in rows:
+            if sum(self._by_receiver.values()) >= self.workers:
+                break
             pid = row["prediction_id"]
             if pid in seen or pid in self._inflight:
                 seen.add(pid)
@@ -220,10 +262,14 @@ class WebhookSender:
             if due > now:
                 wait = min(wait, due - now)
                 continue
+            key = receiver_key(row["url"])
+            if self._by_receiver.get(key, 0) >= self.per_receiver:
+                continue  # this receiver's share is in use: others go first
             self.db.execute(
                 "UPDATE webhook_outbox SET state = 'inflight' WHERE id = ?", (row["id"],)
             )
             self._inflight.add(pid)
+            self._by_receiver[key] = self._by_receiver.get(key, 0) + 1
             self._pool.submit(self._attempt, row["id"])
         return max(0.005, wait)
 
@@ -231,6 +277,20 @@ class WebhookSender:
         row = self.db.one("SELECT * FROM webhook_outbox WHERE id = ?", (outbox_id,))
         if row is None:
             return
+        try:
+            self._deliver(outbox_id, row)
+        finally:
+            key = receiver_key(row["url"])
+            with self._cond:
+                self._inflight.discard(row["prediction_id"])
+                n = self._by_receiver.get(key, 1) - 1
+                if n > 0:
+                    self._by_receiver[key] = n
+                else:
+                    self._by_receiver.pop(key, None)
+                self._cond.notify_all()
+
+    def _deliver(self, outbox_id: int, row: dict[str, Any]) -> None:
         body = bytes(row["body"])
         sent_at = self.time()
         if row["event"] in UPDATE_EVENTS:
@@ -249,8 +309,11 @@ class WebhookSender:
         error: str | None = None
         started = time.monotonic()
         fault = self.fault_hook(row["url"]) if self.fault_hook is not None else None
+        refused = self.refuse(row["url"]) if self.refuse is not None else None
         try:
-            if self.forced_status is not None:
+            if refused is not None:
+                error = refused
+            elif self.forced_status is not None:
                 status = self.forced_status
             elif fault is not None:
                 status = self._injected(fault)
@@ -281,26 +344,29 @@ class WebhookSender:
         attempts = row["attempts"] + 1
         if ok:
             self.db.execute(
-                "UPDATE webhook_outbox SET state = 'delivered', attempts = ? WHERE id = ?",
+                "UPDATE webhook_outbox SET state = 'delivered', attempts = ? WHERE id = ? "
+                "AND state = 'inflight'",
                 (attempts, outbox_id),
             )
-        elif attempts > len(self.backoff):
+        elif attempts > len(self.backoff) or refused is not None:
             log.warning(
                 "webhook %s to %s failed after %d attempts", row["msg_id"], row["url"], attempts
             )
             self.db.execute(
-                "UPDATE webhook_outbox SET state = 'failed', attempts = ? WHERE id = ?",
+                "UPDATE webhook_outbox SET state = 'failed', attempts = ? WHERE id = ? "
+                "AND state = 'inflight'",
                 (attempts, outbox_id),
             )
         else:
             delay = self.backoff[attempts - 1] * self.backoff_scale
             self.db.execute(
-                "UPDATE webhook_outbox SET state = 'pending', attempts = ?, next_attempt_at = ? WHERE id = ?",
+                "UPDATE webhook_outbox SET state = 'pending', attempts = ?, next_attempt_at = ? "
+                "WHERE id = ? AND state = 'inflight'",
                 (attempts, self.time() + delay, outbox_id),
             )
-        with self._cond:
-            self._inflight.discard(row["prediction_id"])
-            self._cond.notify_all()
+        if row["event"] == "completed":
+            with self._cond:
+                self._last_update.pop(row["prediction_id"], None)
 
     def _injected(self, fault: Any) -> int:
         """Play an injected receiver failure: a status, or raise like a dead/hung receiver."""
@@ -326,6 +392,18 @@ class WebhookSender:
             r["headers"] = json.loads(r["headers"])
             r["body"] = bytes(r["body"]).decode()
         return rows
+
+    def remove_data(self, prediction_id: str) -> None:
+        """Data removal: drop a prediction's bodies (they hold its input, output and logs)
+        from the outbox and the attempt log; undelivered messages are dropped."""
+        self.db.execute(
+            "UPDATE webhook_outbox SET body = x'', state = CASE WHEN state IN ('pending', "
+            "'inflight') THEN 'dropped' ELSE state END WHERE prediction_id = ?",
+            (prediction_id,),
+        )
+        self.db.execute(
+            "UPDATE webhook_attempts SET body = x'' WHERE prediction_id = ?", (prediction_id,)
+        )
 
     def outbox(self) -> list[dict[str, Any]]:
         """Outbox rows (without bodies)."""
