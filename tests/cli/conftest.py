@@ -73,3 +73,75 @@ def cli(cli_server: Any, tmp_path: pathlib.Path) -> CLI:
     env["HOME"] = str(tmp_path)
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     return CLI(env, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def html_server() -> Iterator[str]:
+    """A web server that is not the Replicate API: every path is an HTML 404 page."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _page(self) -> None:
+            body = b"<!DOCTYPE html><html><body><h1>Not Found</h1></body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = do_QUERY = _page
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class InProcess:
+    """Runs ``replicate.cli.main`` in this process; returns (exit code, stdout, stderr)."""
+
+    def __init__(self, capsys: Any, monkeypatch: Any, env: dict[str, str]) -> None:
+        self.capsys = capsys
+        self.monkeypatch = monkeypatch
+        for name in list(os.environ):
+            if name.startswith("REPLICATE_"):
+                monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+
+    def __call__(
+        self, *args: str, env: dict[str, str | None] | None = None
+    ) -> tuple[int, str, str]:
+        from replicate.cli import main
+
+        with self.monkeypatch.context() as patch:
+            for name, value in (env or {}).items():
+                if value is None:
+                    patch.delenv(name, raising=False)
+                else:
+                    patch.setenv(name, value)
+            self.capsys.readouterr()
+            code = main(list(args))
+            out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def run_main(cli_server: Any, capsys: Any, monkeypatch: Any, tmp_path: pathlib.Path) -> InProcess:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("COLUMNS", "120")
+    return InProcess(
+        capsys,
+        monkeypatch,
+        {"REPLICATE_BASE_URL": cli_server.base_url, "REPLICATE_API_TOKEN": cli_server.api_token},
+    )

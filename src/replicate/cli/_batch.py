@@ -13,7 +13,7 @@ from ._display import Display
 from ._errors import CLIError
 from ._session import open_client
 
-EXAMPLES = """examples:
+EXAMPLES = """Examples:
   replicate batch --local replicate/hello-world prompts.jsonl
   replicate batch stability-ai/sdxl prompts.csv -o images --concurrency 16
   replicate batch owner/model rows.jsonl --shard 1/4      # this machine's quarter of the rows

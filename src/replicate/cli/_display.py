@@ -15,6 +15,7 @@ from rich.progress import (
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
@@ -53,14 +54,48 @@ class Display:
         sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
         sys.stdout.flush()
 
-    def table(self, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-        """A table on stdout."""
+    def json_line(self, value: Any) -> None:
+        """One JSON value on one line of stdout (NDJSON), flushed at once."""
+        sys.stdout.write(json.dumps(value, default=str) + "\n")
+        sys.stdout.flush()
+
+    def table(
+        self,
+        columns: list[str],
+        rows: list[list[Any]],
+        title: str | None = None,
+        *,
+        whole: tuple[str, ...] = ("id", "model", "field", "input", "sku"),
+    ) -> None:
+        """Rows on stdout: a table on a terminal, tab-separated plain rows otherwise.
+
+        Columns named in ``whole`` (ids, model names) are never wrapped nor cut, so they can be
+        copied; piped output has no header and no wrapping at all, so it can be grepped and cut.
+        ``no matches`` goes to stderr when there are no rows.
+        """
+        if not rows:
+            self.err.print("no matches")
+            return
+        cells = [["" if v is None else str(v) for v in row] for row in rows]
+        if not self.out.is_terminal:
+            for row in cells:
+                self.result("\t".join(" ".join(cell.split()) for cell in row))
+            return
         table = Table(title=title, show_lines=False)
         for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*("" if v is None else _escape(str(v)) for v in row))
+            if column in whole:
+                table.add_column(column, no_wrap=True, overflow="ignore", min_width=len(column))
+            else:
+                table.add_column(column, overflow="fold")
+        for row in cells:
+            table.add_row(*(_escape(cell) for cell in row))
         self.out.print(table)
+
+    def web_page(self, prediction: Any) -> None:
+        """The prediction's page (``urls.web``) on stderr, when the API gives one."""
+        web = (getattr(prediction, "urls", None) or {}).get("web")
+        if web:
+            self.note(f"View it at {web}")
 
     def prediction_progress(self) -> Progress:
         """A live status line with a progress bar (shown on stderr)."""
@@ -77,12 +112,14 @@ class Display:
         )
 
     def download_progress(self) -> Progress:
-        """A byte-count progress bar for downloads (shown on stderr)."""
+        """A download bar on stderr: bytes of the total (``Content-Length``), percent, speed, ETA."""
         return Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(),
+            TaskProgressColumn(),
             TransferSpeedColumn(),
+            TimeRemainingColumn(),
             console=self.err,
             disable=self.quiet,
         )

@@ -6,7 +6,7 @@ import json
 import pathlib
 from typing import Any
 
-from ._errors import CLIError
+from ._errors import EXIT_USAGE, CLIError
 
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
@@ -45,6 +45,14 @@ def resolve(spec: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
 
 def parse_inputs(pairs: list[str], openapi_schema: dict[str, Any] | None) -> dict[str, Any]:
     """Parse ``key=value`` pairs. ``@path`` uploads a file; repeated keys of arrays accumulate."""
+    try:
+        return _parse(pairs, openapi_schema)
+    except CLIError as exc:
+        exc.code = EXIT_USAGE  # a bad input: nothing was created
+        raise
+
+
+def _parse(pairs: list[str], openapi_schema: dict[str, Any] | None) -> dict[str, Any]:
     props = input_properties(openapi_schema)
     result: dict[str, Any] = {}
     for pair in pairs:
@@ -69,9 +77,9 @@ def parse_inputs(pairs: list[str], openapi_schema: dict[str, Any] | None) -> dic
 def convert(key: str, raw: str, spec: dict[str, Any]) -> Any:
     """Convert one raw value according to its schema (or guess JSON when there is none)."""
     if raw.startswith("@"):
-        path = pathlib.Path(raw[1:]).expanduser()
-        if not path.is_file():
-            raise CLIError(f"input {key}: file not found: {raw[1:]}")
+        path = readable_file(key, raw[1:])
+        if _is_text(spec):
+            return _read_text(key, path)
         return path
     kind = spec.get("type")
     if kind == "array":
@@ -109,6 +117,42 @@ def convert(key: str, raw: str, spec: dict[str, Any]) -> Any:
         except ValueError:
             return raw
     return raw
+
+
+def readable_file(key: str, name: str) -> pathlib.Path:
+    """The path of an ``@file`` input, checked now (before any prediction is created)."""
+    path = pathlib.Path(name).expanduser()
+    if not name:
+        raise CLIError(f"input {key}: '@' needs a file name, as in -i {key}=@photo.png", EXIT_USAGE)
+    if path.is_dir():
+        raise CLIError(f"input {key}: {name} is a directory; give a file", EXIT_USAGE)
+    if not path.exists():
+        raise CLIError(f"input {key}: file not found: {name}; check the path", EXIT_USAGE)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise CLIError(
+            f"input {key}: cannot read {name}: {exc.strerror or exc}; check its permissions",
+            EXIT_USAGE,
+        ) from None
+    return path
+
+
+def _is_text(spec: dict[str, Any]) -> bool:
+    """A text input (``@file`` sends the file's text), not a file/URI input (it uploads)."""
+    if spec.get("type") == "array":
+        return _is_text(spec.get("items") or {})
+    return spec.get("type") == "string" and spec.get("format") != "uri"
+
+
+def _read_text(key: str, path: pathlib.Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CLIError(
+            f"input {key} is text but {path} is not UTF-8 text; give a text file", EXIT_USAGE
+        ) from None
 
 
 def _json(key: str, raw: str, what: str) -> Any:

@@ -1,237 +1,165 @@
-"""Argument parsing and dispatch for the ``replicate`` command."""
+"""Dispatch for the ``replicate`` command, and the one place that turns exceptions into exit codes.
+
+Whatever goes wrong, the user sees one line on stderr (``error: ...``) and a documented exit
+code (``_errors.EXIT_CODES_HELP``); never a traceback. ``REPLICATE_CLI_DEBUG=1`` re-raises
+unexpected exceptions for whoever debugs the CLI itself.
+"""
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
-from collections.abc import Callable
-from typing import Any
 
-from ._errors import CLIError, describe_api_error
+from ._errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE_CLOSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CLIError,
+    cannot_reach,
+    describe_api_error,
+    exit_code_of_api_error,
+    foreign_answer,
+)
 
-Handler = Callable[[Any, Any], int]
-
-EXAMPLES = {
-    "run": """examples:
-  replicate run --local replicate/hello-world -i text=world
-  replicate run stability-ai/sdxl -i prompt="an astronaut" -i num_outputs=2 --output-dir out
-  replicate run owner/model -i image=@photo.png -i options='{"a": 1}' --json
-  replicate run owner/model -i text=hi --no-wait""",
-    "stream": """examples:
-  replicate stream --local local-demo/stream-text -i prompt="tell me a story"
-  replicate stream meta/meta-llama-3-8b-instruct -i prompt="Write a haiku\"""",
-    "predictions": """examples:
-  replicate predictions list --limit 20
-  replicate predictions get <id> --json
-  replicate predictions cancel <id>""",
-    "models": """examples:
-  replicate models get replicate/hello-world
-  replicate models schema replicate/hello-world
-  replicate models search "upscale"
-  replicate models list --json""",
-    "hardware": """examples:
-  replicate hardware
-  replicate hardware --json""",
-    "account": """examples:
-  replicate account
-  replicate account --local --json""",
-    "webhooks": """examples:
-  replicate webhooks secret
-  replicate webhooks secret --json""",
-    "secret": """examples:
-  replicate webhooks secret > webhook-secret.txt""",
-    "list": """examples:
-  replicate predictions list --limit 10
-  replicate models list --json""",
-    "files": """examples:
-  replicate files upload photo.png
-  replicate files list
-  replicate files get <id>
-  replicate files delete <id>""",
-}
-
-
-def _api_options(
-    parser: argparse.ArgumentParser, *, json_help: str = "print JSON for scripts"
-) -> None:
-    parser.add_argument("--json", action="store_true", help=json_help)
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="start a local Replicate server for this command (no token, no network)",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``replicate`` argument parser."""
-    from replicate.__about__ import __version__
-
-    from . import _resources as res
-    from ._run import cmd_run, cmd_stream
-
-    parser = argparse.ArgumentParser(
-        prog="replicate",
-        description="Run machine-learning models on Replicate (or on a local server).",
-        epilog="Set REPLICATE_API_TOKEN to use the Replicate API, or add --local to any command.\n"
-        "Run 'replicate COMMAND --help' for examples.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"replicate {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
-    def command(
-        name: str, help: str, handler: Handler, parent: Any = sub
-    ) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(
-            name,
-            help=help,
-            description=help,
-            epilog=EXAMPLES.get(name),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(handler=handler)
-        return p
-
-    for name, handler, help in (
-        ("run", cmd_run, "run a model and print or save its output"),
-        ("stream", cmd_stream, "run a model and print its text output as it is generated"),
-    ):
-        p = command(name, help, handler)
-        p.add_argument("model", help="owner/name, owner/name:version or a version id")
-        p.add_argument(
-            "-i",
-            "--input",
-            action="append",
-            metavar="KEY=VALUE",
-            help="an input, typed from the model's schema; @path uploads a file (repeatable)",
-        )
-        _api_options(p, json_help="print the final prediction as JSON, with no decoration")
-        if name == "run":
-            p.add_argument("--no-wait", action="store_true", help="create the prediction and exit")
-            p.add_argument(
-                "-o", "--output-dir", default=".", help="where to save file outputs (default: .)"
-            )
-
-    predictions = command("predictions", "list, inspect and cancel predictions", _need_sub)
-    psub = predictions.add_subparsers(dest="action", metavar="ACTION")
-    p = command("list", "list recent predictions", res.predictions_list, psub)
-    p.add_argument("--limit", type=int, default=50, help="how many to show (default: 50)")
-    _api_options(p)
-    for action, handler, help in (
-        ("get", res.predictions_get, "show a prediction"),
-        ("cancel", res.predictions_cancel, "cancel a prediction"),
-    ):
-        p = command(action, help, handler, psub)
-        p.add_argument("id", help="the prediction id")
-        _api_options(p)
-
-    models = command("models", "look up models and their input schemas", _need_sub)
-    msub = models.add_subparsers(dest="action", metavar="ACTION")
-    for action, handler, help in (
-        ("get", res.models_get, "show a model"),
-        ("schema", res.models_schema, "show a model's inputs as a table"),
-    ):
-        p = command(action, help, handler, msub)
-        p.add_argument("model", help="owner/name (schema also takes owner/name:version)")
-        _api_options(p)
-    p = command("list", "list public models", res.models_list, msub)
-    p.add_argument("--limit", type=int, default=50, help="how many to show (default: 50)")
-    _api_options(p)
-    p = command("search", "search models", res.models_search, msub)
-    p.add_argument("query", help="what to look for")
-    p.add_argument("--limit", type=int, default=50, help="how many to show (default: 50)")
-    _api_options(p)
-
-    files = command("files", "upload and manage files", _need_sub)
-    fsub = files.add_subparsers(dest="action", metavar="ACTION")
-    p = command("upload", "upload a file", res.files_upload, fsub)
-    p.add_argument("path", help="the file to upload")
-    _api_options(p)
-    p = command("list", "list uploaded files", res.files_list, fsub)
-    p.add_argument("--limit", type=int, default=50, help="how many to show (default: 50)")
-    _api_options(p)
-    for action, handler, help in (
-        ("get", res.files_get, "show a file"),
-        ("delete", res.files_delete, "delete a file"),
-    ):
-        p = command(action, help, handler, fsub)
-        p.add_argument("id", help="the file id")
-        _api_options(p)
-
-    _api_options(command("hardware", "list the hardware models can run on", res.hardware))
-    _api_options(command("account", "show the account of the API token", res.account))
-    webhooks = command("webhooks", "webhook settings", _need_sub)
-    wsub = webhooks.add_subparsers(dest="action", metavar="ACTION")
-    _api_options(command("secret", "print the webhook signing secret", res.webhooks_secret, wsub))
-
-    from ._batch import add_batch_command
-
-    add_batch_command(sub)
-
-    serve = sub.add_parser(
-        "serve",
-        help="start a local Replicate-compatible server",
-        add_help=False,
-        description="Start a local Replicate-compatible server (see 'replicate serve --help').",
-    )
-    serve.set_defaults(handler=None)
-    return parser
-
-
-def _need_sub(args: Any, display: Any) -> int:
-    raise CLIError(
-        f"'replicate {args.command}' needs an action: see 'replicate {args.command} --help'", 2
-    )
+# Modules that only the [local] extra installs: a missing one means `pip install "replicate[local]"`.
+_LOCAL_EXTRA = {"uvicorn", "starlette", "anyio", "h11", "multipart", "python_multipart"}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``replicate`` command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["serve"]:
-        return _serve(argv[1:])
+    try:
+        if argv[:1] == ["serve"]:
+            return _serve(argv[1:])
+        return _dispatch(argv)
+    except SystemExit as exc:  # --help and --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:
+        return _pipe_closed()
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    except BaseException as exc:
+        if not isinstance(exc, Exception):
+            raise
+        message, code = describe(exc)
+        if message is None:
+            if os.environ.get("REPLICATE_CLI_DEBUG"):
+                raise
+            message = (
+                f"unexpected {type(exc).__name__}: {exc}; please report it at "
+                "https://github.com/replicate/replicate-python/issues "
+                "(REPLICATE_CLI_DEBUG=1 shows the traceback)"
+            )
+        _say("error: " + message)
+        return code
+
+
+def _dispatch(argv: list[str]) -> int:
+    from ._parser import build_parser, leaf_commands, need_action
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # reported by the command's own parser, so the hint names its --help
+        path = tuple(str(getattr(args, "command_path", "")).split())
+        own = dict(leaf_commands(parser)).get(path, parser)
+        own.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.handler is None:
+        need_action(args)
     from ._display import Display
 
     display = Display(quiet=bool(getattr(args, "json", False)))
-    try:
-        return int(args.handler(args, display))
-    except CLIError as exc:
-        display.error(str(exc))
-        return exc.code
-    except KeyboardInterrupt:
-        display.err.print("interrupted")
-        return 130
-    except Exception as exc:
-        message = _describe(exc)
-        if message is None:
-            raise
-        display.error(message)
-        return 1
+    return int(args.handler(args, display))
 
 
-def _describe(exc: Exception) -> str | None:
-    from replicate.exceptions import APIConnectionError, ModelError, ReplicateError
+def describe(exc: Exception) -> tuple[str | None, int]:
+    """The one line and exit code for an exception (``None``: not one we know)."""
+    from replicate.exceptions import (
+        APIRequestError,
+        DownloadError,
+        ModelError,
+        PredictionTimeoutError,
+        ReplicateError,
+    )
 
+    if isinstance(exc, CLIError):
+        return str(exc), exc.code
+    if isinstance(exc, DownloadError):
+        return f"download failed: {exc.detail}", EXIT_FAILED
     if isinstance(exc, ReplicateError):
-        return describe_api_error(exc)
-    if isinstance(exc, APIConnectionError):
-        return f"cannot reach the Replicate API ({type(exc).__name__}: {exc}); check your network"
+        foreign = foreign_answer(exc)
+        if foreign is not None:
+            return str(foreign), foreign.code
+        return describe_api_error(exc), exit_code_of_api_error(exc)
+    if isinstance(exc, APIRequestError):
+        error = cannot_reach(exc)
+        return str(error), error.code
+    if isinstance(exc, PredictionTimeoutError):
+        return f"the prediction timed out: {exc}", EXIT_FAILED
     if isinstance(exc, ModelError):
-        return f"the model failed: {exc}"
+        return f"the model failed: {exc}", EXIT_FAILED
+    if isinstance(exc, ModuleNotFoundError):
+        return missing_module(exc.name or str(exc)), EXIT_USAGE
+    if isinstance(exc, OSError):
+        return _describe_os_error(exc), EXIT_FAILED
+    if _is_transport_error(exc):
+        error = cannot_reach(exc)
+        return str(error), EXIT_UNREACHABLE
     if isinstance(exc, (ValueError, TypeError)):
-        return str(exc)
-    return None
+        return str(exc), EXIT_USAGE
+    return None, EXIT_FAILED
+
+
+def missing_module(name: str) -> str:
+    """The one line for a module that is not installed."""
+    top = name.split(".")[0]
+    if top in _LOCAL_EXTRA:
+        return (
+            f'the local server needs {top}, which is not installed: pip install "replicate[local]"'
+        )
+    return f"the module {top} is not installed: reinstall replicate (pip install replicate)"
+
+
+def _describe_os_error(exc: OSError) -> str:
+    what = exc.strerror or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    return f"{what}{where}; check the path and its permissions"
+
+
+def _is_transport_error(exc: Exception) -> bool:
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, httpx.TransportError)
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(" ".join(line.split()) + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr itself is gone: nothing left to tell
+        pass
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``| head``): exit quietly, as the Python docs advise.
+
+    Python flushes stdout again at exit; pointing it at /dev/null keeps that flush from
+    raising a second ``BrokenPipeError`` (and printing "Exception ignored").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (tests capture it)
+        pass
+    return EXIT_PIPE_CLOSED
 
 
 def _serve(argv: list[str]) -> int:
     try:
         from replicate.local.cli import serve_main
     except ImportError as exc:
-        print(
-            f'error: replicate serve needs the local server extra: pip install "replicate[local]" ({exc})',
-            file=sys.stderr,
-        )
-        return 2
+        raise CLIError(
+            missing_module(getattr(exc, "name", None) or "uvicorn"), EXIT_USAGE
+        ) from None
     return int(serve_main(argv) or 0)

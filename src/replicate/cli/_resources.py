@@ -2,18 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import pathlib
+from collections.abc import Iterator
 from typing import Any
 
 from ._display import Display
-from ._errors import CLIError
+from ._errors import EXIT_USAGE, CLIError, foreign_answer, not_found
 from ._inputs import describe_constraints, describe_type, input_properties, required_inputs
-from ._session import open_client
+from ._session import hint, open_client
 
 
 def _dump(obj: Any) -> Any:
     return obj.dict() if hasattr(obj, "dict") else obj
+
+
+@contextlib.contextmanager
+def lookup(kind: str, value: str, how_to_find: str) -> Iterator[None]:
+    """Turn the API's 404 for ``value`` into the one not-found line of every command."""
+    from replicate.exceptions import NotFoundError
+
+    try:
+        yield
+    except NotFoundError as exc:
+        if foreign_answer(exc) is not None:
+            raise
+        raise not_found(kind, value, how_to_find) from None
+
+
+def _prediction_lookup(args: Any) -> Any:
+    return lookup("prediction", args.id, f"list recent ones with: {hint(args, 'predictions list')}")
+
+
+def _file_lookup(args: Any) -> Any:
+    return lookup("file", args.id, f"list them with: {hint(args, 'files list')}")
+
+
+def _model_lookup(args: Any, model: str) -> Any:
+    name = model.split(":")[0].split("/")[-1]
+    return lookup("model", model, f"look for it with: {hint(args, 'models search ' + name)}")
 
 
 def _first_pages(list_method: Any, limit: int) -> list[Any]:
@@ -38,42 +67,56 @@ def predictions_list(args: Any, display: Display) -> int:
 
 
 def predictions_get(args: Any, display: Display) -> int:
-    with open_client(args, display) as client:
+    with open_client(args, display) as client, _prediction_lookup(args):
         prediction = client.predictions.get(args.id)
-        _show_prediction(prediction, display, args.json)
+    _show_prediction(prediction, display, args.json)
     return 0
 
 
 def predictions_cancel(args: Any, display: Display) -> int:
-    with open_client(args, display) as client:
+    with open_client(args, display) as client, _prediction_lookup(args):
         prediction = client.predictions.cancel(args.id)
-        _show_prediction(prediction, display, args.json)
+    _show_prediction(prediction, display, args.json)
     return 0
 
 
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
 def _show_prediction(prediction: Any, display: Display, as_json: bool) -> None:
+    """The whole prediction: fields, input, output, metrics, then its logs; the web page on stderr."""
     if as_json:
         display.json(_dump(prediction))
         return
-    rows = [
+    rows: list[list[Any]] = [
         ["id", prediction.id],
         ["model", prediction.model],
         ["version", prediction.version],
         ["status", prediction.status],
         ["created", prediction.created_at],
+        ["started", prediction.started_at],
         ["completed", prediction.completed_at],
         ["error", prediction.error],
     ]
-    display.table(["field", "value"], [r for r in rows if r[1] is not None])
+    for name, value in (prediction.input or {}).items():
+        rows.append([f"input.{name}", _compact(value)])
     if prediction.output is not None:
-        display.json(prediction.output)
+        rows.append(["output", _compact(prediction.output)])
+    for name, value in (prediction.metrics or {}).items():
+        rows.append([f"metrics.{name}", value])
+    display.table(["field", "value"], [r for r in rows if r[1] is not None])
+    if prediction.logs:
+        display.result("logs:")
+        display.result("\n".join("  " + line for line in prediction.logs.rstrip().splitlines()))
+    display.web_page(prediction)
 
 
 # ----------------------------------------------------------------- models
 
 
 def models_get(args: Any, display: Display) -> int:
-    with open_client(args, display) as client:
+    with open_client(args, display) as client, _model_lookup(args, args.model):
         model = client.models.get(args.model)
         if args.json:
             display.json(_dump(model))
@@ -116,7 +159,7 @@ def models_schema(args: Any, display: Display) -> int:
     from ._run import resolve_target
 
     with open_client(args, display) as client:
-        target = resolve_target(client, args.model)
+        target = resolve_target(client, args.model, args)
         if args.json:
             display.json(target.schema)
             return 0
@@ -147,9 +190,18 @@ def models_schema(args: Any, display: Display) -> int:
 
 
 def files_upload(args: Any, display: Display) -> int:
-    path = pathlib.Path(args.path)
-    if not path.is_file():
-        raise CLIError(f"file not found: {args.path}")
+    path = pathlib.Path(args.path).expanduser()
+    if path.is_dir():
+        raise CLIError(f"{args.path} is a directory; give a file to upload", EXIT_USAGE)
+    if not path.exists():
+        raise CLIError(f"file not found: {args.path}; check the path", EXIT_USAGE)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise CLIError(
+            f"cannot read {args.path}: {exc.strerror or exc}; check its permissions", EXIT_USAGE
+        ) from None
     with open_client(args, display) as client:
         file = client.files.create(path)
         if args.json:
@@ -174,14 +226,30 @@ def files_list(args: Any, display: Display) -> int:
 
 
 def files_get(args: Any, display: Display) -> int:
-    with open_client(args, display) as client:
-        display.json(_dump(client.files.get(args.id)))
+    with open_client(args, display) as client, _file_lookup(args):
+        file = client.files.get(args.id)
+    if args.json:
+        display.json(_dump(file))
+        return 0
+    rows = [
+        ["id", file.id],
+        ["name", file.name],
+        ["type", file.content_type],
+        ["size", file.size],
+        ["created", file.created_at],
+        ["expires", getattr(file, "expires_at", None)],
+        ["url", (file.urls or {}).get("get")],
+    ]
+    display.table(["field", "value"], [r for r in rows if r[1] is not None])
     return 0
 
 
 def files_delete(args: Any, display: Display) -> int:
-    with open_client(args, display) as client:
+    with open_client(args, display) as client, _file_lookup(args):
         client.files.delete(args.id)
+    if args.json:
+        display.json({"id": args.id, "deleted": True})
+    else:
         display.note(f"Deleted file {args.id}")
     return 0
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import pathlib
 import re
 import time
 from typing import Any
 
 from ._display import Display
-from ._errors import CLIError
+from ._errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CLIError, foreign_answer, not_found
 from ._inputs import parse_inputs
-from ._session import open_client
+from ._output import OutputTarget, render_output, save_output
+from ._session import hint, open_client
+from ._validate import validate_inputs
 
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
-_FILE_URL = re.compile(r"^(https?://\S+|data:[^,]*,.*)$", re.DOTALL)
 
 
 class Target:
@@ -45,7 +45,7 @@ class Target:
         return self.output_spec().get("x-cog-array-display") == "concatenate"
 
 
-def resolve_target(client: Any, ref: str) -> Target:
+def resolve_target(client: Any, ref: str, args: Any = None) -> Target:
     """Look up the model or version behind ``ref`` (for its schema and how to create predictions)."""
     from replicate.exceptions import NotFoundError
 
@@ -53,15 +53,25 @@ def resolve_target(client: Any, ref: str) -> Target:
         return Target(ref, None, ref, None)
     model, _, version = ref.partition(":")
     if model.count("/") != 1 or not all(model.split("/")):
-        raise CLIError(f"invalid model {ref!r}: expected owner/name or owner/name:version")
+        raise CLIError(
+            f"invalid model {ref!r}: expected owner/name or owner/name:version "
+            "(for example replicate/hello-world)",
+            EXIT_USAGE,
+        )
     try:
         if version:
             found = client.models.versions.get(model, version)
             return Target(ref, model, version, found.openapi_schema)
         found_model = client.models.get(model)
-    except NotFoundError:
-        raise CLIError(
-            f"unknown model {ref!r}" if not version else f"unknown version {ref!r}"
+    except NotFoundError as exc:
+        if foreign_answer(exc) is not None:
+            raise
+        if version:
+            raise not_found(
+                "version", ref, f"see the latest one with: {hint(args, 'models get ' + model)}"
+            ) from None
+        raise not_found(
+            "model", ref, f"look for it with: {hint(args, 'models search ' + model.split('/')[1])}"
         ) from None
     latest = found_model.latest_version
     if latest is None or getattr(found_model, "is_official", False):
@@ -76,11 +86,44 @@ def create_prediction(client: Any, target: Target, inputs: dict[str, Any], *, wa
     return client.models.predictions.create(target.model, input=inputs, wait=wait)
 
 
+def check_positionals(args: Any) -> None:
+    """``replicate run m text=x``: inputs go with ``-i``."""
+    for extra in args.extra or []:
+        if "=" in extra:
+            raise CLIError(
+                f"unexpected argument {extra!r}: inputs go with -i, as in: -i {extra}", EXIT_USAGE
+            )
+        raise CLIError(
+            f"unexpected argument {extra!r}: {args.command_path} takes one model; see "
+            f"'replicate {args.command_path} --help'",
+            EXIT_USAGE,
+        )
+
+
+def prepare(client: Any, args: Any) -> tuple[Target, dict[str, Any]]:
+    """The target and its inputs, checked against the schema (nothing is created yet)."""
+    target = resolve_target(client, args.model, args)
+    inputs = parse_inputs(args.input or [], target.schema)
+    validate_inputs(inputs, target.schema)
+    return target, inputs
+
+
 def cmd_run(args: Any, display: Display) -> int:
     """Run a model, show its progress, print text output and save file outputs."""
+    check_positionals(args)
+    if args.local and args.no_wait:
+        raise CLIError(
+            "--no-wait needs a server that outlives this command (--local stops its server, "
+            "and the prediction, on exit): run `replicate serve` in another terminal, set the "
+            "REPLICATE_BASE_URL and REPLICATE_API_TOKEN it prints, and drop --local",
+            EXIT_USAGE,
+        )
+    downloads = not args.no_wait and (not args.json or args.output is not None)
+    output = OutputTarget(args.output)
+    if downloads:
+        output.check()
     with open_client(args, display) as client:
-        target = resolve_target(client, args.model)
-        inputs = parse_inputs(args.input or [], target.schema)
+        target, inputs = prepare(client, args)
         streams = target.is_text_iterator and not args.json and not args.no_wait
         # No Prefer: wait, so that the prediction id is known at once and Ctrl-C can cancel it.
         prediction = create_prediction(client, target, inputs, wait=False)
@@ -89,46 +132,75 @@ def cmd_run(args: Any, display: Display) -> int:
                 display.json(prediction.dict())
             else:
                 display.result(prediction.id)
-                display.note(f"Follow it with: replicate predictions get {prediction.id}")
+                display.web_page(prediction)
+                display.note(f"Follow it with: {hint(args, 'predictions get ' + prediction.id)}")
             return 0
         try:
+            display.web_page(prediction)
             if streams and (prediction.urls or {}).get("stream"):
                 _stream_text(prediction, display)
                 prediction.reload()
             prediction = _wait_with_display(client, prediction, display)
         except KeyboardInterrupt:
-            display.note(f"Canceling prediction {prediction.id} ...")
-            try:
-                prediction.cancel()
-            finally:
-                display.err.print(f"Canceled prediction {prediction.id}")
-            return 130
-        return _finish(client, prediction, target, display, args, streamed=streams)
+            _cancel(prediction, display)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _cancel(prediction, None)
+            raise
+        return _finish(client, prediction, target, display, args, output, streamed=streams)
+
+
+def _cancel(prediction: Any, display: Display | None) -> None:
+    """Cancel on Ctrl-C (saying so) or when the reader went away (quietly)."""
+    if display is not None:
+        display.note(f"Canceling prediction {prediction.id} ...")
+    try:
+        prediction.cancel()
+    except Exception:
+        if display is None:
+            return
+        raise
+    if display is not None:
+        display.err.print(f"Canceled prediction {prediction.id}")
 
 
 def cmd_stream(args: Any, display: Display) -> int:
-    """Run a model and print its text output as it is generated."""
+    """Run a model and print its text output as it is generated (``--json``: NDJSON events)."""
+    check_positionals(args)
     with open_client(args, display) as client:
-        target = resolve_target(client, args.model)
-        inputs = parse_inputs(args.input or [], target.schema)
+        target, inputs = prepare(client, args)
         ref = target.version if target.version and target.model is None else target.ref
         if target.version and target.model:
             ref = f"{target.model}:{target.version}"
         from replicate.stream import _start
 
         # client.stream() returns a bare generator (as in 1.0.x); keep the prediction to cancel.
-        prediction, events = _start(client, ref, inputs)
+        prediction, events = _start(client, ref, inputs, use_file_output=False)
         try:
+            display.web_page(prediction)
             for event in events:
-                if _is_output(event):
+                if args.json:
+                    display.json_line(_event_dict(event))
+                elif _is_output(event):
                     display.write_chunk(str(event))
         except KeyboardInterrupt:
             events.close()
-            display.note(f"Canceling prediction {prediction.id} ...")
-            prediction.cancel()
-            return 130
-        display.write_chunk("\n")
+            if not args.json:
+                display.write_chunk("\n")
+            _cancel(prediction, display)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            events.close()
+            _cancel(prediction, None)
+            raise
+        if not args.json:
+            display.write_chunk("\n")
         return 0
+
+
+def _event_dict(event: Any) -> dict[str, Any]:
+    kind = getattr(event, "event", None)
+    return {"event": getattr(kind, "value", kind), "id": event.id, "data": str(event.data)}
 
 
 def _is_output(event: Any) -> bool:
@@ -176,11 +248,23 @@ def _last_log_line(logs: str | None) -> str:
 
 
 def _finish(
-    client: Any, prediction: Any, target: Target, display: Display, args: Any, *, streamed: bool
+    client: Any,
+    prediction: Any,
+    target: Target,
+    display: Display,
+    args: Any,
+    output: OutputTarget,
+    *,
+    streamed: bool,
 ) -> int:
     if args.json:
-        display.json(prediction.dict())
-        return 0 if prediction.status == "succeeded" else 1
+        data = prediction.dict()
+        if args.output is not None and prediction.status == "succeeded":
+            data["local_output"] = save_output(
+                client, prediction.output, display, output, prediction.id
+            )
+        display.json(data)
+        return 0 if prediction.status == "succeeded" else EXIT_FAILED
     if prediction.status != "succeeded":
         tail = [line for line in (prediction.logs or "").splitlines() if line.strip()][-5:]
         for line in tail:
@@ -189,63 +273,5 @@ def _finish(
         raise CLIError(f"prediction {prediction.id} {prediction.status}: {reason}")
     if streamed:
         return 0
-    render_output(
-        client, prediction.output, display, pathlib.Path(args.output_dir), target.concatenates
-    )
+    render_output(client, prediction, display, output, target.concatenates)
     return 0
-
-
-def render_output(
-    client: Any, output: Any, display: Display, output_dir: pathlib.Path, concatenate: bool
-) -> None:
-    """Print text output; save file outputs into ``output_dir`` and print their paths."""
-    if output is None:
-        return
-    if concatenate and isinstance(output, list) and all(isinstance(x, str) for x in output):
-        display.result("".join(output))
-        return
-    saved = _save_files(client, output, display, output_dir)
-    if isinstance(saved, str):
-        display.result(saved)
-    elif isinstance(saved, list) and all(isinstance(x, str) for x in saved):
-        for item in saved:
-            display.result(item)
-    else:
-        display.json(saved)
-
-
-def _save_files(client: Any, value: Any, display: Display, output_dir: pathlib.Path) -> Any:
-    if isinstance(value, str) and _FILE_URL.match(value):
-        return str(download(client, value, display, output_dir))
-    if isinstance(value, list):
-        return [_save_files(client, v, display, output_dir) for v in value]
-    if isinstance(value, dict):
-        return {k: _save_files(client, v, display, output_dir) for k, v in value.items()}
-    return value
-
-
-def download(client: Any, url: str, display: Display, output_dir: pathlib.Path) -> pathlib.Path:
-    """Save one file output, with a progress bar, without overwriting existing files."""
-    from replicate.helpers import FileOutput, file_name_from_url
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    path = _free_path(output_dir / file_name_from_url(url))
-    tmp = path.with_name(path.name + ".part")
-    with display.download_progress() as bar:
-        task = bar.add_task(path.name, total=None)
-        with open(tmp, "wb") as f:
-            for chunk in FileOutput(url, client):
-                f.write(chunk)
-                bar.advance(task, len(chunk))
-    tmp.replace(path)
-    return path
-
-
-def _free_path(path: pathlib.Path) -> pathlib.Path:
-    if not path.exists() and not path.with_name(path.name + ".part").exists():
-        return path
-    for n in range(1, 10_000):
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    raise CLIError(f"too many files named like {path}")
