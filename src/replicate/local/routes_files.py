@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +13,7 @@ from starlette.responses import (
 
 from .errors import ApiError, input_validation, not_found
 from .files import UPLOAD_TOO_LARGE, FileTooLarge, content_disposition
+from .gate import parse_json
 from .routes_base import (
     _JSON_UTF8,
     BaseRoutes,
@@ -69,12 +69,14 @@ class FileRoutes(BaseRoutes):
                 if isinstance(ftype, str) and ftype
                 else (part_type or "application/octet-stream")
             )
+            if not content_type.isprintable():
+                raise input_validation(["- type: must be a media type such as text/plain"])
             metadata_raw = form.get("metadata")
             metadata: Any = {}
             if isinstance(metadata_raw, str) and metadata_raw:
-                try:
-                    metadata = json.loads(metadata_raw)
-                except ValueError as exc:
+                try:  # the input gate's strict JSON, as for request bodies
+                    metadata = parse_json(metadata_raw.encode("utf-8", "surrogatepass"))
+                except ApiError as exc:
                     raise input_validation(["- metadata: must be a JSON object"]) from exc
                 if not isinstance(metadata, dict):
                     raise input_validation(["- metadata: must be a JSON object"])
