@@ -33,7 +33,7 @@ from .resource import Namespace, Resource
 
 if TYPE_CHECKING:
     from .helpers import FileOutput
-    from .pagination import Page
+    from .pagination import PageList
 
 __all__ = ["File", "FileEncodingStrategy", "Files"]
 
@@ -414,8 +414,12 @@ class Files(Namespace):
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Page[File]:
-        """A page of files (``GET /v1/files``); pass ``page.next`` as ``cursor`` for the next."""
+    ) -> PageList[File]:
+        """A page of files (``GET /v1/files``): a ``list`` of :class:`File`, as in 1.0.x.
+
+        The list also carries ``next`` / ``previous``: pass ``page.next`` as ``cursor`` for the
+        next page, or use ``replicate.paginate(files.list)``.
+        """
         return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
 
     async def async_list(
@@ -425,17 +429,17 @@ class Files(Namespace):
         extra_headers: Mapping[str, str] | None = None,
         extra_query: Mapping[str, Any] | None = None,
         extra_body: Mapping[str, Any] | None = None,
-    ) -> Page[File]:
+    ) -> PageList[File]:
         """Async twin of :meth:`list`."""
         return await self._acall(
             self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
         )
 
-    def _list(self, cursor: Any) -> Operation[Page[File]]:
-        from .pagination import _cursor_url, _page_parser
+    def _list(self, cursor: Any) -> Operation[PageList[File]]:
+        from .pagination import _cursor_url, _list_parser
 
         target = _cursor_url(self._client, cursor)
-        return Operation("GET", target or "/v1/files", parse=_page_parser(File, self._client))
+        return Operation("GET", target or "/v1/files", parse=_list_parser(File, self._client))
 
     def delete(
         self,

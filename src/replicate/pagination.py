@@ -7,7 +7,7 @@ page was reached), so it raises :class:`ValueError` before any request.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .resource import Resource
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .client import Client
 
-__all__ = ["Page", "async_paginate", "paginate"]
+__all__ = ["Page", "PageList", "async_paginate", "paginate"]
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Resource)
@@ -55,6 +55,47 @@ class Page(Resource, Generic[T]):
 
     def __repr__(self) -> str:
         return f"Page(results=<{len(self)} items>, next={self.next!r}, previous={self.previous!r})"
+
+
+class PageList(list[T]):
+    """One page of results that is a real ``list`` (what ``files.list()`` returned in 1.0.x).
+
+    It also carries the ``next`` / ``previous`` cursor URLs, so ``paginate(files.list)`` walks
+    every page; ``results`` is the page itself (the :class:`Page` spelling).
+    """
+
+    next: str | None
+    previous: str | None
+
+    def __init__(
+        self, results: Iterable[T] = (), *, next: str | None = None, previous: str | None = None
+    ) -> None:
+        super().__init__(results)
+        self.next = next
+        self.previous = previous
+
+    @property
+    def results(self) -> list[T]:
+        """The items of this page (the list itself)."""
+        return self
+
+    def __reduce__(self) -> Any:
+        return (_page_list, (list(self), self.next, self.previous))
+
+
+def _page_list(results: list[Any], next: str | None, previous: str | None) -> PageList[Any]:
+    return PageList(results, next=next, previous=previous)
+
+
+def _list_parser(item_cls: type[R], client: Client) -> Callable[[httpx.Response], PageList[R]]:
+    """A response parser that builds a :class:`PageList` of ``item_cls`` bound to ``client``."""
+    parse_page = _page_parser(item_cls, client)
+
+    def parse(response: httpx.Response) -> PageList[R]:
+        page = parse_page(response)
+        return PageList(page.results or [], next=page.next, previous=page.previous)
+
+    return parse
 
 
 def _page_parser(item_cls: type[R], client: Client) -> Callable[[httpx.Response], Page[R]]:

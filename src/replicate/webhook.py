@@ -309,28 +309,38 @@ def _validate(
     signed = f"{webhook_id}.{timestamp}.".encode() + payload
     expected = hmac.new(key_bytes, signed, hashlib.sha256).digest()
 
-    # 8. compare with every well-formed v1 entry
-    well_formed = False
+    # 8. with an explicit tolerance, the age first (the 1.0.x order)
+    if tolerance is not None:
+        _check_age(timestamp, allowed)
+
+    # 9. compare with every v1 entry; one that is not strict base64 simply cannot match
+    has_v1 = False
     matched = False
     for entry in signatures.split():
         version, comma, encoded = entry.partition(",")
         if not comma or version != "v1":
             continue
+        has_v1 = True
         candidate = _strict_b64decode(encoded)
-        if candidate is None:
-            continue
-        well_formed = True
-        if hmac.compare_digest(candidate, expected):
+        if candidate is not None and hmac.compare_digest(candidate, expected):
             matched = True
             break
 
-    # 9. outcome of the signature check
-    if not well_formed:
+    # 10. outcome of the signature check (messages never echo header values)
+    if not has_v1:
         raise InvalidSignatureError("Invalid signature format")
     if not matched:
         raise InvalidSignatureError("Webhook signature is invalid")
 
-    # 10. replay protection, only after a signature matched
+    # 11. with the default tolerance, the age only after a signature matched: a bad secret or
+    # signature on an old payload keeps the error 1.0.x gave; a stale message is refused anyway.
+    if tolerance is None:
+        _check_age(timestamp, allowed)
+    return True
+
+
+def _check_age(timestamp: str, allowed: float) -> None:
+    """Replay protection: the timestamp must be within ``allowed`` seconds of now."""
     try:
         outside = abs(_now() - int(timestamp)) > allowed
     except OverflowError:
@@ -339,7 +349,6 @@ def _validate(
         raise InvalidTimestampError(
             f"Webhook timestamp is outside the allowed tolerance of {allowed} seconds"
         )
-    return True
 
 
 # ------------------------------------------------------------------------------------------
@@ -413,7 +422,8 @@ class Webhooks(Namespace):
                 received; ``str`` is encoded as UTF-8. Do not re-serialise parsed JSON.
             secret: the signing secret, a :class:`WebhookSigningSecret` or its ``whsec_...`` key.
             tolerance: allowed age (and clock skew) of the timestamp in seconds; ``None`` means
-                300. ``math.inf`` disables the check (not recommended).
+                300. ``math.inf`` disables the check (not recommended). When given, the age is
+                checked before the signature (the 1.0.x order); with the default, after it.
 
         Raises:
             ValueError: no secret, or both ``request`` and ``headers``/``body`` given.
@@ -421,6 +431,7 @@ class Webhooks(Namespace):
             MissingWebhookBodyError: the body is empty.
             InvalidTimestampError: the timestamp is malformed or outside the tolerance.
             InvalidSecretKeyError: the secret is not ``whsec_`` + base64.
-            InvalidSignatureError: no ``v1`` signature matches.
+            InvalidSignatureError: no ``v1,`` entry (``Invalid signature format``) or none
+                matches (``Webhook signature is invalid``).
         """
         return _validate(request, headers, body, secret, tolerance)

@@ -257,11 +257,11 @@ async def test_file_operations(replay: Any, invoke: Invoke) -> None:
         fetched = await invoke(client.files, "get", created.id)
         assert fetched == created
         listed = await invoke(client.files, "list")
-        assert isinstance(listed, Page) and all(isinstance(f, File) for f in listed)
+        assert isinstance(listed, list) and all(isinstance(f, File) for f in listed)  # 1.0.x type
         assert created.id in {f.id for f in listed}
         assert await invoke(client.files, "delete", created.id) is True
         after = await invoke(client.files, "list")
-        assert isinstance(after, Page)
+        assert isinstance(after, list)
     finally:
         client.close()
         await client.aclose()

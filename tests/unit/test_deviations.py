@@ -62,7 +62,7 @@ from replicate.exceptions import (
 )
 from replicate.helpers import FileOutput, async_encode_json, encode_json, transform_output
 from replicate.model import Model
-from replicate.pagination import Page, async_paginate, paginate
+from replicate.pagination import async_paginate, paginate
 from replicate.prediction import Prediction
 from replicate.schema import make_schema_backwards_compatible, output_is_concatenate_iterator
 from replicate.training import Training
@@ -392,18 +392,31 @@ def test_d03_webhook_timestamp_tolerance_defaults_to_300s(
     assert Webhooks.validate(**kwargs, tolerance=math.inf) is True
 
 
-def test_d04_only_strict_v1_signatures_count(at_vector_time: Any) -> None:
-    """D04: only ``v1,`` entries; strict base64 for key and signatures; bad entries skipped."""
+def test_d04_only_strict_v1_signatures_count(at_vector_time: Callable[[float], None]) -> None:
+    """D04: only ``v1,`` entries; strict base64 for key and signatures; bad entries cannot
+    match; the 1.0.x classes, messages and (with an explicit tolerance) check order are kept."""
     good = WH_SIG.partition(",")[2]
 
-    def check(signature: str, secret: str = WH_SECRET) -> bool:
-        return Webhooks.validate(headers=wh_headers(signature), body=WH_BODY, secret=secret)
+    def check(signature: str, secret: str = WH_SECRET, **kwargs: Any) -> bool:
+        return Webhooks.validate(
+            headers=wh_headers(signature), body=WH_BODY, secret=secret, **kwargs
+        )
 
     assert check(f"garbage v1 v1,%%%notb64 v2,{good} {WH_SIG}") is True  # malformed skipped
     with pytest.raises(InvalidSignatureError, match="Invalid signature format"):
-        check(f"v2,{good}")  # another version tag does not count
-    with pytest.raises(InvalidSignatureError, match="Invalid signature format"):
-        check("v1," + good.rstrip("="))  # non-strict base64 (missing padding) is skipped
+        check(f"v2,{good}")  # another version tag does not count (1.0.x accepted it)
+    with pytest.raises(InvalidSignatureError, match="Webhook signature is invalid"):
+        check("v1," + good.rstrip("="))  # non-strict base64 (missing padding) cannot match
+    with pytest.raises(InvalidSignatureError, match="Webhook signature is invalid"):
+        check(WH_SIG + "AAAA")  # an extended signature (1.0.x accepted it)
+    with pytest.raises(InvalidSignatureError) as err:
+        check("v1,invalid_signature")
+    assert str(err.value) == "Webhook signature is invalid"  # the 1.0.x message
+    at_vector_time(11)
+    with pytest.raises(InvalidTimestampError, match="tolerance of 10 seconds"):
+        check("v1,invalid_signature", tolerance=10)  # the age first, as in 1.0.x
+    with pytest.raises(InvalidSignatureError, match="Webhook signature is invalid"):
+        check("v1,invalid_signature", tolerance=20)
     with pytest.raises(InvalidSecretKeyError):
         check(WH_SIG, secret="whsec_MfKQ9r8G KYqrTwjUPD8ILPZIo2LaLaSw")  # not strict base64
     with pytest.raises(InvalidSecretKeyError):
@@ -1369,7 +1382,7 @@ async def test_d29_cursor_pagination_for_files_versions_and_search(aio: bool) ->
     assert [r.content for r in queries] == [b"llm", b"llm"]
     assert queries[1].url.params["cursor"] == "x"
     page = await call(client.files, "list", aio=aio)
-    assert isinstance(page, Page) and page.next == f"{API}/v1/files?cursor=2"
+    assert isinstance(page, list) and page.next == f"{API}/v1/files?cursor=2"
 
 
 async def test_d30_replicate_error_quirks_fixed(aio: bool) -> None:
@@ -1713,12 +1726,15 @@ async def test_o03_versions_delete_returns_true_for_202(aio: bool) -> None:
     assert fake.count("DELETE", f"/v1/models/acme/m/versions/{VID}") == 2
 
 
-async def test_o04_files_list_returns_a_page_of_files(aio: bool) -> None:
-    """O04: files.list() returns Page[File] (sequence-like) instead of list[File]."""
-    fake = Fake().on("GET", "/v1/files", {"results": [{"id": "f1"}, {"id": "f2"}], "next": None})
+async def test_o04_files_list_returns_a_list_with_a_cursor(aio: bool) -> None:
+    """O04: files.list() still returns a ``list`` of File (1.0.x), one that carries the cursors."""
+    fake = Fake().on(
+        "GET", "/v1/files", {"results": [{"id": "f1"}, {"id": "f2"}], "next": f"{API}/v1/files?c=2"}
+    )
     page = await call(fake.client().files, "list", aio=aio)
-    assert isinstance(page, Page) and len(page) == 2 and page[1].id == "f2"
-    assert [f.id for f in page] == ["f1", "f2"] and type(page[0]).__name__ == "File"
+    assert isinstance(page, list) and len(page) == 2 and page[1].id == "f2"
+    assert [f.id for f in page + []] == ["f1", "f2"] and type(page[0]).__name__ == "File"  # noqa: RUF005
+    assert page.next == f"{API}/v1/files?c=2" and page.previous is None
 
 
 async def test_o05_input_none_sends_empty_object(aio: bool) -> None:

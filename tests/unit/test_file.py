@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import pathlib
+import pickle
 import threading
 from typing import Any
 
@@ -16,7 +17,7 @@ from replicate.client import Client
 from replicate.exceptions import RateLimitError, ReplicateError, ReplicateReadTimeout
 from replicate.file import UPLOAD_CHUNK, File, Files
 from replicate.helpers import FileOutput
-from replicate.pagination import Page
+from replicate.pagination import PageList
 
 MODES = ["sync", "async"]
 TOKEN = "r8_file_secret"
@@ -316,8 +317,12 @@ def test_get_list_delete(mode: str) -> None:
     got = call(mode, files.get, files.async_get, "abc123")
     assert got.id == "abc123" and got.name == "in.txt" and got.etag == "e"
     page = call(mode, files.list, files.async_list)
-    assert isinstance(page, Page) and len(page) == 1 and page[0].id == "abc123"
-    assert page.next == f"{API}/v1/files?cursor=2"
+    # A real list, as in 1.0.x, that also carries the cursors.
+    assert isinstance(page, list) and type(page) is PageList
+    assert len(page) == 1 and page[0].id == "abc123"
+    assert page + [] == [page[0]] and page.results is page  # noqa: RUF005
+    assert page.next == f"{API}/v1/files?cursor=2" and page.previous is None
+    assert pickle.loads(pickle.dumps(page)).next == page.next
     page2 = call(mode, files.list, files.async_list, page.next)
     assert page2.next is None
     assert call(mode, files.delete, files.async_delete, "abc123") is True

@@ -192,19 +192,36 @@ def test_one_matching_entry_among_several(clock: list[float], header: str) -> No
         "garbage",
         f"v2,{SIGNATURE}",
         f"V1,{SIGNATURE}",
-        f"v1,{SIGNATURE[:-1]}",
-        f"v1,{SIGNATURE.replace('+', '-').replace('/', '_')}",  # url-safe alphabet
         f"v1;{SIGNATURE}",
-        "v1,",
         ",",
-        f"v2,{SIGNATURE} v1,{SIGNATURE}*",
     ],
 )
-def test_no_well_formed_entry(clock: list[float], header: str) -> None:
+def test_no_v1_entry_is_an_invalid_format(clock: list[float], header: str) -> None:
     headers = headers_with(webhook_signature=header)
     with pytest.raises(InvalidSignatureError) as info:
         Webhooks.validate(headers=headers, body=BODY, secret=SECRET)
-    assert str(info.value) == "Invalid signature format"
+    assert str(info.value) == "Invalid signature format"  # never the header value (1.0.x echoed it)
+    assert_no_secrets(info.value)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "v1,invalid_signature",  # the 1.0.x test's case and message
+        f"v1,{SIGNATURE[:-1]}",  # truncated
+        f"v1,{SIGNATURE}AAAA",  # extended (1.0.x accepted it)
+        f"v1,{SIGNATURE.replace('+', '-').replace('/', '_')}",  # url-safe alphabet
+        "v1,",
+        f"v2,{SIGNATURE} v1,{SIGNATURE}*",
+    ],
+)
+def test_v1_entries_that_cannot_match_are_an_invalid_signature(
+    clock: list[float], header: str
+) -> None:
+    headers = headers_with(webhook_signature=header)
+    with pytest.raises(InvalidSignatureError) as info:
+        Webhooks.validate(headers=headers, body=BODY, secret=SECRET)
+    assert str(info.value) == "Webhook signature is invalid"
     assert_no_secrets(info.value)
 
 
@@ -217,8 +234,53 @@ def test_well_formed_but_no_match(clock: list[float]) -> None:
 
 def test_signature_with_trailing_character_is_not_strict_base64(clock: list[float]) -> None:
     headers = headers_with(webhook_signature=f"v1,{SIGNATURE}x")
-    with pytest.raises(InvalidSignatureError, match="Invalid signature format"):
+    with pytest.raises(InvalidSignatureError, match="Webhook signature is invalid"):
         Webhooks.validate(headers=headers, body=BODY, secret=SECRET)
+
+
+@pytest.mark.parametrize("signature", ["v1,invalid_signature", "garbage", f"v1,{SIGNATURE}"])
+def test_explicit_tolerance_checks_the_timestamp_before_the_signature(
+    clock: list[float], signature: str
+) -> None:
+    """The 1.0.x order: with ``tolerance=`` a stale message fails on its age, whatever its
+    signature (a forged one included)."""
+    clock[0] = TIMESTAMP + 11
+    headers = headers_with(webhook_signature=signature)
+    with pytest.raises(InvalidTimestampError) as info:
+        Webhooks.validate(headers=headers, body=BODY, secret=SECRET, tolerance=10)
+    assert str(info.value) == "Webhook timestamp is outside the allowed tolerance of 10 seconds"
+
+
+def test_default_tolerance_checks_the_timestamp_after_the_signature(clock: list[float]) -> None:
+    """Without ``tolerance=`` a bad signature on an old payload keeps the 1.0.x signature
+    error; a stale message with a valid signature is still refused (on its age)."""
+    clock[0] = TIMESTAMP + 10_000
+    forged = headers_with(webhook_signature="v1,invalid_signature")
+    with pytest.raises(InvalidSignatureError, match="Webhook signature is invalid"):
+        Webhooks.validate(headers=forged, body=BODY, secret=SECRET)
+    with pytest.raises(InvalidTimestampError, match="tolerance of 300 seconds"):
+        Webhooks.validate(headers=HEADERS, body=BODY, secret=SECRET)
+
+
+@pytest.mark.parametrize("tolerance", [None, 10])
+@pytest.mark.parametrize("age", [0, 10_000])
+def test_forged_or_stale_messages_are_refused_in_either_order(
+    clock: list[float], tolerance: float | None, age: int
+) -> None:
+    clock[0] = TIMESTAMP + age
+    for header in ("v1,invalid_signature", f"v1,{SIGNATURE[:-4]}", f"v1,{SIGNATURE}AAAA"):
+        with pytest.raises((InvalidSignatureError, InvalidTimestampError)):
+            Webhooks.validate(
+                headers=headers_with(webhook_signature=header),
+                body=BODY,
+                secret=SECRET,
+                tolerance=tolerance,
+            )
+    if age:
+        with pytest.raises(InvalidTimestampError):
+            Webhooks.validate(headers=HEADERS, body=BODY, secret=SECRET, tolerance=tolerance)
+    else:
+        assert Webhooks.validate(headers=HEADERS, body=BODY, secret=SECRET, tolerance=tolerance)
 
 
 # ------------------------------------------------------------------------------------------
