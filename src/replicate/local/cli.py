@@ -230,7 +230,6 @@ def serve_main(argv: list[str] | None = None) -> int:
         core.stop()
         return 1
     port = sock.getsockname()[1]
-    core.bound(args.host, port)
     host = f"[{args.host}]" if ":" in args.host else args.host
     tls = None
     if args.tls:
@@ -242,6 +241,12 @@ def serve_main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             core.stop()
             return 1
+    core.bound(
+        args.host,
+        port,
+        scheme="https" if tls else "http",
+        ca_file=str(tls.ca_file) if tls else None,
+    )
     base_url = args.public_url or f"{'https' if tls else 'http'}://{host}:{port}"
 
     @contextlib.asynccontextmanager

@@ -193,6 +193,10 @@ class Core:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self.started = False
+        #: The server's own origin once it listens (``bound``), e.g. ``https://127.0.0.1:5080``.
+        self.self_url: str | None = None
+        #: With TLS: the CA bundle that trusts this server (given to Cog runtimes).
+        self.ca_file: str | None = None
 
     @property
     def own(self) -> OwnAddress:
@@ -204,9 +208,30 @@ class Core:
 
         return outbound_problem(url, self.runner.own, "a webhook")
 
-    def bound(self, host: str, port: int) -> None:
-        """Record the socket's address (``LocalServer``, ``replicate serve``)."""
+    def bound(
+        self, host: str, port: int, *, scheme: str = "http", ca_file: str | None = None
+    ) -> None:
+        """Record the socket's address (``LocalServer``, ``replicate serve``); ``ca_file``:
+        the CA bundle that trusts it when it serves HTTPS."""
         self.runner.own.add_bind(host, port)
+        local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        local = f"[{local}]" if ":" in local else local
+        self.self_url = f"{scheme}://{local}:{port}"
+        self.ca_file = ca_file
+
+    def cog_weights_env(self, weights: str) -> dict[str, str]:
+        """The environment a trained Cog version's runtime gets for its ``weights`` file:
+        ``COG_WEIGHTS`` as a URL this server serves, as on the platform (see
+        ``catalogue/weights.py``), and with TLS the CA bundle that trusts it."""
+        from .catalogue.weights import weights_url
+
+        url = weights_url(self, weights)
+        if url is None:
+            return {}
+        env = {"COG_WEIGHTS": url}
+        if self.ca_file and url.startswith("https:"):
+            env.update(SSL_CERT_FILE=self.ca_file, REQUESTS_CA_BUNDLE=self.ca_file)
+        return env
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -383,7 +408,9 @@ class Core:
                 if names.count(name) > 1:
                     raise CogDirError(f"--cog {name} is given more than once")
         pool = CogWorkerPool(
-            max_live=self.config.cog_max_live_workers, idle_timeout=self.config.cog_idle_timeout
+            max_live=self.config.cog_max_live_workers,
+            idle_timeout=self.config.cog_idle_timeout,
+            weights_env=self.cog_weights_env,
         )
         self.cog = pool
         for model in pool.attach_all(self.registry, specs):

@@ -126,7 +126,12 @@ class LocalServer:
             self._tls = prepare(self.config.db, (self.host,))
             ssl_options["ssl_certfile"] = str(self._tls.cert_file)
         self.base_url = f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
-        core.bound(self.host, self.port)
+        core.bound(
+            self.host,
+            self.port,
+            scheme="https" if self._tls else "http",
+            ca_file=str(self._tls.ca_file) if self._tls else None,
+        )
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Any) -> Any:

@@ -40,13 +40,14 @@ def catalogue_routes(core: Core, wrap: Wrap) -> list[Route]:
     endpoint (:func:`replicate.local.routing.wrap`). Also seeds the bundled collections, registers
     the built-in trainers and re-attaches trained versions stored by an earlier run.
     """
-    from . import collections, deployments, trainings
+    from . import collections, deployments, trainings, weights
 
     catalogue_of(core)
     return [
         *deployments.routes(core, wrap),
         *trainings.routes(core, wrap),
         *collections.routes(core, wrap),
+        *weights.routes(core, wrap),
     ]
 
 

@@ -236,7 +236,8 @@ class Trained:
             v = self.core.registry.get_version(row["base_version"]) if row else None
         return Trainer(key=EMULATED, train=_emulated_train)
 
-    def _weights_path(self, version_id: str, name: str, data: bytes) -> Path:
+    def weights_path(self, version_id: str, name: str, data: bytes) -> Path:
+        """The trained version's weights as a file (written from the stored bytes if missing)."""
         d = self.cat.weights_dir() / version_id
         d.mkdir(parents=True, exist_ok=True)
         path = d / (Path(name).name or "weights")
@@ -279,7 +280,7 @@ class Trained:
         """Add the trained version to ``destination``; returns (version id, weights path)."""
         sha = hashlib.sha256(data).hexdigest()
         vid = hashlib.sha256(f"{base['id']}\n{destination}\n{sha}".encode()).hexdigest()
-        path = self._weights_path(vid, weights_name, data)
+        path = self.weights_path(vid, weights_name, data)
         impl = self._build_impl(vid, base["id"], destination, trainer_key, path)
         if impl is None:
             raise RuntimeError("the base version's source is no longer available")
@@ -322,7 +323,7 @@ class Trained:
                 continue
             if self.core.store.one("SELECT id FROM versions WHERE id = ?", (vid,)) is None:
                 continue
-            path = self._weights_path(vid, row["weights_name"], bytes(row["weights"]))
+            path = self.weights_path(vid, row["weights_name"], bytes(row["weights"]))
             impl = self._build_impl(
                 vid, row["base_version"], row["destination"], row["trainer"], path
             )

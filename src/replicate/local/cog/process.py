@@ -68,6 +68,7 @@ class RuntimeProcess:
         cancel_grace: float = 10.0,
         setup_retry_after: float = 30.0,
         weights: str | None = None,
+        weights_env: Callable[[str], Mapping[str, str]] | None = None,
         work_dir: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         on_stop: Callable[[Any], None] | None = None,
@@ -87,6 +88,7 @@ class RuntimeProcess:
         self.cancel_grace = cancel_grace
         self.setup_retry_after = setup_retry_after
         self.weights = weights
+        self.weights_env = weights_env
         self.extra_env = dict(env or {})
         self.on_stop = on_stop
         self.record_setup = record_setup
@@ -238,6 +240,9 @@ class RuntimeProcess:
             weights=self.weights or model.weights,
             extra=self.extra_env,
         )
+        if self.weights_env is not None and env.get("COG_WEIGHTS"):
+            # e.g. the weights file as a URL the server serves, as the platform gives it
+            env.update(self.weights_env(env["COG_WEIGHTS"]))
         posix = os.name == "posix"
         upload_url = callbacks.upload_url if self._uploads_files() else None
         cmd = runtime_command(model, self.mode, upload_url=upload_url, supervised=posix)
