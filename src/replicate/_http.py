@@ -11,7 +11,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -22,6 +22,7 @@ from .exceptions import APIResponseValidationError, ReplicateError
 logger = logging.getLogger("replicate")
 
 __all__ = [
+    "RequestOptions",
     "DEADLINE_EXTENSION",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
@@ -45,6 +46,24 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 UPLOAD_MIN_READ = 120.0
 STREAM_MIN_READ = 60.0
 _LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+#: The names of :class:`RequestOptions`, in the order ``with_extras`` takes them.
+REQUEST_OPTIONS = ("extra_headers", "extra_query", "extra_body")
+
+
+class RequestOptions(TypedDict, total=False):
+    """Keyword options every request-making method accepts (docs/api.md, "Conventions").
+
+    They let a caller send what the client does not know yet; they are never API fields.
+    """
+
+    extra_headers: Mapping[str, str] | None
+    """Headers added to the request (they win over the library's own)."""
+    extra_query: Mapping[str, Any] | None
+    """Query parameters added to the URL."""
+    extra_body: Mapping[str, Any] | None
+    """Keys merged last into a JSON body (only for requests that send a JSON object)."""
 
 
 @dataclass
@@ -86,6 +105,14 @@ class Operation(Generic[T]):
                 raise TypeError("extra_body can only be used with calls that send a JSON object")
             self.json = {**self.json, **extra_body}
         return self
+
+    def with_options(self, options: Mapping[str, Any]) -> Operation[T]:
+        """:meth:`with_extras` from a method's ``**options``; unknown names are a ``TypeError``."""
+        unknown = [name for name in options if name not in REQUEST_OPTIONS]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            raise TypeError(f"unexpected keyword argument(s): {names}")
+        return self.with_extras(*(options.get(name) for name in REQUEST_OPTIONS))
 
     def request_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client.build_request``."""

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ._http import Operation, json_object_of
 from .resource import Namespace, Resource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
 
 __all__ = ["Account", "Accounts"]
 
@@ -40,27 +44,13 @@ class Accounts(Namespace):
     and ``extra_body``.
     """
 
-    def current(
-        self,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Account:
+    def current(self, **options: Unpack[RequestOptions]) -> Account:
         """The account that owns the API token (``GET /v1/account``)."""
-        return self._call(self._current().with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._current().with_options(options))
 
-    async def async_current(
-        self,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Account:
+    async def async_current(self, **options: Unpack[RequestOptions]) -> Account:
         """Async twin of :meth:`current`."""
-        return await self._acall(
-            self._current().with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._current().with_options(options))
 
     def _current(self) -> Operation[Account]:
         client = self._client

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import quote
 
@@ -13,6 +13,9 @@ from .pagination import Page, _cursor_url, _page_parser
 from .resource import Namespace, Resource
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
     from .client import Client
 
 __all__ = ["Collection", "Collections"]
@@ -86,56 +89,26 @@ class Collections(Namespace):
     and ``extra_body``.
     """
 
-    def list(
-        self,
-        cursor: str | Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Page[Collection]:
+    def list(self, cursor: str | Any = ..., **options: Unpack[RequestOptions]) -> Page[Collection]:
         """A page of collections (``GET /v1/collections``).
 
         ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
         """
-        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._list(cursor).with_options(options))
 
     async def async_list(
-        self,
-        cursor: str | Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, cursor: str | Any = ..., **options: Unpack[RequestOptions]
     ) -> Page[Collection]:
         """Async twin of :meth:`list`."""
-        return await self._acall(
-            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._list(cursor).with_options(options))
 
-    def get(
-        self,
-        slug: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Collection:
+    def get(self, slug: str, **options: Unpack[RequestOptions]) -> Collection:
         """A collection with its models (``GET /v1/collections/{slug}``)."""
-        return self._call(self._get(slug).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._get(slug).with_options(options))
 
-    async def async_get(
-        self,
-        slug: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Collection:
+    async def async_get(self, slug: str, **options: Unpack[RequestOptions]) -> Collection:
         """Async twin of :meth:`get`."""
-        return await self._acall(
-            self._get(slug).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._get(slug).with_options(options))
 
     def _list(self, cursor: Any) -> Operation[Page[Collection]]:
         path = _cursor_url(self._client, cursor) or "/v1/collections"

@@ -24,6 +24,9 @@ from .prediction import Prediction, Predictions, _async_create, _create
 from .resource import Namespace, Resource
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
     from .client import Client
 
 __all__ = ["Deployment", "DeploymentPredictions", "Deployments", "DeploymentsPredictions"]
@@ -207,63 +210,33 @@ class Deployments(Namespace):
         """``deployments.predictions.create(deployment, input, ...)``."""
         return DeploymentsPredictions(self._client)
 
-    def list(
-        self,
-        cursor: str | Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Page[Deployment]:
+    def list(self, cursor: str | Any = ..., **options: Unpack[RequestOptions]) -> Page[Deployment]:
         """A page of the account's deployments (``GET /v1/deployments``).
 
         ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
         """
-        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._list(cursor).with_options(options))
 
     async def async_list(
-        self,
-        cursor: str | Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, cursor: str | Any = ..., **options: Unpack[RequestOptions]
     ) -> Page[Deployment]:
         """Async twin of :meth:`list`."""
-        return await self._acall(
-            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._list(cursor).with_options(options))
 
     def get(
-        self,
-        name: str,
-        deployment_name: str | None = None,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, name: str, deployment_name: str | None = None, **options: Unpack[RequestOptions]
     ) -> Deployment:
         """A deployment: ``get("owner/name")`` or ``get(owner, name)``.
 
         ``GET /v1/deployments/{owner}/{name}``.
         """
-        return self._call(
-            self._get(name, deployment_name).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return self._call(self._get(name, deployment_name).with_options(options))
 
     async def async_get(
-        self,
-        name: str,
-        deployment_name: str | None = None,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, name: str, deployment_name: str | None = None, **options: Unpack[RequestOptions]
     ) -> Deployment:
         """Async twin of :meth:`get`."""
-        return await self._acall(
-            self._get(name, deployment_name).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._get(name, deployment_name).with_options(options))
 
     def create(self, **params: Unpack[CreateDeploymentParams]) -> Deployment:
         """Create a deployment (``POST /v1/deployments``).
@@ -302,38 +275,20 @@ class Deployments(Namespace):
         return await self._acall(self._update(deployment_owner, deployment_name, dict(params)))
 
     def delete(
-        self,
-        deployment_owner: str,
-        deployment_name: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, deployment_owner: str, deployment_name: str, **options: Unpack[RequestOptions]
     ) -> bool:
         """Delete a deployment (``DELETE /v1/deployments/{owner}/{name}``); ``True`` on success.
 
         The API only deletes deployments that have been offline and unused for 15 minutes.
         """
-        return self._call(
-            self._delete(deployment_owner, deployment_name).with_extras(
-                extra_headers, extra_query, extra_body
-            )
-        )
+        return self._call(self._delete(deployment_owner, deployment_name).with_options(options))
 
     async def async_delete(
-        self,
-        deployment_owner: str,
-        deployment_name: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, deployment_owner: str, deployment_name: str, **options: Unpack[RequestOptions]
     ) -> bool:
         """Async twin of :meth:`delete`."""
         return await self._acall(
-            self._delete(deployment_owner, deployment_name).with_extras(
-                extra_headers, extra_query, extra_body
-            )
+            self._delete(deployment_owner, deployment_name).with_options(options)
         )
 
     # ------------------------------------------------------------------ operations

@@ -32,6 +32,9 @@ from .exceptions import wrap_transport_error
 from .resource import Namespace, Resource
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
     from .helpers import FileOutput
     from .pagination import PageList
 
@@ -375,29 +378,13 @@ class Files(Namespace):
 
     # ---------------------------------------------------------------- get / list / delete
 
-    def get(
-        self,
-        file_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> File:
+    def get(self, file_id: str, **options: Unpack[RequestOptions]) -> File:
         """Get a file's metadata (``GET /v1/files/{file_id}``)."""
-        return self._call(self._get(file_id).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._get(file_id).with_options(options))
 
-    async def async_get(
-        self,
-        file_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> File:
+    async def async_get(self, file_id: str, **options: Unpack[RequestOptions]) -> File:
         """Async twin of :meth:`get`."""
-        return await self._acall(
-            self._get(file_id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._get(file_id).with_options(options))
 
     def _get(self, file_id: str) -> Operation[File]:
         api = self._client
@@ -407,33 +394,19 @@ class Files(Namespace):
             parse=lambda response: File._from_api(json_object_of(response), api),
         )
 
-    def list(
-        self,
-        cursor: Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> PageList[File]:
+    def list(self, cursor: Any = ..., **options: Unpack[RequestOptions]) -> PageList[File]:
         """A page of files (``GET /v1/files``): a ``list`` of :class:`File`, as in 1.0.x.
 
         The list also carries ``next`` / ``previous``: pass ``page.next`` as ``cursor`` for the
         next page, or use ``replicate.paginate(files.list)``.
         """
-        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._list(cursor).with_options(options))
 
     async def async_list(
-        self,
-        cursor: Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, cursor: Any = ..., **options: Unpack[RequestOptions]
     ) -> PageList[File]:
         """Async twin of :meth:`list`."""
-        return await self._acall(
-            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._list(cursor).with_options(options))
 
     def _list(self, cursor: Any) -> Operation[PageList[File]]:
         from .pagination import _cursor_url, _list_parser
@@ -441,29 +414,13 @@ class Files(Namespace):
         target = _cursor_url(self._client, cursor)
         return Operation("GET", target or "/v1/files", parse=_list_parser(File, self._client))
 
-    def delete(
-        self,
-        file_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> bool:
+    def delete(self, file_id: str, **options: Unpack[RequestOptions]) -> bool:
         """Delete a file (``DELETE /v1/files/{file_id}``); ``True`` on success."""
-        return self._call(self._delete(file_id).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._delete(file_id).with_options(options))
 
-    async def async_delete(
-        self,
-        file_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> bool:
+    async def async_delete(self, file_id: str, **options: Unpack[RequestOptions]) -> bool:
         """Async twin of :meth:`delete`."""
-        return await self._acall(
-            self._delete(file_id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._delete(file_id).with_options(options))
 
     def _delete(self, file_id: str) -> Operation[bool]:
         return Operation("DELETE", f"/v1/files/{_file_id(file_id)}", parse=returns_true)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import builtins
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 
 from ._http import Operation, json_of
 from .exceptions import APIResponseValidationError
 from .resource import Namespace, Resource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
 
 __all__ = ["Hardware", "HardwareNamespace"]
 
@@ -39,25 +43,13 @@ class HardwareNamespace(Namespace):
     and ``extra_body``.
     """
 
-    def list(
-        self,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> builtins.list[Hardware]:
+    def list(self, **options: Unpack[RequestOptions]) -> builtins.list[Hardware]:
         """The hardware available for running models (``GET /v1/hardware``; not paginated)."""
-        return self._call(self._list().with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._list().with_options(options))
 
-    async def async_list(
-        self,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> builtins.list[Hardware]:
+    async def async_list(self, **options: Unpack[RequestOptions]) -> builtins.list[Hardware]:
         """Async twin of :meth:`list`."""
-        return await self._acall(self._list().with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(self._list().with_options(options))
 
     def _list(self) -> Operation[builtins.list[Hardware]]:
         client = self._client

@@ -23,7 +23,9 @@ from .version import Version, Versions, _model_path
 
 if TYPE_CHECKING:
     import httpx
+    from typing_extensions import Unpack
 
+    from ._http import RequestOptions
     from .client import Client
 
 __all__ = [
@@ -197,14 +199,12 @@ class Models(Namespace):
         key: str | None = None,
         owner: str | None = None,
         name: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Model:
         """Get a model: ``get("owner/name")``, ``get(owner, name)``, ``get(key=...)`` or
         ``get(owner=..., name=...)``."""
         op = _get_operation(self._client, _key_path(args, key, owner, name))
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_get(
         self,
@@ -212,13 +212,11 @@ class Models(Namespace):
         key: str | None = None,
         owner: str | None = None,
         name: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Model:
         """Async twin of :meth:`get`."""
         op = _get_operation(self._client, _key_path(args, key, owner, name))
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
     # ------------------------------------------------------------------ list / search
 
@@ -228,13 +226,11 @@ class Models(Namespace):
         *,
         sort_by: Literal["model_created_at", "latest_version_created_at"] | None = None,
         sort_direction: Literal["asc", "desc"] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Model]:
         """List public models."""
         op = self._list(cursor, sort_by, sort_direction)
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_list(
         self,
@@ -242,13 +238,11 @@ class Models(Namespace):
         *,
         sort_by: Literal["model_created_at", "latest_version_created_at"] | None = None,
         sort_direction: Literal["asc", "desc"] | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Model]:
         """Async twin of :meth:`list`."""
         op = self._list(cursor, sort_by, sort_direction)
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
     def _list(self, cursor: Any, sort_by: Any, sort_direction: Any) -> Operation[Page[Model]]:
         url = _cursor_url(self._client, cursor)
@@ -266,26 +260,22 @@ class Models(Namespace):
         query: str,
         *,
         cursor: str | None = ...,  # type: ignore[assignment]
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Model]:
         """Search public models (``QUERY /v1/models`` with the query as plain text)."""
-        op = self._search(query, cursor, extra_body)
-        return self._call(op.with_extras(extra_headers, extra_query))
+        op = self._search(query, cursor, options.get("extra_body"))
+        return self._call(op.with_options(options))
 
     async def async_search(
         self,
         query: str,
         *,
         cursor: str | None = ...,  # type: ignore[assignment]
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Model]:
         """Async twin of :meth:`search`."""
-        op = self._search(query, cursor, extra_body)
-        return await self._acall(op.with_extras(extra_headers, extra_query))
+        op = self._search(query, cursor, options.get("extra_body"))
+        return await self._acall(op.with_options(options))
 
     def _search(
         self, query: str, cursor: Any, extra_body: Mapping[str, Any] | None = None
@@ -317,9 +307,7 @@ class Models(Namespace):
         paper_url: str | None = None,
         license_url: str | None = None,
         cover_image_url: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Model:
         """Create a model (``visibility`` and ``hardware`` are required)."""
         op = self._create(
@@ -333,7 +321,7 @@ class Models(Namespace):
             license_url,
             cover_image_url,
         )
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_create(
         self,
@@ -347,9 +335,7 @@ class Models(Namespace):
         paper_url: str | None = None,
         license_url: str | None = None,
         cover_image_url: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Model:
         """Async twin of :meth:`create`."""
         op = self._create(
@@ -363,7 +349,7 @@ class Models(Namespace):
             license_url,
             cover_image_url,
         )
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
     def _create(
         self,
@@ -405,16 +391,14 @@ class Models(Namespace):
         paper_url: str | None = None,
         license_url: str | None = None,
         weights_url: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Model:
         """Update a model's metadata (only the given fields are sent)."""
         op = self._update(
             args, key, owner, name, description, readme, github_url, paper_url, license_url,
             weights_url,
         )  # fmt: skip
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_update(
         self,
@@ -428,16 +412,14 @@ class Models(Namespace):
         paper_url: str | None = None,
         license_url: str | None = None,
         weights_url: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Model:
         """Async twin of :meth:`update`."""
         op = self._update(
             args, key, owner, name, description, readme, github_url, paper_url, license_url,
             weights_url,
         )  # fmt: skip
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
     def _update(
         self,
@@ -470,13 +452,11 @@ class Models(Namespace):
         key: str | None = None,
         owner: str | None = None,
         name: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> bool:
         """Delete a model (the API only allows private models without versions). Returns ``True``."""
         op = Operation("DELETE", _key_path(args, key, owner, name), parse=returns_true)
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_delete(
         self,
@@ -484,13 +464,11 @@ class Models(Namespace):
         key: str | None = None,
         owner: str | None = None,
         name: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> bool:
         """Async twin of :meth:`delete`."""
         op = Operation("DELETE", _key_path(args, key, owner, name), parse=returns_true)
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
 
 class ModelsPredictions(Namespace):
@@ -530,84 +508,56 @@ class ModelsVersions(Namespace):
         model: Model | str | tuple[str, str],
         *,
         cursor: str | None = ...,  # type: ignore[assignment]
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Version]:
         """List the versions of ``model``, newest first."""
-        return self._versions(model).list(
-            cursor, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-        )
+        return self._versions(model).list(cursor, **options)
 
     async def async_list(
         self,
         model: Model | str | tuple[str, str],
         *,
         cursor: str | None = ...,  # type: ignore[assignment]
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Version]:
         """Async twin of :meth:`list`."""
-        return await self._versions(model).async_list(
-            cursor, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-        )
+        return await self._versions(model).async_list(cursor, **options)
 
     def get(
         self,
         model: Model | str | tuple[str, str],
         version_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Version:
         """Get one version of ``model``."""
-        return self._versions(model).get(
-            version_id, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-        )
+        return self._versions(model).get(version_id, **options)
 
     async def async_get(
         self,
         model: Model | str | tuple[str, str],
         version_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Version:
         """Async twin of :meth:`get`."""
-        return await self._versions(model).async_get(
-            version_id, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-        )
+        return await self._versions(model).async_get(version_id, **options)
 
     def delete(
         self,
         model: Model | str | tuple[str, str],
         version_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> bool:
         """Delete one version of ``model`` (the API answers 202). Returns ``True``."""
-        return self._versions(model).delete(
-            version_id, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-        )
+        return self._versions(model).delete(version_id, **options)
 
     async def async_delete(
         self,
         model: Model | str | tuple[str, str],
         version_id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> bool:
         """Async twin of :meth:`delete`."""
-        return await self._versions(model).async_delete(
-            version_id, extra_headers=extra_headers, extra_query=extra_query, extra_body=extra_body
-        )
+        return await self._versions(model).async_delete(version_id, **options)
 
     def _versions(self, model: Any) -> Versions:
         return Versions(self._client, model_owner_name(model))
@@ -621,26 +571,22 @@ class ModelsExamples(Namespace):
         model: Model | str | tuple[str, str],
         *,
         cursor: str | None = ...,  # type: ignore[assignment]
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Prediction]:
         """List the example predictions of ``model``."""
         op = self._list(model, cursor)
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_list(
         self,
         model: Model | str | tuple[str, str],
         *,
         cursor: str | None = ...,  # type: ignore[assignment]
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Prediction]:
         """Async twin of :meth:`list`."""
         op = self._list(model, cursor)
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
     def _list(self, model: Any, cursor: Any) -> Operation[Page[Prediction]]:
         path = _model_path(model_owner_name(model)) + "/examples"
@@ -657,13 +603,11 @@ class ModelsReadme(Namespace):
         key: str | None = None,
         owner: str | None = None,
         name: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> str:
         """The README of a model as Markdown text (404 → ``NotFoundError``)."""
         op = self._get(args, key, owner, name)
-        return self._call(op.with_extras(extra_headers, extra_query, extra_body))
+        return self._call(op.with_options(options))
 
     async def async_get(
         self,
@@ -671,13 +615,11 @@ class ModelsReadme(Namespace):
         key: str | None = None,
         owner: str | None = None,
         name: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> str:
         """Async twin of :meth:`get`."""
         op = self._get(args, key, owner, name)
-        return await self._acall(op.with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(op.with_options(options))
 
     def _get(self, args: tuple[Any, ...], key: Any, owner: Any, name: Any) -> Operation[str]:
         if len(args) == 1 and not isinstance(args[0], str):

@@ -51,6 +51,9 @@ from .stream import EventSource as EventSource
 from .version import Version as Version
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
     from .client import Client
     from .stream import ServerSentEvent
 
@@ -776,32 +779,18 @@ class Predictions(Namespace):
 
     # ------------------------------------------------------------------ get
 
-    def get(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Prediction:
+    def get(self, id: str, **options: Unpack[RequestOptions]) -> Prediction:
         """Get a prediction by id."""
         op = Operation("GET", f"/v1/predictions/{_quote(id)}", parse=self._parse)
-        if extra_headers or extra_query or extra_body:
-            op.with_extras(extra_headers, extra_query, extra_body)
+        if options:
+            op.with_options(options)
         return self._client._call(op)
 
-    async def async_get(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Prediction:
+    async def async_get(self, id: str, **options: Unpack[RequestOptions]) -> Prediction:
         """Async twin of :meth:`get`."""
         op = Operation("GET", f"/v1/predictions/{_quote(id)}", parse=self._parse)
-        if extra_headers or extra_query or extra_body:
-            op.with_extras(extra_headers, extra_query, extra_body)
+        if options:
+            op.with_options(options)
         return await self._client._acall(op)
 
     # ------------------------------------------------------------------ list
@@ -813,9 +802,7 @@ class Predictions(Namespace):
         created_after: _dt.datetime | str | None = None,
         created_before: _dt.datetime | str | None = None,
         source: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Prediction]:
         """List predictions, newest first (100 per page).
 
@@ -828,9 +815,7 @@ class Predictions(Namespace):
                 created_after,
                 created_before,
                 source,
-                extra_headers,
-                extra_query,
-                extra_body,
+                options,
             )
         )
 
@@ -841,9 +826,7 @@ class Predictions(Namespace):
         created_after: _dt.datetime | str | None = None,
         created_before: _dt.datetime | str | None = None,
         source: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Prediction]:
         """Async twin of :meth:`list`."""
         return await self._acall(
@@ -852,9 +835,7 @@ class Predictions(Namespace):
                 created_after,
                 created_before,
                 source,
-                extra_headers,
-                extra_query,
-                extra_body,
+                options,
             )
         )
 
@@ -864,9 +845,7 @@ class Predictions(Namespace):
         created_after: Any,
         created_before: Any,
         source: Any,
-        extra_headers: Mapping[str, str] | None,
-        extra_query: Mapping[str, Any] | None,
-        extra_body: Mapping[str, Any] | None,
+        options: Mapping[str, Any],
     ) -> Operation[Page[Prediction]]:
         url = _cursor_url(self._client, cursor)
         query: dict[str, Any] = {}
@@ -883,32 +862,18 @@ class Predictions(Namespace):
         op = Operation(
             "GET", url, parse=_page_parser(Prediction, self._client), params=query or None
         )
-        return op.with_extras(extra_headers, extra_query, extra_body)
+        return op.with_options(options)
 
     # ------------------------------------------------------------------ cancel
 
-    def cancel(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Prediction:
+    def cancel(self, id: str, **options: Unpack[RequestOptions]) -> Prediction:
         """Cancel a prediction (retried like an idempotent call)."""
-        op = _cancel_operation(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        op = _cancel_operation(self._client, id).with_options(options)
         return self._call(op)
 
-    async def async_cancel(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Prediction:
+    async def async_cancel(self, id: str, **options: Unpack[RequestOptions]) -> Prediction:
         """Async twin of :meth:`cancel`."""
-        op = _cancel_operation(self._client, id).with_extras(extra_headers, extra_query, extra_body)
+        op = _cancel_operation(self._client, id).with_options(options)
         return await self._acall(op)
 
     # ------------------------------------------------------------------ wait

@@ -6,7 +6,6 @@ objects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._http import Operation, json_object_of
@@ -14,6 +13,9 @@ from .model import Model
 from .resource import Resource
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
     from .client import Client
 
 __all__ = [
@@ -80,33 +82,17 @@ class SearchResponse(Resource):
 
 
 def search(
-    client: Client,
-    query: str,
-    *,
-    limit: int | None = None,
-    extra_headers: Mapping[str, str] | None = None,
-    extra_query: Mapping[str, Any] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
+    client: Client, query: str, *, limit: int | None = None, **options: Unpack[RequestOptions]
 ) -> SearchResponse:
     """Search with ``client`` (``GET /v1/search``). See :meth:`replicate.client.Client.search`."""
-    return client._call(
-        _search(client, query, limit).with_extras(extra_headers, extra_query, extra_body)
-    )
+    return client._call(_search(client, query, limit).with_options(options))
 
 
 async def async_search(
-    client: Client,
-    query: str,
-    *,
-    limit: int | None = None,
-    extra_headers: Mapping[str, str] | None = None,
-    extra_query: Mapping[str, Any] | None = None,
-    extra_body: Mapping[str, Any] | None = None,
+    client: Client, query: str, *, limit: int | None = None, **options: Unpack[RequestOptions]
 ) -> SearchResponse:
     """Async twin of :func:`search`."""
-    return await client._acall(
-        _search(client, query, limit).with_extras(extra_headers, extra_query, extra_body)
-    )
+    return await client._acall(_search(client, query, limit).with_options(options))
 
 
 def _search(client: Client, query: str, limit: int | None) -> Operation[SearchResponse]:

@@ -29,6 +29,9 @@ from .resource import Namespace, Resource
 from .version import Version as Version
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
     from .client import Client
     from .file import FileEncodingStrategy
 
@@ -132,84 +135,34 @@ class Trainings(Namespace):
         extra_query: NotRequired[Mapping[str, Any]]
         extra_body: NotRequired[Mapping[str, Any]]
 
-    def list(
-        self,
-        cursor: str | Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Page[Training]:
+    def list(self, cursor: str | Any = ..., **options: Unpack[RequestOptions]) -> Page[Training]:
         """A page of trainings, most recent first (``GET /v1/trainings``; 100 per page).
 
         ``cursor`` is the ``next``/``previous`` URL of a previous page; omit it for the first page.
         """
-        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._list(cursor).with_options(options))
 
     async def async_list(
-        self,
-        cursor: str | Any = ...,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        self, cursor: str | Any = ..., **options: Unpack[RequestOptions]
     ) -> Page[Training]:
         """Async twin of :meth:`list`."""
-        return await self._acall(
-            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._list(cursor).with_options(options))
 
-    def get(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Training:
+    def get(self, id: str, **options: Unpack[RequestOptions]) -> Training:
         """A training by id (``GET /v1/trainings/{id}``)."""
-        return self._call(
-            _get(self._client, id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return self._call(_get(self._client, id).with_options(options))
 
-    async def async_get(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Training:
+    async def async_get(self, id: str, **options: Unpack[RequestOptions]) -> Training:
         """Async twin of :meth:`get`."""
-        return await self._acall(
-            _get(self._client, id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(_get(self._client, id).with_options(options))
 
-    def cancel(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Training:
+    def cancel(self, id: str, **options: Unpack[RequestOptions]) -> Training:
         """Cancel a training (``POST /v1/trainings/{id}/cancel``)."""
-        return self._call(
-            _cancel(self._client, id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return self._call(_cancel(self._client, id).with_options(options))
 
-    async def async_cancel(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Training:
+    async def async_cancel(self, id: str, **options: Unpack[RequestOptions]) -> Training:
         """Async twin of :meth:`cancel`."""
-        return await self._acall(
-            _cancel(self._client, id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(_cancel(self._client, id).with_options(options))
 
     def create(
         self,

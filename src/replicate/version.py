@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._http import Operation, json_object_of, returns_true
@@ -13,7 +12,9 @@ from .resource import Namespace, Resource
 
 if TYPE_CHECKING:
     import httpx
+    from typing_extensions import Unpack
 
+    from ._http import RequestOptions
     from .client import Client
     from .model import Model
 
@@ -82,27 +83,13 @@ class Versions(Namespace):
         self._base = _model_path(model)
         self.model = model
 
-    def get(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Version:
+    def get(self, id: str, **options: Unpack[RequestOptions]) -> Version:
         """Get a version by id."""
-        return self._call(self._get(id).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._get(id).with_options(options))
 
-    async def async_get(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> Version:
+    async def async_get(self, id: str, **options: Unpack[RequestOptions]) -> Version:
         """Async twin of :meth:`get`."""
-        return await self._acall(self._get(id).with_extras(extra_headers, extra_query, extra_body))
+        return await self._acall(self._get(id).with_options(options))
 
     def _get(self, id: str) -> Operation[Version]:
         return Operation("GET", _version_path(self._base, id), parse=_version_parser(self._client))
@@ -110,54 +97,30 @@ class Versions(Namespace):
     def list(
         self,
         cursor: str | None = ...,  # type: ignore[assignment]
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Version]:
         """List the model's versions, newest first."""
-        return self._call(self._list(cursor).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._list(cursor).with_options(options))
 
     async def async_list(
         self,
         cursor: str | None = ...,  # type: ignore[assignment]
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptions],
     ) -> Page[Version]:
         """Async twin of :meth:`list`."""
-        return await self._acall(
-            self._list(cursor).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._list(cursor).with_options(options))
 
     def _list(self, cursor: Any) -> Operation[Page[Version]]:
         url = _cursor_url(self._client, cursor) or f"{self._base}/versions"
         return Operation("GET", url, parse=_page_parser(Version, self._client))
 
-    def delete(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> bool:
+    def delete(self, id: str, **options: Unpack[RequestOptions]) -> bool:
         """Delete a version (the API answers 202: deletion is asynchronous). Returns ``True``."""
-        return self._call(self._delete(id).with_extras(extra_headers, extra_query, extra_body))
+        return self._call(self._delete(id).with_options(options))
 
-    async def async_delete(
-        self,
-        id: str,
-        *,
-        extra_headers: Mapping[str, str] | None = None,
-        extra_query: Mapping[str, Any] | None = None,
-        extra_body: Mapping[str, Any] | None = None,
-    ) -> bool:
+    async def async_delete(self, id: str, **options: Unpack[RequestOptions]) -> bool:
         """Async twin of :meth:`delete`."""
-        return await self._acall(
-            self._delete(id).with_extras(extra_headers, extra_query, extra_body)
-        )
+        return await self._acall(self._delete(id).with_options(options))
 
     def _delete(self, id: str) -> Operation[bool]:
         return Operation("DELETE", _version_path(self._base, id), parse=returns_true)

@@ -19,12 +19,17 @@ import math
 import re
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ._http import Operation, json_object_of
 from .resource import Namespace, Resource
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._http import RequestOptions
 
 __all__ = [
     "DEFAULT_TOLERANCE",
@@ -362,40 +367,21 @@ class Webhooks(Namespace):
     class Default(Namespace):
         """The account's default webhook settings."""
 
-        def _operation(
-            self,
-            extra_headers: Mapping[str, str] | None,
-            extra_query: Mapping[str, Any] | None,
-            extra_body: Mapping[str, Any] | None,
-        ) -> Operation[WebhookSigningSecret]:
+        def _operation(self, options: Mapping[str, Any]) -> Operation[WebhookSigningSecret]:
             client = self._client
 
             def parse(response: httpx.Response) -> WebhookSigningSecret:
                 return WebhookSigningSecret._from_api(json_object_of(response), client)
 
-            return Operation("GET", _SECRET_PATH, parse=parse).with_extras(
-                extra_headers, extra_query, extra_body
-            )
+            return Operation("GET", _SECRET_PATH, parse=parse).with_options(options)
 
-        def secret(
-            self,
-            *,
-            extra_headers: Mapping[str, str] | None = None,
-            extra_query: Mapping[str, Any] | None = None,
-            extra_body: Mapping[str, Any] | None = None,
-        ) -> WebhookSigningSecret:
+        def secret(self, **options: Unpack[RequestOptions]) -> WebhookSigningSecret:
             """Get the default webhook signing secret (``GET /v1/webhooks/default/secret``)."""
-            return self._call(self._operation(extra_headers, extra_query, extra_body))
+            return self._call(self._operation(options))
 
-        async def async_secret(
-            self,
-            *,
-            extra_headers: Mapping[str, str] | None = None,
-            extra_query: Mapping[str, Any] | None = None,
-            extra_body: Mapping[str, Any] | None = None,
-        ) -> WebhookSigningSecret:
+        async def async_secret(self, **options: Unpack[RequestOptions]) -> WebhookSigningSecret:
             """Async twin of :meth:`secret`."""
-            return await self._acall(self._operation(extra_headers, extra_query, extra_body))
+            return await self._acall(self._operation(options))
 
     @property
     def default(self) -> Webhooks.Default:
