@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .demo_models import DEMO_MODELS, register_demo_models
 from .fetch import OwnAddress
 from .files import DEFAULT_EXPIRY, DEFAULT_MAX_UPLOAD, FileService
-from .gate import DEFAULT_MAX_BODY
+from .gate import DEFAULT_MAX_BODY, strict_dumps
 from .hub import Hub
 from .registry import Registry
 from .runner import TERMINAL, Runner, recover
@@ -586,7 +586,7 @@ class Core:
         row = self.store.get_prediction(pid)
         if row is None or not row["webhook"]:
             return
-        body = json.dumps(self.object_json(row, row["origin"]), separators=(",", ":")).encode()
+        body = strict_dumps(self.object_json(row, row["origin"])).encode()
         self.webhooks.enqueue(pid, row["webhook"], event, body, row["webhook_events_filter"])
 
     def create_prediction(

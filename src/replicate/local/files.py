@@ -265,7 +265,10 @@ class FileService:
         return base64.b64encode(mac).decode()
 
     def sign_download(self, owner: str, file_id: str, ttl: float = 3600) -> dict[str, str]:
-        """Query parameters of a signed download link valid for ``ttl`` seconds."""
+        """Query parameters of a signed download link valid for ``ttl`` seconds (finite,
+        >= 0; ValueError otherwise)."""
+        if not isinstance(ttl, (int, float)) or not 0 <= ttl < float("inf"):
+            raise ValueError(f"ttl must be a finite number of seconds >= 0, got {ttl!r}")
         expiry = int(self.now() + ttl)
         return {
             "owner": owner,
