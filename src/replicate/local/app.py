@@ -207,6 +207,7 @@ def build_app(core: Core, *, lifespan: Any = None) -> Starlette:
         r("/v1/files/{file_id}/download", api.files_download, ["GET"]),
         r("/v1/streams/{token}", api.stream, ["GET"]),
         r("/delivery/{token}/{filename}", api.delivery, ["GET"]),
+        r("/", api.web_index, ["GET"]),
         r("/web/p/{id}", api.web_prediction, ["GET"]),
         r("/web/{owner}/{name}", api.web_model, ["GET"]),
     ]

@@ -143,6 +143,29 @@ def _start_cog_workers(core: Any) -> None:
         t.join()
 
 
+def banner(
+    base_url: str, token: str, db: str, cog: list[str], env: dict[str, str] | None = None
+) -> list[str]:
+    """What ``replicate serve`` prints once it listens: how to point clients at it (with the
+    extra environment ``env``, e.g. the TLS CA), where its web pages are (the ``--cog`` models'
+    pages by name) and where it keeps its data."""
+    lines = [
+        f"Local Replicate server listening on {base_url}",
+        "Use it with:",
+        f"  REPLICATE_BASE_URL={base_url}",
+        f"  REPLICATE_API_TOKEN={token}",
+        *(f"  {name}={value}" for name, value in (env or {}).items()),
+        "Web pages:",
+        f"  {base_url}/  models and recent predictions",
+        f"  {base_url}/web/OWNER/NAME  a model: README, playground, recent runs",
+    ]
+    for spec in cog:
+        ref = spec.split("=", 1)[0].strip()
+        lines.append(f"  {base_url}/web/{ref}  try your Cog model")
+    lines.append(f"Database: {db}")
+    return lines
+
+
 def serve_main(argv: list[str] | None = None) -> int:
     """Entry point of ``replicate serve``; returns the exit code."""
     args = build_parser().parse_args(argv)
@@ -252,16 +275,11 @@ def serve_main(argv: list[str] | None = None) -> int:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         core.start()
-        print(f"Local Replicate server listening on {base_url}", flush=True)
-        print("Use it with:", flush=True)
-        print(f"  REPLICATE_BASE_URL={base_url}", flush=True)
         from .auth import split_token
 
-        first = split_token(args.token[0])[1] if args.token else DEFAULT_TOKEN
-        print(f"  REPLICATE_API_TOKEN={first}", flush=True)
-        for name, value in (tls.env() if tls else {}).items():
-            print(f"  {name}={value}", flush=True)
-        print(f"Database: {config.db}", flush=True)
+        token = split_token(args.token[0])[1] if args.token else DEFAULT_TOKEN
+        env = tls.env() if tls else {}
+        print("\n".join(banner(base_url, token, config.db, args.cog or [], env)), flush=True)
         try:
             yield
         finally:

@@ -83,6 +83,49 @@ def make_file(
     return path
 
 
+def _image_size(head: bytes) -> tuple[str, int, int] | None:
+    """``(media type, width, height)`` from the first bytes of a PNG, GIF or JPEG file."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return "image/png", width, height
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 10:
+        width, height = struct.unpack("<HH", head[6:10])
+        return "image/gif", width, height
+    if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
+        pos = 2
+        while pos + 9 <= len(head) and head[pos] == 0xFF:
+            marker = head[pos + 1]
+            (length,) = struct.unpack(">H", head[pos + 2 : pos + 4])
+            if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE):
+                height, width = struct.unpack(">HH", head[pos + 5 : pos + 9])
+                return "image/jpeg", width, height
+            pos += 2 + length
+        return "image/jpeg", 0, 0
+    return None
+
+
+def file_info(
+    file: Path = Input(description="Any file: an image (PNG, GIF, JPEG) or a text file"),
+) -> dict[str, Any]:
+    """The file's name, size and type; width and height of images; lines and words of text."""
+    data = Path(file).read_bytes()
+    info: dict[str, Any] = {"name": Path(file).name, "size": len(data)}
+    image = _image_size(data[:65536])
+    if image is not None:
+        info["type"], info["width"], info["height"] = image
+        print(f"{info['name']}: {info['type']} {info['width']}x{info['height']}")
+        return info
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        info["type"] = "application/octet-stream"
+        print(f"{info['name']}: {len(data)} bytes of binary data")
+        return info
+    info.update(type="text/plain", lines=len(text.splitlines()), words=len(text.split()))
+    print(f"{info['name']}: {info['lines']} lines, {info['words']} words")
+    return info
+
+
 def fail(
     message: str = Input(default="something went wrong", description="The error message"),
     after_ms: int = Input(default=0, ge=0, le=60000, description="Delay before failing"),
@@ -149,6 +192,22 @@ DEMO_MODELS: list[dict[str, Any]] = [
         "description": "Draws a PNG (or writes a text file)",
         "example": ({"text": "hello", "format": "png", "size": 8}, None),
         "tags": ["demo", "image", "file"],
+    },
+    {
+        "model": "local-demo/file-info",
+        "fn": file_info,
+        "description": "Tells a file's size and type, an image's width and height, a text's words",
+        "readme": (
+            "# file-info\n\nTakes one **file** input (uploaded through the files API, or a URL) "
+            "and returns its `name`, `size` and `type`, with `width` and `height` for PNG, GIF "
+            "and JPEG images and `lines` and `words` for text.\n\n"
+            "```bash\nreplicate run --local local-demo/file-info -i file=@photo.png\n```\n"
+        ),
+        "example": (
+            {"file": "data:text/plain;base64,aGVsbG8gd29ybGQ="},
+            {"name": "input.txt", "size": 11, "type": "text/plain", "lines": 1, "words": 2},
+        ),
+        "tags": ["demo", "file"],
     },
     {
         "model": "local-demo/fail",

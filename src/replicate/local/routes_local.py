@@ -228,6 +228,11 @@ class LocalRoutes(BaseRoutes):
         return json_response({"key": self.core.webhooks.secret})
 
     # ------------------------------------------------------------------ web pages
+    async def web_index(self, request: Request) -> Response:
+        from .web import index_page
+
+        return index_page(self.core, request, self.origin(request))
+
     async def web_prediction(self, request: Request) -> Response:
         from .web import prediction_page
 
