@@ -74,11 +74,15 @@ Input schemas come from signatures; ``Input(...)`` adds constraints as ``cog.Inp
 ``ConcatenateIterator[str]`` marks token streams.
 
 Bundled models: ``replicate/hello-world``, ``local-demo/stream-text``, ``local-demo/make-file``,
-``local-demo/fail``, ``local-demo/sleep`` and ``local-demo/hello-trainable``.
+``local-demo/file-info`` (takes a file), ``local-demo/fail``, ``local-demo/sleep`` and
+``local-demo/hello-trainable``.
 
-Web pages: a prediction's ``urls.web`` is ``/web/p/{id}`` (status, input, logs and output shown
-inline, updating live while it runs); a model's ``url`` is ``/web/{owner}/{name}`` (latest
-version, input/output schema, examples, recent predictions, README). No token needed.
+Web pages: ``/`` lists the models and the recent predictions; a prediction's ``urls.web`` is
+``/web/p/{id}`` (status, input, logs and output shown inline, updating live while it runs); a
+model's ``url`` is ``/web/{owner}/{name}`` (latest version, a playground generated from the
+input schema that runs the model in the browser, input/output schema, examples, recent
+predictions with their outputs, the README as Markdown). Reading pages needs no token; the
+playground asks for one when the server has ``--token``.
 
 pytest: the plugin (``replicate.local.pytest_plugin``) is available to every test suite once
 ``replicate`` is installed: ``replicate_server`` (a session server with test controls: the

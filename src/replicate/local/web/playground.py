@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from typing import Any
 
 from .common import concatenate, e, items_schema, logs_box
@@ -184,7 +183,8 @@ def _field(name: str, prop: dict[str, Any], required: bool) -> str:
 
 
 def _shell(value: str) -> str:
-    return value if _PLAIN.match(value) else shlex.quote(value)
+    """POSIX shell quoting, as the page's script does it."""
+    return value if _PLAIN.match(value) else "'" + value.replace("'", "'\\''") + "'"
 
 
 def _cli_value(value: Any) -> str:
@@ -192,7 +192,7 @@ def _cli_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return value
-    return json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def cli_command(ref: str, inputs: dict[str, Any]) -> str:
@@ -204,9 +204,10 @@ def cli_command(ref: str, inputs: dict[str, Any]) -> str:
 def python_call(ref: str, inputs: dict[str, Any]) -> str:
     """The ``replicate.run`` call for an input."""
     body = "".join(f"        {json.dumps(k)}: {_py(v)},\n" for k, v in inputs.items())
+    body = f"\n{body}    " if body else ""
     return (
         "import replicate\n\noutput = replicate.run(\n"
-        f"    {json.dumps(ref)},\n    input={{\n{body}    }},\n)\nprint(output)"
+        f"    {json.dumps(ref)},\n    input={{{body}}},\n)\nprint(output)"
     )
 
 

@@ -115,7 +115,7 @@
     });
     el("pg-cli").textContent = cli.join(" ");
     el("pg-python").textContent = "import replicate\n\noutput = replicate.run(\n    " +
-      JSON.stringify(model) + ",\n    input={\n" + body + "    },\n)\nprint(output)";
+      JSON.stringify(model) + ",\n    input={" + (body ? "\n" + body + "    " : "") + "},\n)\nprint(output)";
   }
 
   // ------------------------------------------------------------------ API calls
