@@ -61,6 +61,8 @@ RECONCILE_MARGIN = 600.0
 #: Lost-answer creates retried per row before the row is reported failed.
 MAX_UNCERTAIN = 3
 _THROTTLED = "throttled"
+#: Attempts per request of the batch's client (at least; see _metered_client).
+BATCH_MAX_ATTEMPTS = 30
 
 
 class BatchError(ReplicateException):
@@ -316,12 +318,16 @@ def _metered_client(client: Client, pacer: Pacer, concurrency: int) -> Client:
         )
         inner = httpx.AsyncHTTPTransport(**kwargs)
     headers = [(k, v) for k, v in client._headers]
+    # A batch outlives storms of 429s and short outages: the same retry policy (creates are
+    # still never re-sent when the API may have acted on them), with more attempts.
+    retry = dict(client._retry) if isinstance(client._retry, dict) else {}
+    retry["max_attempts"] = max(int(retry.get("max_attempts", 0)), BATCH_MAX_ATTEMPTS)
     return Client(
         api_token=client._api_token,
         base_url=client._base_url,
         timeout=client._timeout,
         poll_interval=client.poll_interval,
-        retry=client._retry,
+        retry=retry,
         async_transport=_MeteredTransport(inner, pacer),  # type: ignore[arg-type]
         headers=headers,
         **client._httpx_kwargs,
@@ -600,6 +606,7 @@ class _Batch:
                 prediction = outcome
                 pid = str(prediction["id"])
             self.inflight[index] = pid
+            self._report()
             if prediction is None or prediction.get("status") not in TERMINAL:
                 prediction = await self._wait(pid, prediction)
             status = prediction.get("status")
