@@ -47,7 +47,6 @@ from .helpers import async_encode_json as async_encode_json
 from .helpers import encode_json as encode_json
 from .pagination import Page, _cursor_url, _page_parser
 from .resource import Namespace, Resource
-from .stream import EventSource as EventSource
 from .version import Version as Version
 
 if TYPE_CHECKING:
@@ -58,6 +57,17 @@ if TYPE_CHECKING:
     from .stream import ServerSentEvent
 
 __all__ = ["Prediction", "Predictions"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``replicate.prediction.EventSource`` (a 1.0.x import path), loaded when asked for: the
+    # stream layer sits above this module.
+    if name == "EventSource":
+        from .stream import EventSource
+
+        return EventSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _PROGRESS = re.compile(r"^\s*(\d+)%\s*\|.+?\|\s*(\d+)/(\d+)")
 

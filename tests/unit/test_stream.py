@@ -981,9 +981,13 @@ async def test_module_level_stream_uses_default_client(
 ) -> None:
     api = FakeAPI([Conn(outputs(1) + DONE), Conn(outputs(1) + DONE)])
     monkeypatch.setattr(replicate, "default_client", make_client(api))
-    assert [str(e) for e in replicate.stream("acme/llm", input={"x": 1})] == ["tok1", ""]
-    events = [str(e) async for e in await replicate.async_stream("acme/llm", input={"x": 1})]
-    assert events == ["tok1", ""]
+    events = replicate.stream("acme/llm", input={"x": 1})
+    # OpenTelemetry's instrumentor records a stream's output only for a types.GeneratorType.
+    assert isinstance(events, types.GeneratorType)
+    assert [str(e) for e in events] == ["tok1", ""]
+    agen = await replicate.async_stream("acme/llm", input={"x": 1})
+    assert isinstance(agen, types.AsyncGeneratorType)
+    assert [str(e) async for e in agen] == ["tok1", ""]
 
 
 async def test_stream_use_file_output_per_call() -> None:

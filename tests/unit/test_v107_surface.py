@@ -286,3 +286,22 @@ def test_allow_list_entries_exist_in_snapshot() -> None:
             except KeyError:
                 pass
         assert found, path
+
+
+def test_use_file_output_is_explicit_in_run_and_stream() -> None:
+    """Not hidden in ``**params``: tools reading signatures (and readers) see it, as in 1.0.x."""
+    import replicate
+    from replicate.client import Client
+
+    for fn in (
+        replicate.run,
+        replicate.async_run,
+        replicate.stream.__call__,
+        replicate.async_stream,
+        Client.run,
+        Client.async_run,
+        Client.stream,
+        Client.async_stream,
+    ):
+        param = inspect.signature(fn).parameters["use_file_output"]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY and param.default is True, fn
