@@ -86,7 +86,14 @@ class Connection:
         self.prefix = f"Host: {host}:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
 
     async def open(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        for attempt in range(100):  # the banner can come just before the socket listens
+            try:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                break
+            except ConnectionRefusedError:
+                if attempt == 99:
+                    raise
+                await asyncio.sleep(0.05)
         sock = self.writer.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

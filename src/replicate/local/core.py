@@ -142,6 +142,9 @@ class Core:
             config.db = str(db_path)
         self.store = Store(config.db)
         self.hub = Hub()
+        # Predictions created without a webhook and not finished yet: their changes need no
+        # read of the row to find one.
+        self._no_webhook: set[str] = set()
         self.registry = Registry(self.store, self.clock.now)
         secret = config.webhook_secret or self.store.get_setting("webhook_secret") or new_secret()
         self.store.set_setting("webhook_secret", secret)
@@ -583,6 +586,10 @@ class Core:
         self.hub.notify(pid)
         if event == "status":
             return
+        if pid in self._no_webhook:  # known without reading the row back (every change)
+            if event == "completed":
+                self._no_webhook.discard(pid)
+            return
         row = self.store.get_prediction(pid)
         if row is None or not row["webhook"]:
             return
@@ -634,12 +641,14 @@ class Core:
                 "instance": self.instance_id,
             }
         )
+        if webhook is None:
+            self._no_webhook.add(pid)
         # The reply shows the prediction as accepted (``starting``), as the real API does even
         # for fast models: read it back before the runner may pick it up.
         row = self.store.get_prediction(pid)
         assert row is not None
         self._on_change(pid, "start")
-        self.runner.submit(pid)
+        self.runner.submit(pid, row)
         return row
 
     def get_prediction(self, account: str, pid: str) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ log = logging.getLogger("replicate.local")
 #: shape the generated schemas follow.
 CALLABLE_COG_VERSION = "0.23.1"
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
+_SCHEMA_CACHE_SIZE = 256
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Registry:
         self._now = clock_now
         self._impls: dict[str, ModelImpl] = {}
         self._lock = threading.Lock()
+        self._schemas: dict[str, dict[str, Any]] = {}  # see _schema
 
     # ------------------------------------------------------------------ registration
     def register(
@@ -236,11 +238,26 @@ class Registry:
         """A model row."""
         return self.store.one("SELECT * FROM models WHERE owner = ? AND name = ?", (owner, name))
 
+    def _schema(self, text: str) -> dict[str, Any]:
+        """The decoded ``openapi_schema`` column, decoded once per distinct text.
+
+        Every create reads its version (several times); decoding a schema costs far more
+        than the query. Keyed by the stored text, so a rewritten schema is a new entry. The
+        decoded documents are shared: callers only read them.
+        """
+        cache = self._schemas
+        doc = cache.get(text)
+        if doc is None:
+            if len(cache) >= _SCHEMA_CACHE_SIZE:
+                cache.clear()
+            doc = cache[text] = json.loads(text)
+        return doc  # type: ignore[no-any-return]
+
     def get_version(self, version_id: str) -> dict[str, Any] | None:
         """A version row with its decoded schema."""
         row = self.store.one("SELECT * FROM versions WHERE id = ?", (version_id,))
         if row is not None:
-            row["openapi_schema"] = json.loads(row["openapi_schema"])
+            row["openapi_schema"] = self._schema(row["openapi_schema"])
         return row
 
     def latest_version(self, owner: str, name: str) -> dict[str, Any] | None:
@@ -250,7 +267,7 @@ class Registry:
             (owner, name),
         )
         if row is not None:
-            row["openapi_schema"] = json.loads(row["openapi_schema"])
+            row["openapi_schema"] = self._schema(row["openapi_schema"])
         return row
 
     def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:

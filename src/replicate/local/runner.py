@@ -78,12 +78,54 @@ class Run:
     finished: bool = False
     timers: list[threading.Timer] = field(default_factory=list)
     tmpdir: Path | None = None
-    thread: threading.Thread | None = None
+    thread: RunThread | None = None
     held: bool = False  # test control: not started / paused between chunks until released
     outcome: Outcome | None = None  # test control: scripted outcome
     slot: bool = False  # holds one of the version's concurrency slots
     thread_done: bool = True  # False while the model's thread runs (the slot stays taken)
     on_cancel: Callable[[], object] | None = None  # interrupts an async model's task
+
+
+class RunThread:
+    """The thread side of one run: ``join`` waits until the model's thread is done with it.
+
+    A model's thread that ends while its version has more predictions queued goes on with the
+    next one (``Runner._start`` hands it over) instead of a new thread being started for it:
+    that saves a thread start and its hand-offs per prediction. So the run's end, not the
+    thread's, is what ``join`` waits for.
+    """
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait (at most ``timeout`` seconds) until the run's thread is done with it."""
+        self._done.wait(timeout)
+
+    def is_alive(self) -> bool:
+        """Whether the run's thread is still busy with it."""
+        return not self._done.is_set()
+
+
+# Per model thread: whether it is ending a run (and may take over the next one), and the
+# run handed to it.
+_worker = threading.local()
+
+#: Seconds a model's thread with nothing to run waits for a new run before it ends.
+IDLE_WORKER_SECONDS = 2.0
+IDLE_THREAD_NAME = "replicate-local-idle"
+
+_Job = tuple[Callable[["Run"], None], "Run", RunThread]
+
+
+class _Idle:
+    """A model's thread waiting for a run: ``Runner._start`` sets ``job`` and ``wake``."""
+
+    __slots__ = ("job", "wake")
+
+    def __init__(self) -> None:
+        self.job: _Job | None = None
+        self.wake = threading.Event()
 
 
 class _Capture:
@@ -173,6 +215,10 @@ class Runner:
         self.clock = clock
         self.on_change = on_change
         self._lock = threading.RLock()
+        # Model threads waiting for a run (newest last): starting a run hands it to one of
+        # them rather than starting a thread, which would make the caller wait for it.
+        self._idle: list[_Idle] = []
+        self._idle_lock = threading.Lock()
         self._queues: dict[str, deque[Run]] = {}
         self._running: dict[str, int] = {}
         self._runs: dict[str, Run] = {}
@@ -194,9 +240,11 @@ class Runner:
         self.store.append_event(pid, type_, payload, self.clock.now())
 
     # ------------------------------------------------------------------ submit
-    def submit(self, pid: str) -> None:
-        """Queue a freshly created prediction (status ``starting``)."""
-        row = self.store.get_prediction(pid)
+    def submit(self, pid: str, row: dict[str, Any] | None = None) -> None:
+        """Queue a freshly created prediction (status ``starting``); ``row``: its decoded row
+        when the caller has just read it."""
+        if row is None:
+            row = self.store.get_prediction(pid)
         if row is None:
             raise KeyError(pid)
         impl = self.registry.impl(row["version"])
@@ -313,20 +361,72 @@ class Runner:
                 )
                 run.thread_done = False
             self.on_change(run.pid, "status")
-            t = threading.Thread(
-                target=self._execute_scripted if scripted else self._execute,
-                args=(run,),
-                name=f"replicate-local-{run.pid}",
-                daemon=True,
-            )
-            t.start()
-            run.thread = t  # only once started: stop/reset may join it at any time
+            target = self._execute_scripted if scripted else self._execute
+            handle = RunThread()
+            if getattr(_worker, "ending", False) and _worker.next is None:
+                # A model's thread is ending a run of this version: it runs this one next.
+                _worker.next = (target, run, handle)
+            else:
+                with self._idle_lock:
+                    idle = self._idle.pop() if self._idle else None
+                    if idle is not None:
+                        idle.job = (target, run, handle)
+                        idle.wake.set()
+                if idle is None:
+                    t = threading.Thread(
+                        target=self._worker_loop,
+                        args=(target, run, handle),
+                        name=f"replicate-local-{run.pid}",
+                        daemon=True,
+                    )
+                    t.start()
+            run.thread = handle  # only once started: stop/reset may join it at any time
         except Exception as exc:
             # The model never ran (the store refused the update, no thread could start).
             log.exception("could not start prediction %s", run.pid)
             if run.thread is None:
                 run.thread_done = True
             self._finish(run, "failed", error=f"the prediction could not start: {exc}")
+
+    def _worker_loop(self, target: Callable[[Run], None], run: Run, handle: RunThread) -> None:
+        """A model's thread: run ``run``, then any run handed over while ending it, then wait
+        a little for a new one (``IDLE_WORKER_SECONDS``)."""
+        current = threading.current_thread()
+        job: _Job | None = (target, run, handle)
+        while job is not None:
+            target, run, handle = job
+            current.name = f"replicate-local-{run.pid}"
+            _worker.ending, _worker.next = False, None
+            try:
+                target(run)
+            except Exception:  # the targets end their run on every path; a last safety net
+                log.exception("the thread of prediction %s failed", run.pid)
+            finally:
+                handle._done.set()
+                job, _worker.ending, _worker.next = _worker.next, False, None
+            if job is None:
+                current.name = IDLE_THREAD_NAME
+                job = self._wait_for_job()
+
+    def _wait_for_job(self) -> _Job | None:
+        """Wait as an idle model thread for a run; ``None`` after a while or at shutdown."""
+        idle = _Idle()
+        with self._idle_lock:
+            if self._closed:
+                return None
+            self._idle.append(idle)
+        idle.wake.wait(IDLE_WORKER_SECONDS)
+        with self._idle_lock:
+            if idle.job is None and idle in self._idle:
+                self._idle.remove(idle)
+            return idle.job
+
+    def _wake_idle(self) -> None:
+        """Let the idle model threads end now (shutdown)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.wake.set()
 
     def _thread_ended(self, run: Run) -> None:
         """The model's thread is ending: drop its temp files, free its slot."""
@@ -335,6 +435,8 @@ class Runner:
         if not run.finished:  # every path finishes; this is the last safety net
             self._finish(run, "failed", error="the prediction ended without a result")
         run.thread_done = True
+        if hasattr(_worker, "next"):  # in a model's thread (_worker_loop)
+            _worker.ending = True  # a run this frees may be handed to this thread
         self._release_slot(run)
 
     def _release_slot(self, run: Run) -> None:
@@ -850,6 +952,7 @@ class Runner:
         with self._lock:
             self._closed = True
             runs = list(self._runs.values())
+        self._wake_idle()
         self._cancel_and_wait(runs, grace)
 
     def abandon(self) -> None:
@@ -861,6 +964,7 @@ class Runner:
                 run.cancel_event.set()
                 for t in run.timers:
                     t.cancel()
+        self._wake_idle()
 
 
 async def _anext(agen: Any) -> Any:
