@@ -173,7 +173,7 @@ def test_logs_box_opens_at_the_newest_line(site: LocalServer, page: Any) -> None
 def test_pages_fit_a_phone(site: LocalServer, browser: Any, which: str) -> None:
     long_word = "x" * 600
     with api(site) as http:
-        p = run(http, "local-demo/make-file", {"text": long_word, "size": 300})
+        p = run(http, "local-demo/make-file", {"text": long_word, "size": 512})
         wide = run(http, "replicate/hello-world", {"text": long_word})
     url = {
         "index": site.base_url + "/",
@@ -395,3 +395,41 @@ def test_running_prediction_logs_follow_in_the_browser(site: LocalServer, page: 
         wait_status(http, p["id"], {"succeeded"})
     expect(page.locator("#status")).to_have_text("succeeded", timeout=STATE_MS)
     assert page.locator("#output").inner_text().strip() == "over"
+
+
+@pytest.mark.timeout(240)
+def test_playground_runs_a_cog_model_served_with_cog(browser: Any) -> None:
+    """What a Cog model's author does: ``--cog acme/echo=DIR``, open its page, fill, Run."""
+    pytest.importorskip("cog")
+    echo = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "cog_echo"
+    with LocalServer(cog={"acme/echo": str(echo)}, demo_models=False) as s:
+        context = browser.new_context(viewport={"width": 1000, "height": 900})
+        try:
+            pg = context.new_page()
+            pg.goto(s.base_url + "/")
+            pg.click("table.models a:text-is('acme/echo')")
+            pg.wait_for_selector("#playground[data-ready]")
+            assert pg.locator("#in-repeat").get_attribute("max") == "10"
+            assert pg.locator("#in-ignore_cancel").get_attribute("type") == "checkbox"
+            pg.fill("#in-text", "cog")
+            pg.fill("#in-repeat", "2")
+            assert pg.inner_text("#pg-cli") == "replicate run acme/echo -i text=cog -i repeat=2"
+            pg.click("#pg-run")
+            pg.wait_for_selector("#pg-status.succeeded", timeout=180_000)
+            assert json.loads(pg.inner_text("#pg-output pre")) == ["cog0", "cog1"]
+            assert "chunk 1" in pg.inner_text("#pg-logs")
+            shot(pg, "playground-cog-model")
+        finally:
+            context.close()
+
+
+def test_playground_cancels_a_running_prediction(site: LocalServer, page: Any) -> None:
+    page.goto(site.base_url + "/web/local-demo/sleep")
+    page.wait_for_selector("#playground[data-ready]")
+    page.fill("#in-seconds", "600")
+    page.click("#pg-run")
+    expect(page.locator("#pg-logs")).to_contain_text("tick 1/", timeout=STATE_MS)
+    page.click("#pg-cancel")
+    page.wait_for_selector("#pg-status.canceled", timeout=STATE_MS)
+    assert page.locator("#pg-cancel").is_hidden()
+    assert page.locator("#pg-run").is_enabled()
