@@ -36,6 +36,9 @@ import httpx
 
 from . import identifier as identifier
 from ._sse import SSEDecoder
+from ._stream_policy import DEFAULT_RETRY_DELAY as DEFAULT_RETRY_DELAY
+from ._stream_policy import MAX_CONSECUTIVE_FAILURES as MAX_CONSECUTIVE_FAILURES
+from ._stream_policy import MAX_RETRY_DELAY as MAX_RETRY_DELAY
 from ._stream_reader import Reader, async_events, stream_url, sync_events
 from .exceptions import ReplicateError as ReplicateError
 from .helpers import FileOutput
