@@ -452,6 +452,7 @@ class External:
 EXTERNALS: tuple[External, ...] = (
     External("sse", "bench_sse", "SSE decoding", "ours"),
     External("stream", "bench_stream", "full streaming path", "ours Prediction.stream()"),
+    External("batch", "bench_batch", "batch runs against the local server", ""),
 )
 
 
@@ -615,6 +616,11 @@ def report(
             continue
         if "error" in ext_res:
             errors.append(f"  {ext.name}: {ext_res['error']}")
+            continue
+        if "table" in ext_res:  # a benchmark that reports its own table (bench_batch)
+            parts += ["", f"{ext.title}: {ext.module}.py"]
+            parts.append(render_table(ext_res["headers"], ext_res["table"]))
+            parts += [f"  {note}" for note in ext_res.get("notes", [])]
             continue
         rates = ext_res.get("rates", {})
         walls = ext_res.get("wall rates", {})

@@ -149,27 +149,56 @@ def replay(path: Path) -> Replayed:
 
 
 class Journal:
-    """Appends records to the state file; each durable record is flushed and fsync'ed."""
+    """Appends records to the state file.
+
+    :meth:`write` appends and flushes (a killed process loses nothing it wrote); :meth:`sync`
+    makes everything written so far durable. Syncs are grouped: concurrent callers share one
+    ``fsync`` run in a worker thread, so the event loop never blocks on the disk.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._needs_newline = path.exists() and path.stat().st_size > 0 and not _ends_newline(path)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._written = 0
+        self._synced = 0
+        self._syncing: Any = None
 
-    def write(self, record: dict[str, Any], *, durable: bool = True) -> None:
-        """Append ``record``; with ``durable``, it is on disk when this returns."""
+    def write(self, record: dict[str, Any]) -> None:
+        """Append ``record`` and flush it to the operating system."""
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False)
         if self._needs_newline:  # a torn line from a crash: start on a fresh line
             line = "\n" + line
             self._needs_newline = False
         self._fh.write(line + "\n")
         self._fh.flush()
-        if durable:
-            os.fsync(self._fh.fileno())
+        self._written += 1
+
+    async def sync(self) -> None:
+        """Return once every record written before the call is on disk (group commit)."""
+        import asyncio
+
+        target = self._written
+        while self._synced < target:
+            if self._syncing is None:
+                self._syncing = asyncio.ensure_future(self._fsync())
+            await asyncio.shield(self._syncing)
+
+    async def _fsync(self) -> None:
+        import asyncio
+
+        upto = self._written
+        try:
+            await asyncio.to_thread(os.fsync, self._fh.fileno())
+            self._synced = max(self._synced, upto)
+        finally:
+            self._syncing = None
 
     def close(self) -> None:
-        """Close the file."""
+        """Sync and close the file."""
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
         self._fh.close()
 
 

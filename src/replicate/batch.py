@@ -419,6 +419,7 @@ class _Batch:
         self.created_at: dict[str, float] = {}
         self.created = 0
         self.skipped = 0
+        self.succeeded = 0  # rows of self.outcomes that succeeded
         self.stop = False
         self.upload_locks: dict[str, asyncio.Lock] = {}
         # Lost-answer bookkeeping (see _create): creates in flight and lost answers per input.
@@ -521,6 +522,7 @@ class _Batch:
             if state.done and not (self.opts["retry_failed"] and state.status != "succeeded"):
                 self.skipped += 1
                 self.outcomes[index] = self._previous(state)
+                self.succeeded += state.status == "succeeded"
                 continue
             todo.append((index, rows[index], state))
         await self._reconcile([state for _, _, state in todo if state.uncertain])
@@ -606,6 +608,7 @@ class _Batch:
                 prediction = outcome
                 pid = str(prediction["id"])
             self.inflight[index] = pid
+            await self.journal.sync()  # the id is on disk before the row waits on it
             self._report()
             if prediction is None or prediction.get("status") not in TERMINAL:
                 prediction = await self._wait(pid, prediction)
@@ -678,6 +681,7 @@ class _Batch:
                     "sent_sha": sent_sha,
                 }
             )
+            await self.journal.sync()  # the intent is on disk before the create is sent
             try:
                 prediction = await self._send_create(sent)
             except ReplicateError as exc:
@@ -902,10 +906,10 @@ class _Batch:
         with open(self.opts["results_path"], "a", encoding="utf-8") as fh:
             fh.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
         self.journal.write(
-            {"type": "done", "row": outcome.row, "id": outcome.id, "status": outcome.status},
-            durable=False,
+            {"type": "done", "row": outcome.row, "id": outcome.id, "status": outcome.status}
         )
         self.outcomes[outcome.row] = outcome
+        self.succeeded += outcome.status == "succeeded"
         if outcome.status != "succeeded" and self.opts["fail_fast"]:
             self.stop = True
         self._report()
@@ -949,7 +953,7 @@ class _Batch:
         callback = self.opts["progress"]
         if callback is None:
             return
-        succeeded = sum(1 for o in self.outcomes.values() if o.status == "succeeded")
+        succeeded = self.succeeded
         failed = len(self.outcomes) - succeeded
         running = sum(1 for pid in self.inflight.values() if pid is not None)
         queued = self.total - len(self.outcomes) - running

@@ -370,6 +370,7 @@ class Client:
             if client is None:
                 import httpx
 
+                _remember_missing_sniffio()
                 client = httpx.AsyncClient(
                     transport=self._new_async_transport(), **self._client_kwargs(download=download)
                 )
@@ -624,6 +625,23 @@ class Client:
 
 
 _PIPELINE: tuple[Any, Any, Any] | None = None
+
+
+def _remember_missing_sniffio() -> None:
+    """Record once that the optional ``sniffio`` is not installed.
+
+    httpcore tries ``import sniffio`` for every async lock, event and semaphore it creates; when
+    the package is absent each try searches ``sys.path`` again (about a millisecond per async
+    request, measured in benchmarks/bench_batch.py). ``None`` in ``sys.modules`` makes those
+    imports fail at once; ``importlib.util.find_spec("sniffio")`` still answers ``None``.
+    """
+    import sys
+
+    if "sniffio" not in sys.modules:
+        import importlib.util
+
+        if importlib.util.find_spec("sniffio") is None:
+            sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 
 def _pipeline() -> tuple[Any, Any, Any]:

@@ -69,3 +69,30 @@ def test_compaction_sorts_by_row_and_keeps_the_last_line_of_each(tmp_path: Path)
         {"row": 2, "v": 2},
     ]
     assert compact_results(tmp_path / "missing.jsonl") == 0
+
+
+def test_concurrent_syncs_share_one_fsync_and_cover_every_earlier_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import os
+
+    calls: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    journal = Journal(tmp_path / "state.jsonl")
+
+    async def go() -> None:
+        journal.write({"type": "batch"})
+        journal.write({"type": "create", "row": 0, "attempt": 1, "at": 1.0})
+        await asyncio.gather(journal.sync(), journal.sync(), journal.sync())
+        assert len(calls) == 1
+        await journal.sync()  # nothing new written: no second fsync
+        assert len(calls) == 1
+        journal.write({"type": "created", "row": 0, "attempt": 1, "id": "p"})
+        await journal.sync()
+        assert len(calls) == 2
+
+    asyncio.run(go())
+    journal.close()
+    assert replay(tmp_path / "state.jsonl").rows[0].id == "p"
