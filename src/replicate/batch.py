@@ -539,6 +539,7 @@ class _Batch:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self._interrupt(dict(self.inflight))
+            self._report()  # the last snapshot: what was in flight when the batch stopped
             raise
         finally:
             poller.cancel()
