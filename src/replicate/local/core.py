@@ -648,7 +648,7 @@ class Core:
         row = self.store.get_prediction(pid)
         assert row is not None
         self._on_change(pid, "start")
-        self.runner.submit(pid, row)
+        self.runner.submit(pid, row, version)
         return row
 
     def get_prediction(self, account: str, pid: str) -> dict[str, Any] | None:

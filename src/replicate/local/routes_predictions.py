@@ -162,11 +162,16 @@ class PredictionRoutes(BaseRoutes):
         while True:
             ev = core.hub.register(pid)
             try:
-                row = core.store.get_prediction(pid)
-                assert row is not None
                 remaining = deadline - loop.time()
-                if row["status"] in TERMINAL or remaining <= 0:
-                    return row
+                if remaining > 0 and core.runner.is_active(pid):
+                    # Not finished (its end will set ``ev``, registered first): no need to
+                    # read the row at every change, only once it ends or the wait does.
+                    row = None
+                else:
+                    row = core.store.get_prediction(pid)
+                    assert row is not None
+                    if row["status"] in TERMINAL or remaining <= 0:
+                        return row
                 try:
                     await asyncio.wait_for(ev.wait(), remaining)
                 except asyncio.TimeoutError:

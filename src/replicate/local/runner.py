@@ -79,6 +79,7 @@ class Run:
     timers: list[threading.Timer] = field(default_factory=list)
     tmpdir: Path | None = None
     thread: RunThread | None = None
+    schema: dict[str, Any] | None = None  # the version's OpenAPI document, when known
     held: bool = False  # test control: not started / paused between chunks until released
     outcome: Outcome | None = None  # test control: scripted outcome
     slot: bool = False  # holds one of the version's concurrency slots
@@ -240,9 +241,14 @@ class Runner:
         self.store.append_event(pid, type_, payload, self.clock.now())
 
     # ------------------------------------------------------------------ submit
-    def submit(self, pid: str, row: dict[str, Any] | None = None) -> None:
-        """Queue a freshly created prediction (status ``starting``); ``row``: its decoded row
-        when the caller has just read it."""
+    def submit(
+        self,
+        pid: str,
+        row: dict[str, Any] | None = None,
+        version: dict[str, Any] | None = None,
+    ) -> None:
+        """Queue a freshly created prediction (status ``starting``); ``row`` and ``version``:
+        its decoded row and its version's, when the caller has just read them."""
         if row is None:
             row = self.store.get_prediction(pid)
         if row is None:
@@ -250,7 +256,8 @@ class Runner:
         impl = self.registry.impl(row["version"])
         if impl is None:
             raise KeyError(f"no implementation for version {row['version']}")
-        version = self.registry.get_version(row["version"])
+        if version is None or version.get("id") != row["version"]:
+            version = self.registry.get_version(row["version"])
         from .schema import output_is_iterator
 
         run = Run(
@@ -261,6 +268,7 @@ class Runner:
             input=row["input"],
             iterator=bool(version and output_is_iterator(version["openapi_schema"])),
             deadline=row.get("deadline"),
+            schema=version["openapi_schema"] if version else None,
         )
         with self._lock:
             q = self._queues.setdefault(run.version, deque())
@@ -286,6 +294,13 @@ class Runner:
         if run.deadline is not None:
             self._arm_deadline(run, run.deadline)
         self._dispatch(run.version)
+
+    def is_active(self, pid: str) -> bool:
+        """Whether this runner holds the prediction, queued or running, not finished yet (its
+        row is then not terminal; its end is notified after the row is stored)."""
+        with self._lock:
+            run = self._runs.get(pid)
+        return run is not None and not run.finished
 
     def queue_depth(self, version: str) -> int:
         """Queued (not yet started) predictions of a version."""
@@ -586,8 +601,10 @@ class Runner:
             )
 
     def _prepare(self, run: Run) -> dict[str, Any]:
-        version = self.registry.get_version(run.version)
-        doc = version["openapi_schema"] if version else {}
+        doc = run.schema
+        if doc is None:
+            version = self.registry.get_version(run.version)
+            doc = version["openapi_schema"] if version else {}
         props = (doc.get("components", {}).get("schemas", {}).get("Input") or {}).get(
             "properties", {}
         )

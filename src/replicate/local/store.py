@@ -18,6 +18,7 @@ from typing import Any
 log = logging.getLogger("replicate.local")
 
 SCHEMA_VERSION = 2
+_OPEN_STREAMS_REMEMBERED = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,6 +63,7 @@ class Store:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._next_seq: dict[str, int] = {}  # see append_event
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
@@ -194,17 +196,38 @@ class Store:
 
     # ------------------------------------------------------------------ events
     def append_event(self, pid: str, type_: str, data: str, t: float) -> int:
-        """Append an SSE event for a prediction; returns its sequence number."""
+        """Append an SSE event for a prediction; returns its sequence number.
+
+        The next sequence number of a prediction with an open stream is remembered (from its
+        first event to its ``done``), so that a streaming model's events cost one statement
+        each; a number taken meanwhile (another process on the same file) is looked up again.
+        """
         with self._lock:
-            row = self._conn.execute(
-                "SELECT COALESCE(MAX(seq), -1) + 1 FROM events WHERE prediction_id = ?", (pid,)
-            ).fetchone()
-            seq = int(row[0])
-            self._conn.execute(
-                "INSERT INTO events (prediction_id, seq, type, data, t) VALUES (?, ?, ?, ?, ?)",
-                (pid, seq, type_, data, t),
-            )
+            seq = self._next_seq.pop(pid, None)
+            if seq is None:
+                seq = self._max_seq(pid)
+            try:
+                self._insert_event(pid, seq, type_, data, t)
+            except sqlite3.IntegrityError:
+                seq = self._max_seq(pid)
+                self._insert_event(pid, seq, type_, data, t)
+            if type_ != "done":
+                if len(self._next_seq) >= _OPEN_STREAMS_REMEMBERED:
+                    self._next_seq.clear()
+                self._next_seq[pid] = seq + 1
             return seq
+
+    def _max_seq(self, pid: str) -> int:
+        row = self._conn.execute(
+            "SELECT COALESCE(MAX(seq), -1) + 1 FROM events WHERE prediction_id = ?", (pid,)
+        ).fetchone()
+        return int(row[0])
+
+    def _insert_event(self, pid: str, seq: int, type_: str, data: str, t: float) -> None:
+        self._conn.execute(
+            "INSERT INTO events (prediction_id, seq, type, data, t) VALUES (?, ?, ?, ?, ?)",
+            (pid, seq, type_, data, t),
+        )
 
     def events_after(self, pid: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Events with a sequence number greater than ``seq``, in order, at most ``limit``
