@@ -82,14 +82,25 @@ class Display:
                 self.result("\t".join(" ".join(cell.split()) for cell in row))
             return
         table = Table(title=title, show_lines=False)
-        for column in columns:
+        needed = 1
+        for n, column in enumerate(columns):
+            longest = max([len(column)] + [len(row[n]) for row in cells if n < len(row)])
             if column in whole:
-                table.add_column(column, no_wrap=True, overflow="ignore", min_width=len(column))
-            else:
-                table.add_column(column, overflow="fold")
+                table.add_column(column, no_wrap=True, min_width=longest)
+            else:  # other columns fold, but stay wide enough to read
+                longest = min(longest, max(len(column), 12))
+                table.add_column(column, overflow="fold", min_width=longest)
+            needed += longest + 3
         for row in cells:
             table.add_row(*(_escape(cell) for cell in row))
-        self.out.print(table)
+        # Wider than the terminal rather than cutting an id: the terminal wraps the line instead.
+        width = self.out.width
+        if needed > width:
+            self.out.width = needed
+        try:
+            self.out.print(table, crop=False)
+        finally:
+            self.out.width = width
 
     def web_page(self, prediction: Any) -> None:
         """The prediction's page (``urls.web``) on stderr, when the API gives one."""
