@@ -119,6 +119,11 @@ def cmd_batch(args: Any, display: Display) -> int:
     results = out_dir / "results.jsonl"
     view = _Live(display)
     with open_client(args, display) as client:
+        from ._run import resolve_target
+
+        # One quick look first: a wrong URL, token or model is one line now, not after the
+        # batch's patient retries.
+        resolve_target(client, args.model, args)
         try:
             with view:
                 result = asyncio.run(
