@@ -35,9 +35,8 @@ from replicate.local.server import LocalServer
 
 from .wire import Reply, Wire, strict_json
 
-pytestmark = pytest.mark.hardening
-
 EXAMPLES = int(os.environ.get("REPLICATE_HARDENING_EXAMPLES", "40"))
+pytestmark = [pytest.mark.hardening, pytest.mark.timeout(120 + EXAMPLES)]
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

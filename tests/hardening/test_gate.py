@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -144,6 +145,26 @@ def test_a_50_mb_body_is_a_413_and_the_connection_lives_on(wire: Wire) -> None:
     assert len(body) > DEFAULT_MAX_BODY
     problem(wire.request("POST", "/v1/predictions", JSON, body), 413)
     hello_still_works(wire)
+
+
+def test_expect_100_continue_over_the_limit_is_refused_before_the_body(server: LocalServer) -> None:
+    host, port = server.base_url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/predictions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 52428800\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        data = b""
+        while True:  # the server answers, then closes: the body is never asked for
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), head
+    assert b"connection: close" in head.lower()
+    assert strict_json(body)["status"] == 413
 
 
 def test_a_body_over_the_limit_through_httpx_and_chunked(server: LocalServer) -> None:
