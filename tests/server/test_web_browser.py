@@ -360,9 +360,10 @@ def test_playground_asks_for_the_token_and_keeps_it_in_the_tab(browser: Any, tmp
 
 
 def test_running_prediction_logs_follow_in_the_browser(site: LocalServer, page: Any) -> None:
-    """A live prediction page keeps its logs box at the newest line as lines arrive."""
+    """A live prediction page keeps its logs box at the newest line as lines arrive, and leaves
+    it where the reader scrolled it otherwise."""
     name = unique("follow")
-    go, finish = threading.Event(), threading.Event()
+    go, more, finish = threading.Event(), threading.Event(), threading.Event()
 
     def slow(text: str) -> str:
         for i in range(100):
@@ -370,8 +371,19 @@ def test_running_prediction_logs_follow_in_the_browser(site: LocalServer, page: 
         assert go.wait(30)
         for i in range(50):
             print(f"late line {i}")
+        assert more.wait(30)
+        for i in range(50):
+            print(f"more line {i}")
         assert finish.wait(30)
         return "over"
+
+    def at_end() -> bool:
+        box = page.locator(".logbox").bounding_box()
+        logs = page.locator("#logs").bounding_box()
+        return (
+            logs["y"] < box["y"]
+            and abs((logs["y"] + logs["height"]) - (box["y"] + box["height"])) < 2
+        )
 
     site.register(name, slow)
     with api(site) as http:
@@ -384,13 +396,19 @@ def test_running_prediction_logs_follow_in_the_browser(site: LocalServer, page: 
             assert page.locator("#live").count() == 1
             go.set()
             expect(page.locator("#logs")).to_contain_text("late line 49", timeout=STATE_MS)
-            box = page.locator(".logbox").bounding_box()
-            logs = page.locator("#logs").bounding_box()
-            assert logs["y"] < box["y"]
-            assert abs((logs["y"] + logs["height"]) - (box["y"] + box["height"])) < 2
+            assert at_end()
             shot(page, "prediction-live-logs", full=False)
+            # The reader scrolls up to an older line: new lines no longer move the view.
+            page.locator(".logbox").evaluate("box => { box.scrollTop = box.scrollTop - 300; }")
+            top = page.locator("#logs").bounding_box()["y"]
+            assert not at_end()
+            more.set()
+            expect(page.locator("#logs")).to_contain_text("more line 49", timeout=STATE_MS)
+            assert abs(page.locator("#logs").bounding_box()["y"] - top) < 2
+            assert not at_end()
         finally:
             go.set()
+            more.set()
             finish.set()
         wait_status(http, p["id"], {"succeeded"})
     expect(page.locator("#status")).to_have_text("succeeded", timeout=STATE_MS)
