@@ -111,6 +111,24 @@ def test_stream_json_is_ndjson_events(run_main: InProcess) -> None:
     assert err == ""
 
 
+def test_stream_of_a_model_that_does_not_stream(run_main: InProcess, cli_server: Any) -> None:
+    before = len(
+        list(
+            replicate.Client(
+                api_token=cli_server.api_token, base_url=cli_server.base_url
+            ).predictions.list()
+        )
+    )
+    code, out, err = run_main("stream", "replicate/hello-world", "-i", "text=x")
+    assert (code, out) == (2, "")
+    assert err == (
+        "error: replicate/hello-world does not stream its output (it returns string, not an "
+        "iterator); use: replicate run replicate/hello-world with the same -i inputs\n"
+    )
+    after = replicate.Client(api_token=cli_server.api_token, base_url=cli_server.base_url)
+    assert len(list(after.predictions.list())) == before
+
+
 def test_stream_prints_the_web_page(run_main: InProcess, cli_server: Any) -> None:
     code, out, err = run_main(
         "stream", "local-demo/stream-text", "-i", "prompt=x", "-i", "max_tokens=1"

@@ -179,3 +179,62 @@ def test_an_unexpected_exception_is_one_line(run_main: InProcess, monkeypatch: A
     code, out, err = run_main("hardware")
     line = assert_one_line(code, out, err, 1)
     assert line.startswith("error: unexpected RuntimeError: something odd; please report it")
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "line"),
+    [
+        (
+            PermissionError(13, "Permission denied", "/root/x"),
+            1,
+            "error: Permission denied: /root/x; check the path and its permissions",
+        ),
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (
+            ModuleNotFoundError("No module named 'starlette'", name="starlette"),
+            2,
+            'error: the local server needs starlette, which is not installed: pip install "replicate[local]"',
+        ),
+        (
+            ValueError("base_url must be a URL"),
+            2,
+            "error: base_url must be a URL",
+        ),
+    ],
+)
+def test_exceptions_map_to_one_line(
+    run_main: InProcess, monkeypatch: Any, raised: BaseException, code: int, line: str
+) -> None:
+    from replicate.cli import _resources
+
+    def broken(args: Any, display: Any) -> int:
+        raise raised
+
+    monkeypatch.setattr(_resources, "hardware", broken)
+    got, out, err = run_main("hardware")
+    assert (got, out, err) == (code, "", line + "\n")
+
+
+def test_a_closed_pipe_is_quiet(run_main: InProcess, monkeypatch: Any) -> None:
+    from replicate.cli import _resources
+
+    def broken(args: Any, display: Any) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(_resources, "hardware", broken)
+    assert run_main("hardware") == (141, "", "")
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ({"detail": "input: text is required"}, "invalid input: text is required; add -i text=..."),
+        ({"detail": "input: steps: must be <= 50"}, "invalid input: steps: must be <= 50"),
+    ],
+)
+def test_a_422_from_the_server_is_one_clear_line(body: dict[str, Any], line: str) -> None:
+    from replicate.cli._errors import describe_api_error
+    from replicate.exceptions import UnprocessableEntityError
+
+    error = UnprocessableEntityError(status=422, detail=body["detail"], body=body)
+    assert describe_api_error(error) == line

@@ -169,6 +169,14 @@ def cmd_stream(args: Any, display: Display) -> int:
     check_positionals(args)
     with open_client(args, display) as client:
         target, inputs = prepare(client, args)
+        output = target.output_spec()
+        if target.schema is not None and output.get("x-cog-array-type") != "iterator":
+            raise CLIError(
+                f"{args.model} does not stream its output (it returns "
+                f"{output.get('type', 'one value')}, not an iterator); use: "
+                f"{hint(args, 'run ' + args.model)} with the same -i inputs",
+                EXIT_USAGE,
+            )
         ref = target.version if target.version and target.model is None else target.ref
         if target.version and target.model:
             ref = f"{target.model}:{target.version}"
