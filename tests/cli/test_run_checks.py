@@ -32,8 +32,11 @@ def models(cli_server: Any, tmp_path_factory: Any) -> None:
             paths.append(path)
         return paths
 
-    def lost_file(text: str = Input(description="Ignored")) -> str:
-        return "http://127.0.0.1:9/lost.png"
+    def lost_file(text: str = Input(description="Ignored")):  # type: ignore[no-untyped-def]
+        return "http://127.0.0.1:9/lost.png"  # no output schema: it may be a file
+
+    def url_text(text: str = Input(description="Ignored")) -> str:
+        return "http://127.0.0.1:9/not-a-file"  # a string output: text, never downloaded
 
     def word_count(document: pathlib.Path = Input(description="A text file")) -> str:
         return f"{len(pathlib.Path(document).read_text().split())} words"
@@ -47,6 +50,7 @@ def models(cli_server: Any, tmp_path_factory: Any) -> None:
 
     cli_server.register("tests/two-files", two_files)
     cli_server.register("tests/lost-file", lost_file)
+    cli_server.register("tests/url-text", url_text)
     cli_server.register("tests/word-count", word_count)
     cli_server.register("tests/pick", pick)
 
@@ -141,6 +145,15 @@ def test_a_failed_download_prints_the_output_url(run_main: InProcess) -> None:
     line = one_line(err)
     assert "succeeded but saving its output failed" in line
     assert "the output is at http://127.0.0.1:9/lost.png" in line
+
+
+def test_text_output_is_printed_not_downloaded(run_main: InProcess, tmp_path: pathlib.Path) -> None:
+    code, out, err = run_main("run", "tests/url-text", "-i", "text=x", "-o", "missing/x.txt")
+    assert (code, out) == (0, "http://127.0.0.1:9/not-a-file\n"), err
+    assert not (tmp_path / "missing").exists()
+    code, out, err = run_main("run", "tests/url-text", "-i", "text=x", "-o", "d/", "--json")
+    assert code == 0, err
+    assert json.loads(out)["local_output"] == "http://127.0.0.1:9/not-a-file"
 
 
 def test_json_with_o_downloads_and_lists_local_paths(run_main: InProcess) -> None:

@@ -178,15 +178,20 @@ def render_output(
     display: Display,
     target: OutputTarget,
     concatenate: bool,
+    *,
+    files: bool = True,
 ) -> None:
-    """Print text output; save file outputs where ``-o`` says and print their paths."""
+    """Print text output; save file outputs where ``-o`` says and print their paths.
+
+    ``files=False`` (the schema says the output is text or numbers) prints URL-like text as is.
+    """
     output = prediction.output
     if output is None:
         return
     if concatenate and isinstance(output, list) and all(isinstance(x, str) for x in output):
         display.result("".join(output))
         return
-    saved = save_output(client, output, display, target, prediction.id)
+    saved = save_output(client, output, display, target, prediction.id) if files else output
     if isinstance(saved, str):
         display.result(saved)
     elif isinstance(saved, list) and all(isinstance(x, str) for x in saved):

@@ -41,8 +41,22 @@ class Target:
         )
 
     @property
+    def may_return_files(self) -> bool:
+        """Whether the output can hold file URLs (an unknown schema might)."""
+        return _may_hold_files(self.output_spec())
+
+    @property
     def concatenates(self) -> bool:
         return self.output_spec().get("x-cog-array-display") == "concatenate"
+
+
+def _may_hold_files(spec: dict[str, Any]) -> bool:
+    if not spec or spec.get("format") == "uri":
+        return True
+    kind = spec.get("type")
+    if kind == "array":
+        return _may_hold_files(spec.get("items") or {})
+    return kind not in ("string", "integer", "number", "boolean")
 
 
 def resolve_target(client: Any, ref: str, args: Any = None) -> Target:
@@ -120,10 +134,10 @@ def cmd_run(args: Any, display: Display) -> int:
         )
     downloads = not args.no_wait and (not args.json or args.output is not None)
     output = OutputTarget(args.output)
-    if downloads:
-        output.check()
     with open_client(args, display) as client:
         target, inputs = prepare(client, args)
+        if downloads and target.may_return_files:
+            output.check()
         streams = target.is_text_iterator and not args.json and not args.no_wait
         # No Prefer: wait, so that the prediction id is known at once and Ctrl-C can cancel it.
         prediction = create_prediction(client, target, inputs, wait=False)
@@ -268,8 +282,10 @@ def _finish(
     if args.json:
         data = prediction.dict()
         if args.output is not None and prediction.status == "succeeded":
-            data["local_output"] = save_output(
-                client, prediction.output, display, output, prediction.id
+            data["local_output"] = (
+                save_output(client, prediction.output, display, output, prediction.id)
+                if target.may_return_files
+                else prediction.output
             )
         display.json(data)
         return 0 if prediction.status == "succeeded" else EXIT_FAILED
@@ -281,5 +297,7 @@ def _finish(
         raise CLIError(f"prediction {prediction.id} {prediction.status}: {reason}")
     if streamed:
         return 0
-    render_output(client, prediction, display, output, target.concatenates)
+    render_output(
+        client, prediction, display, output, target.concatenates, files=target.may_return_files
+    )
     return 0
