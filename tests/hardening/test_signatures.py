@@ -144,3 +144,114 @@ def test_server_signer_matches_an_independent_hmac() -> None:
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(ts)}
     headers["webhook-signature"] = sign(secret, "msg_1", ts, body)
     assert replicate.webhooks.validate(headers=headers, body=body, secret=secret)
+
+
+# ---------------------------------------------------------------- mutants of webhook.py
+# Each test below kills surviving mutants of ``replicate.webhook`` (docs: README here).
+
+
+def test_a_list_valued_signature_header_is_split_into_entries(
+    delivery: tuple[dict[str, str], bytes, str],
+) -> None:
+    headers, body, secret = delivery
+    good = headers["webhook-signature"]
+    listed: dict[str, Any] = {**headers, "webhook-signature": ["v1,AAAA", good]}
+    assert replicate.webhooks.validate(headers=listed, body=body, secret=secret)
+    raw: dict[str, Any] = {k: v.encode() for k, v in headers.items()}  # bytes values too
+    assert replicate.webhooks.validate(headers=raw, body=body, secret=secret)
+
+
+def test_bad_argument_messages_name_what_was_given(
+    delivery: tuple[dict[str, str], bytes, str],
+) -> None:
+    headers, body, secret = delivery
+    with pytest.raises(TypeError, match="not str"):
+        replicate.webhooks.validate(headers=headers, body=body, secret=secret, tolerance="5")
+    with pytest.raises(TypeError, match="mapping of header names to values, not int"):
+        replicate.webhooks.validate(headers=42, body=body, secret=secret)  # type: ignore[arg-type]
+
+
+class _Request:
+    """A framework request stand-in: ``headers`` may be a method, the body in various places."""
+
+    def __init__(self, headers: Any = None, meta: Any = None, **body: Any) -> None:
+        if headers is not None:
+            self.headers = headers
+        if meta is not None:
+            self.META = meta
+        for name, value in body.items():
+            setattr(self, name, value)
+
+
+def test_request_objects_of_other_frameworks(
+    delivery: tuple[dict[str, str], bytes, str],
+) -> None:
+    headers, body, secret = delivery
+    meta = {"HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items()}
+
+    def method_headers() -> dict[str, str]:  # a callable ``headers`` is not a mapping
+        return {}
+
+    django_like = _Request(headers=method_headers, meta=meta, body=body)
+    assert replicate.webhooks.validate(django_like, secret=secret)
+    flask_like = _Request(headers=headers, get_data=lambda: body.decode())  # str from get_data
+    assert replicate.webhooks.validate(flask_like, secret=secret)
+    view = _Request(headers=headers, content=memoryview(body))
+    assert replicate.webhooks.validate(view, secret=secret)
+    array = _Request(headers=headers, get_data=lambda: bytearray(body))
+    assert replicate.webhooks.validate(array, secret=secret)
+
+
+async def test_unread_bodies_say_how_to_read_them(
+    delivery: tuple[dict[str, str], bytes, str],
+) -> None:
+    from replicate.webhook import MissingWebhookBodyError
+
+    headers, body, secret = delivery
+
+    async def chunks() -> Any:
+        yield body
+
+    unread = httpx.Request("POST", "http://x/hook", headers=headers, content=chunks())
+    with pytest.raises(
+        MissingWebhookBodyError, match=r"read it first \(await request\.aread\(\)\)"
+    ):
+        replicate.webhooks.validate(unread, secret=secret)
+
+    class Starlette:
+        def __init__(self) -> None:
+            self.headers = headers
+
+        async def body(self) -> bytes:
+            return body
+
+    with pytest.raises(MissingWebhookBodyError, match=r"\(await request\.body\(\)\)"):
+        replicate.webhooks.validate(Starlette(), secret=secret)
+
+
+def test_secret_and_body_forms(delivery: tuple[dict[str, str], bytes, str]) -> None:
+    from replicate.webhook import InvalidSecretKeyError, WebhookSigningSecret
+
+    headers, body, secret = delivery
+    assert replicate.webhooks.validate(headers=headers, body=body, secret=secret.encode())
+    assert replicate.webhooks.validate(headers=headers, body=body.decode(), secret=secret)
+    assert replicate.webhooks.validate(
+        headers=headers, body=body, secret=WebhookSigningSecret(key=secret)
+    )
+    for bad in ("whsec_é".encode(), 12345, object()):
+        with pytest.raises(InvalidSecretKeyError, match="Invalid secret key format"):
+            replicate.webhooks.validate(headers=headers, body=body, secret=bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="raw request body as str or bytes, not dict"):
+        replicate.webhooks.validate(headers=headers, body={"id": 1}, secret=secret)  # type: ignore[arg-type]
+
+
+def test_a_non_ascii_str_body_is_signed_as_utf8() -> None:
+    secret = new_secret()
+    body = '{"output":"héllo ✓"}'
+    ts = int(time.time())
+    headers = {
+        "webhook-id": "msg_u",
+        "webhook-timestamp": str(ts),
+        "webhook-signature": sign(secret, "msg_u", ts, body.encode("utf-8")),
+    }
+    assert replicate.webhooks.validate(headers=headers, body=body, secret=secret)
