@@ -285,3 +285,40 @@ def test_run_prints_the_web_page(run_main: InProcess, cli_server: Any) -> None:
     assert code == 0, err
     assert f"View it at {cli_server.base_url}/" in err
     assert out == "hello web\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["run", "--local", "replicate/hello-world", "-i", "text=x"], ["serve", "--port", "0"]],
+    ids=["run --local", "serve"],
+)
+def test_without_uvicorn_the_console_script_says_what_to_install(
+    tmp_path: pathlib.Path, args: list[str]
+) -> None:
+    """As after a plain ``pip install .``: uvicorn cannot be imported."""
+    import subprocess
+
+    from .conftest import base_env, replicate_exe
+
+    stub = tmp_path / "stub" / "uvicorn"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'uvicorn'\", name='uvicorn')\n"
+    )
+    env = base_env()
+    env.update(
+        PYTHONPATH=str(tmp_path / "stub"), HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "d")
+    )
+    result = subprocess.run(
+        [*replicate_exe(), *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode in (1, 2), result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the local server needs ")
+    assert "uvicorn" in lines[0] and "replicate[local]" in lines[0]
+    assert "Traceback" not in result.stderr
