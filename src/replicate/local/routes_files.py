@@ -69,8 +69,11 @@ class FileRoutes(BaseRoutes):
                 if isinstance(ftype, str) and ftype
                 else (part_type or "application/octet-stream")
             )
-            if not content_type.isprintable():
-                raise input_validation(["- type: must be a media type such as text/plain"])
+            # Control characters (CR, LF, NUL) never reach a stored type or a header.
+            content_type = (
+                "".join(ch for ch in content_type if ch.isprintable()).strip()
+                or "application/octet-stream"
+            )
             metadata_raw = form.get("metadata")
             metadata: Any = {}
             if isinstance(metadata_raw, str) and metadata_raw:
