@@ -622,7 +622,7 @@ class Core:
         has_stream = (
             output_is_iterator(version["openapi_schema"]) or self.config.stream_urls == "always"
         )
-        self.store.insert_prediction(
+        stored = self.store.insert_prediction(
             {
                 "id": pid,
                 "account": account,
@@ -644,8 +644,8 @@ class Core:
         if webhook is None:
             self._no_webhook.add(pid)
         # The reply shows the prediction as accepted (``starting``), as the real API does even
-        # for fast models: read it back before the runner may pick it up.
-        row = self.store.get_prediction(pid)
+        # for fast models: the row as stored, before the runner may pick it up.
+        row = stored or self.store.get_prediction(pid)
         assert row is not None
         self._on_change(pid, "start")
         self.runner.submit(pid, row, version)

@@ -19,6 +19,7 @@ log = logging.getLogger("replicate.local")
 
 SCHEMA_VERSION = 2
 _OPEN_STREAMS_REMEMBERED = 4096
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -141,15 +142,29 @@ class Store:
     # ------------------------------------------------------------------ predictions
     _JSON_COLS = ("input", "output", "metrics", "webhook_events_filter", "extra")
 
-    def insert_prediction(self, row: dict[str, Any]) -> None:
-        """Insert a prediction row (JSON columns given as Python values)."""
+    def insert_prediction(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """Insert a prediction row (JSON columns given as Python values).
+
+        Returns the stored row, decoded as :meth:`get_prediction` gives it (defaults filled
+        in), read in the same statement; ``None`` where SQLite is too old for ``RETURNING``.
+        """
         data = dict(row)
         for c in self._JSON_COLS:
             if c in data and data[c] is not None:
                 data[c] = json.dumps(data[c])
         cols = ", ".join(data)
         marks = ", ".join(f":{k}" for k in data)
-        self.execute(f"INSERT INTO predictions ({cols}) VALUES ({marks})", data)
+        sql = f"INSERT INTO predictions ({cols}) VALUES ({marks})"
+        with self._lock:
+            if _RETURNING:
+                stored = self._conn.execute(sql + " RETURNING *", data).fetchall()
+            else:  # pragma: no cover - SQLite < 3.35
+                self._conn.execute(sql, data)
+                stored = []
+            # A new prediction has no events: its first one is number 0 (see append_event).
+            if len(self._next_seq) < _OPEN_STREAMS_REMEMBERED:
+                self._next_seq[str(row["id"])] = 0
+        return self.decode_prediction(dict(stored[0])) if stored else None
 
     def update_prediction(self, pid: str, **fields: Any) -> None:
         """Update columns of a prediction (JSON columns given as Python values)."""

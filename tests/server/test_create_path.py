@@ -1,0 +1,123 @@
+"""The per-create work of the local server done once: model threads reused across runs, the
+stored row read in the insert, event numbers of an open stream remembered. Same behaviour as
+the slow path: every prediction ends, events are numbered 0, 1, 2... without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import replicate
+from replicate.local.server import LocalServer
+from replicate.local.store import Store
+
+MODES = ["sync", "async"]
+
+
+def _row(pid: str) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "account": "acme",
+        "model": "acme/m",
+        "version": "v" * 64,
+        "status": "starting",
+        "input": {"text": "x", "n": [1, None]},
+        "created_at": 1.5,
+        "origin": "http://localhost",
+    }
+
+
+def test_insert_returns_the_row_as_stored() -> None:
+    store = Store(":memory:")
+    inserted = store.insert_prediction(_row("p1"))
+    assert inserted is not None
+    assert inserted == store.get_prediction("p1")
+    assert inserted["input"] == {"text": "x", "n": [1, None]}
+    assert inserted["logs"] == "" and inserted["data_removed"] == 0
+
+
+def test_events_are_numbered_from_zero_without_gaps_or_duplicates() -> None:
+    store = Store(":memory:")
+    store.insert_prediction(_row("p1"))
+    seqs = [store.append_event("p1", "output", str(i), 1.0) for i in range(5)]
+    seqs.append(store.append_event("p1", "done", "{}", 1.0))
+    assert seqs == [0, 1, 2, 3, 4, 5]
+    # A prediction the store did not insert (restored after a restart) continues its log.
+    store.execute(
+        "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('old', 7, 'logs', 'x', 1)"
+    )
+    assert store.append_event("old", "done", "{}", 1.0) == 8
+    rows = store.query("SELECT seq FROM events WHERE prediction_id = 'p1' ORDER BY seq")
+    assert [r["seq"] for r in rows] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_number_taken_by_another_connection_is_looked_up_again(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    store.insert_prediction(_row("p1"))
+    assert store.append_event("p1", "output", "a", 1.0) == 0
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute(
+        "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 1, 'logs', 'x', 1)"
+    )
+    other.close()
+    assert store.append_event("p1", "output", "b", 1.0) == 2
+    rows = store.query("SELECT seq, data FROM events WHERE prediction_id = 'p1' ORDER BY seq")
+    assert [(r["seq"], r["data"]) for r in rows] == [(0, "a"), (1, "x"), (2, "b")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_model_thread_runs_consecutive_predictions(mode: str) -> None:
+    threads: list[threading.Thread] = []
+
+    def record(text: str) -> str:
+        threads.append(threading.current_thread())
+        return f"hello {text}"
+
+    with LocalServer() as server:
+        server.register("acme/record", record)
+        client = replicate.Client(api_token=server.api_token, base_url=server.base_url)
+        if mode == "sync":
+            outputs = [client.run("acme/record", input={"text": str(i)}) for i in range(5)]
+        else:
+
+            async def runs() -> list[Any]:
+                return [
+                    await client.async_run("acme/record", input={"text": str(i)}) for i in range(5)
+                ]
+
+            outputs = asyncio.run(runs())
+        assert outputs == [f"hello {i}" for i in range(5)]
+        # Each run came within the idle wait of the previous one: the same thread ran them.
+        assert len(threads) == 5 and len({id(t) for t in threads}) == 1
+    # Stopping the server lets its idle model thread end.
+    threads[0].join(timeout=30)
+    assert not threads[0].is_alive()
+
+
+def test_concurrent_creates_all_end_with_a_reused_thread() -> None:
+    seen: list[threading.Thread] = []  # kept alive, so that their ids stay distinct
+    lock = threading.Lock()
+
+    def record(text: str) -> str:
+        with lock:
+            if threading.current_thread() not in seen:
+                seen.append(threading.current_thread())
+        return text
+
+    with LocalServer() as server:
+        server.register("acme/record", record)
+        client = replicate.Client(api_token=server.api_token, base_url=server.base_url)
+
+        async def many() -> list[Any]:
+            return await asyncio.gather(
+                *(client.async_run("acme/record", input={"text": str(i)}) for i in range(40))
+            )
+
+        assert sorted(asyncio.run(many())) == sorted(str(i) for i in range(40))
+    assert 1 <= len(seen) < 40  # runs were handed over instead of a thread each
