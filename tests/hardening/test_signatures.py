@@ -239,7 +239,7 @@ def test_secret_and_body_forms(delivery: tuple[dict[str, str], bytes, str]) -> N
         headers=headers, body=body, secret=WebhookSigningSecret(key=secret)
     )
     for bad in ("whsec_é".encode(), 12345, object()):
-        with pytest.raises(InvalidSecretKeyError, match="Invalid secret key format"):
+        with pytest.raises(InvalidSecretKeyError, match=r"^Invalid secret key format$"):
             replicate.webhooks.validate(headers=headers, body=body, secret=bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="raw request body as str or bytes, not dict"):
         replicate.webhooks.validate(headers=headers, body={"id": 1}, secret=secret)  # type: ignore[arg-type]
