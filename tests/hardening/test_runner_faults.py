@@ -340,3 +340,82 @@ def test_file_input_copies_are_removed_when_the_prediction_ends(
     assert p["status"] == "succeeded" and p["output"] == "hello"
     wait_until(lambda: not model_threads([p["id"]]), what="the model's thread to end")
     assert seen and not seen[0].exists() and not seen[0].parent.exists()
+
+
+# ---------------------------------------------------------------- who gets the grace period
+# (mutation testing: the choice between "canceled at once" and "a grace period to stop")
+
+
+@pytest.fixture(scope="module")
+def patient() -> Iterator[LocalServer]:
+    """A server with the default 10 s grace: a cooperative model is never forced meanwhile."""
+    with LocalServer(test_controls=True) as s:
+        yield s
+
+
+def _cancel_now(server: LocalServer, pid: str) -> str:
+    """Cancel through the runner and return the status right after (no waiting)."""
+    core = server.core
+    assert core is not None
+    assert core.runner.cancel(pid) is True
+    return status_of(server, pid)
+
+
+@pytest.mark.parametrize("kind", ["cancel_event", "generator"])
+def test_a_model_that_can_stop_gets_the_grace_period(patient: LocalServer, kind: str) -> None:
+    started = threading.Event()
+    go = threading.Event()
+
+    def with_event(cancel_event: threading.Event) -> str:
+        started.set()
+        go.wait(60)
+        return "stopped"
+
+    def generator() -> Iterator[str]:
+        started.set()
+        go.wait(60)
+        yield "x"
+
+    name = register(patient, with_event if kind == "cancel_event" else generator)
+    with httpx.Client(base_url=patient.base_url, headers=AUTH) as http:
+        p = create(http, name)
+    assert started.wait(20)
+    assert _cancel_now(patient, p["id"]) == "processing"  # not forced: it may stop itself
+    go.set()
+    assert patient.wait_for_status(p["id"], timeout=20)["status"] == "canceled"
+
+
+def test_a_queued_prediction_of_a_cooperative_model_is_canceled_at_once(
+    patient: LocalServer,
+) -> None:
+    started = threading.Event()
+    go = threading.Event()
+
+    def with_event(n: int, cancel_event: threading.Event) -> int:
+        started.set()
+        go.wait(60)
+        return n
+
+    name = register(patient, with_event, concurrency=1)
+    with httpx.Client(base_url=patient.base_url, headers=AUTH) as http:
+        first = create(http, name, {"n": 1})
+        assert started.wait(20)
+        queued = create(http, name, {"n": 2})
+        assert _cancel_now(patient, queued["id"]) == "canceled"
+        core = patient.core
+        assert core is not None
+        assert core.runner.cancel(queued["id"]) is False  # finished: nothing to cancel
+        go.set()
+        assert patient.wait_for_status(first["id"], timeout=20)["status"] == "succeeded"
+
+
+def test_a_scripted_prediction_is_canceled_at_once(patient: LocalServer) -> None:
+    def with_event(cancel_event: threading.Event) -> str:
+        return "never called"
+
+    name = register(patient, with_event)
+    patient.script(name, {"manual": True})
+    with httpx.Client(base_url=patient.base_url, headers=AUTH) as http:
+        p = create(http, name)
+    patient.wait_for_status(p["id"], "processing")
+    assert _cancel_now(patient, p["id"]) == "canceled"
