@@ -64,15 +64,17 @@ def ok() -> str:
 
 
 @pytest.mark.parametrize(
-    "bad_output",
+    ("bad_output", "reason"),
     [
-        pytest.param(lambda: "\ud800", id="lone-surrogate-output"),
-        pytest.param(lambda: {"x": float("nan")}, id="nan-output"),
-        pytest.param(lambda: ["\udfff", float("inf")], id="surrogate-and-inf-in-list"),
+        pytest.param(lambda: "\ud800", "lone UTF-16 surrogate", id="lone-surrogate-output"),
+        pytest.param(lambda: {"x": float("nan")}, "Out of range float", id="nan-output"),
+        pytest.param(
+            lambda: [float("inf"), "\udfff"], "Out of range float", id="inf-and-surrogate-in-list"
+        ),
     ],
 )
 def test_output_that_cannot_be_stored_fails_and_frees_the_slot(
-    server: LocalServer, http: httpx.Client, bad_output: Any
+    server: LocalServer, http: httpx.Client, bad_output: Any, reason: str
 ) -> None:
     def model() -> Any:
         return bad_output()
@@ -81,7 +83,8 @@ def test_output_that_cannot_be_stored_fails_and_frees_the_slot(
     p = create(http, name)
     row = server.wait_for_status(p["id"], timeout=20)
     assert row["status"] == "failed"
-    assert "cannot be stored as JSON" in row["error"]
+    assert row["error"].startswith("the model's output cannot be stored as JSON: ")
+    assert reason in row["error"]
     served = http.get(f"/v1/predictions/{p['id']}")
     assert served.status_code == 200 and served.json()["status"] == "failed"
     # the model is not wedged: the next prediction of it runs (and fails the same way)
