@@ -32,8 +32,13 @@ __all__ = ["Run"]
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _VERSION_ID = re.compile(r"^[0-9a-f]{64}$")
-#: How far before a lost create's intent the prediction list is searched (clock skew margin).
+#: How far before a lost create's intent (client clock) the prediction list is searched when no
+#: server time is known yet: a margin for the skew between the two clocks.
 RECONCILE_MARGIN = 600.0
+#: A lost create was made after every prediction whose answer came before its intent; it is
+#: searched from the newest such ``created_at`` (server clock) less this margin, for hosts whose
+#: clocks differ a little.
+SERVER_CLOCK_MARGIN = 10.0
 #: Lost-answer creates retried per row before the row is reported failed.
 MAX_UNCERTAIN = 3
 _THROTTLED = "throttled"
@@ -107,6 +112,8 @@ class Run:
         self._check_header(replayed.header, ref, source, len(rows), shard)
         self.replayed = replayed
         self.claimed = replayed.claimed_ids
+        known = [_parse_time(r.created_at) for r in replayed.rows.values()]
+        self.server_now = max((t for t in known if t is not None), default=None)
         self.journal = Journal(state_path)
         if replayed.header is None:
             self.journal.write(
@@ -333,6 +340,7 @@ class Run:
         await self._until(lambda: not self.lost[sent_sha])
         self.creating[sent_sha] += 1
         intent_at = time.time()
+        after = None if self.server_now is None else self.server_now - SERVER_CLOCK_MARGIN
         lost = False
         try:
             self.journal.write(
@@ -341,6 +349,7 @@ class Run:
                     "row": index,
                     "attempt": attempt,
                     "at": intent_at,
+                    "after": after,
                     "row_sha": canonical_sha(row),
                     "sent_sha": sent_sha,
                 }
@@ -373,7 +382,7 @@ class Run:
             self.creating[sent_sha] -= 1
             self._changed()
             if lost:
-                await self._settle_lost(index, attempt, sent_sha, intent_at)
+                await self._settle_lost(index, attempt, sent_sha, intent_at, after)
 
     def _not_created(self, index: int, attempt: int, error: str) -> None:
         self.journal.write(
@@ -418,14 +427,18 @@ class Run:
         created_at = _parse_time(prediction.get("created_at"))
         if created_at is not None:
             self.created_at[pid] = created_at
+            self.server_now = max(self.server_now or created_at, created_at)
 
-    async def _settle_lost(self, index: int, attempt: int, sent_sha: str, intent_at: float) -> None:
+    async def _settle_lost(
+        self, index: int, attempt: int, sent_sha: str, intent_at: float, after: float | None
+    ) -> None:
         """A create whose answer was lost: find its prediction in the list, or record none."""
         try:
             await self._until(lambda: not self.creating[sent_sha])
             async with self.reconcile_lock:
                 state = self.replayed.row(index)
                 state.sent_sha, state.intent_at, state.attempt = sent_sha, intent_at, attempt
+                state.after = after
                 item = (await self._find_lost([state])).get(index)
                 if item is None:
                     self._not_created(index, attempt, "answer lost, no prediction found")
@@ -461,7 +474,10 @@ class Run:
 
     async def _find_lost(self, states: list[RowState]) -> dict[int, dict[str, Any]]:
         """Match uncertain rows to listed predictions by target and sent input (each id once)."""
-        since = min(s.intent_at or time.time() for s in states) - RECONCILE_MARGIN
+        since = min(
+            s.after if s.after is not None else (s.intent_at or time.time()) - RECONCILE_MARGIN
+            for s in states
+        )
         wanted: dict[str, list[RowState]] = {}
         for state in sorted(states, key=lambda s: s.row):
             wanted.setdefault(state.sent_sha or "", []).append(state)

@@ -5,8 +5,9 @@ can be lost (see docs/batch.md, "Exactly once"):
 
 - ``{"type": "batch", ...}``: the batch's identity (model reference, row count, shard), first;
 - ``{"type": "upload", "sha256": ..., "url": ...}``: a local file uploaded once for all rows;
-- ``{"type": "create", "row": i, "attempt": k, "at": <unix>, "row_sha": ..., "sent_sha": ...}``:
-  a create is about to be sent (the intent);
+- ``{"type": "create", "row": i, "attempt": k, "at": <unix>, "after": <unix or null>,
+  "row_sha": ..., "sent_sha": ...}``: a create is about to be sent (the intent); ``after`` is
+  the server time from which its prediction would be listed;
 - ``{"type": "created", "row": i, "attempt": k, "id": ..., "created_at": ...}``: its answer;
 - ``{"type": "not_created", "row": i, "attempt": k, "error": ...}``: the API refused the create,
   so no prediction exists for that attempt;
@@ -48,6 +49,7 @@ class RowState:
     row_sha: str | None = None
     sent_sha: str | None = None
     intent_at: float | None = None
+    after: float | None = None
     id: str | None = None
     created_at: str | None = None
     status: str | None = None
@@ -97,6 +99,7 @@ def apply(replayed: Replayed, record: dict[str, Any]) -> None:
         state.row_sha = record.get("row_sha")
         state.sent_sha = record.get("sent_sha")
         state.intent_at = float(record["at"])
+        state.after = record.get("after")
         state.id = None
         state.created_at = None
         state.status = None
