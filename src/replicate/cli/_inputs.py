@@ -6,19 +6,11 @@ import json
 import pathlib
 from typing import Any
 
+from replicate._batch_inputs import input_properties, type_cell
+
 from ._errors import EXIT_USAGE, CLIError
 
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
-
-def input_properties(openapi_schema: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """The input properties of a Cog OpenAPI schema, with ``$ref``/``allOf`` resolved."""
-    if not openapi_schema:
-        return {}
-    schemas = (openapi_schema.get("components") or {}).get("schemas") or {}
-    props = (schemas.get("Input") or {}).get("properties") or {}
-    return {name: resolve(spec, schemas) for name, spec in props.items()}
+__all__ = ["convert", "input_properties", "parse_inputs", "readable_file", "required_inputs"]
 
 
 def required_inputs(openapi_schema: dict[str, Any] | None) -> list[str]:
@@ -27,20 +19,6 @@ def required_inputs(openapi_schema: dict[str, Any] | None) -> list[str]:
         return []
     schemas = (openapi_schema.get("components") or {}).get("schemas") or {}
     return list((schemas.get("Input") or {}).get("required") or [])
-
-
-def resolve(spec: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``$ref`` and single-item ``allOf`` targets into the property's own schema."""
-    merged = {k: v for k, v in spec.items() if k not in ("allOf", "$ref")}
-    refs = [spec] if "$ref" in spec else list(spec.get("allOf") or [])
-    for part in refs:
-        ref = part.get("$ref", "")
-        target = (
-            schemas.get(ref.rsplit("/", 1)[-1]) if ref.startswith("#/components/schemas/") else part
-        )
-        for key, value in (target or {}).items():
-            merged.setdefault(key, value)
-    return merged
 
 
 def parse_inputs(pairs: list[str], openapi_schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -75,48 +53,28 @@ def _parse(pairs: list[str], openapi_schema: dict[str, Any] | None) -> dict[str,
 
 
 def convert(key: str, raw: str, spec: dict[str, Any]) -> Any:
-    """Convert one raw value according to its schema (or guess JSON when there is none)."""
+    """Convert one raw value according to its schema (or guess JSON when there is none).
+
+    The typing itself is the library's (``type_cell``, shared with CSV rows of batch runs);
+    ``@file`` and the untyped JSON guess are the command line's own.
+    """
     if raw.startswith("@"):
         path = readable_file(key, raw[1:])
         if _is_text(spec):
             return _read_text(key, path)
         return path
     kind = spec.get("type")
-    if kind == "array":
-        if raw.lstrip().startswith("["):
-            value = _json(key, raw, "a JSON array")
-            if not isinstance(value, list):
-                raise CLIError(f"input {key}: expected a JSON array, got {raw!r}")
-            return value
-        return convert(key, raw, spec.get("items") or {})
-    if kind == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            raise CLIError(f"input {key}: expected an integer, got {raw!r}") from None
-    if kind == "number":
-        try:
-            return float(raw)
-        except ValueError:
-            raise CLIError(f"input {key}: expected a number, got {raw!r}") from None
-    if kind == "boolean":
-        lowered = raw.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise CLIError(f"input {key}: expected true or false, got {raw!r}")
-    if kind == "object":
-        value = _json(key, raw, "a JSON object")
-        if not isinstance(value, dict):
-            raise CLIError(f"input {key}: expected a JSON object, got {raw!r}")
-        return value
+    if kind == "array" and not raw.lstrip().startswith("["):
+        return convert(key, raw, spec.get("items") or {})  # one item; repeated -i accumulate
     if kind is None and raw.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(raw)
         except ValueError:
             return raw
-    return raw
+    try:
+        return type_cell(key, raw, spec)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def readable_file(key: str, name: str) -> pathlib.Path:
@@ -153,13 +111,6 @@ def _read_text(key: str, path: pathlib.Path) -> str:
         raise CLIError(
             f"input {key} is text but {path} is not UTF-8 text; give a text file", EXIT_USAGE
         ) from None
-
-
-def _json(key: str, raw: str, what: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise CLIError(f"input {key}: expected {what}: {exc}") from None
 
 
 def describe_type(spec: dict[str, Any]) -> str:
