@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -422,3 +423,41 @@ def test_a_scripted_prediction_is_canceled_at_once(patient: LocalServer) -> None
         p = create(http, name)
     patient.wait_for_status(p["id"], "processing")
     assert _cancel_now(patient, p["id"]) == "canceled"
+
+
+# ---------------------------------------------------------------- plain endings (mutants)
+
+
+def test_generator_and_iterator_outputs_and_an_unterminated_log_line(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    def gen() -> Iterator[str]:
+        sys.stdout.write("first line\nno newline at the end")
+        yield "a"
+        yield "b"
+
+    def listed() -> Iterator[str]:
+        return iter(["x", "y"])  # an iterator model that returns a plain iterator
+
+    def raw() -> bytes:
+        return b"\x00\x01"
+
+    for fn, output in ((gen, ["a", "b"]), (listed, ["x", "y"])):
+        name = register(server, fn)
+        row = server.wait_for_status(create(http, name)["id"], timeout=20)
+        assert row["status"] == "succeeded", row
+        assert row["output"] == output
+    row = server.wait_for_status(create(http, register(server, gen))["id"], timeout=20)
+    assert row["logs"] == "first line\nno newline at the end\n"
+    events = server.core.store.events_after(row["id"], -1)  # type: ignore[union-attr]
+    assert [e["data"] for e in events if e["type"] == "logs"] == [
+        "first line",
+        "no newline at the end",
+    ]
+    p = http.post(
+        f"/v1/models/{register(server, raw)}/predictions",
+        json={"input": {}},
+        headers={"Prefer": "wait"},
+    ).json()
+    assert p["status"] == "succeeded" and p["output"].endswith("/output.0.bin")
+    assert http.get(p["output"]).content == b"\x00\x01"
