@@ -85,9 +85,16 @@ def results(path: Path) -> list[dict[str, Any]]:
 
 
 def journal(path: Path) -> list[dict[str, Any]]:
+    """The state file's records; read while the batch writes, the last line may be half there."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue  # a line being written right now
+    return records
 
 
 def server_predictions(server: LocalServer, model: str) -> list[dict[str, Any]]:
