@@ -23,6 +23,7 @@ log = logging.getLogger("replicate.local")
 CALLABLE_COG_VERSION = "0.23.1"
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _SCHEMA_CACHE_SIZE = 256
+_ROW_CACHE_SIZE = 4096
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Registry:
         self._impls: dict[str, ModelImpl] = {}
         self._lock = threading.Lock()
         self._schemas: dict[str, dict[str, Any]] = {}  # see _schema
+        self._rows: dict[tuple[str, ...], tuple[tuple[int, int], Any]] = {}  # see _cached
 
     # ------------------------------------------------------------------ registration
     def register(
@@ -234,9 +236,34 @@ class Registry:
         with self._lock:
             return self._impls.get(version_id)
 
+    def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+        """``load()``, or what it returned before while the catalogue has not changed.
+
+        Creates read a model and its latest version (and the runner the version again) on
+        every call: answering them from memory saves a query each. An entry holds the
+        catalogue stamp read *before* its load, so a change made during the load (by this
+        process or another one on the same file) makes it stale too; no lock is needed, as
+        each dictionary operation is atomic and a stale entry is only ever overwritten.
+        """
+        stamp = self.store.catalogue_stamp()
+        hit = self._rows.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = load()
+        if len(self._rows) >= _ROW_CACHE_SIZE:
+            self._rows.clear()
+        self._rows[key] = (stamp, value)
+        return value
+
     def get_model(self, owner: str, name: str) -> dict[str, Any] | None:
-        """A model row."""
-        return self.store.one("SELECT * FROM models WHERE owner = ? AND name = ?", (owner, name))
+        """A model row (the caller's own copy)."""
+        row = self._cached(
+            ("model", owner, name),
+            lambda: self.store.one(
+                "SELECT * FROM models WHERE owner = ? AND name = ?", (owner, name)
+            ),
+        )
+        return dict(row) if row is not None else None
 
     def _schema(self, text: str) -> dict[str, Any]:
         """The decoded ``openapi_schema`` column, decoded once per distinct text.
@@ -253,32 +280,50 @@ class Registry:
             doc = cache[text] = json.loads(text)
         return doc  # type: ignore[no-any-return]
 
-    def get_version(self, version_id: str) -> dict[str, Any] | None:
-        """A version row with its decoded schema."""
-        row = self.store.one("SELECT * FROM versions WHERE id = ?", (version_id,))
+    def _decoded(self, row: dict[str, Any] | None) -> dict[str, Any] | None:
         if row is not None:
             row["openapi_schema"] = self._schema(row["openapi_schema"])
         return row
+
+    def get_version(self, version_id: str) -> dict[str, Any] | None:
+        """A version row with its decoded schema (the row is the caller's own copy; the
+        schema document is shared and must not be changed)."""
+        row = self._cached(
+            ("version", version_id),
+            lambda: self._decoded(
+                self.store.one("SELECT * FROM versions WHERE id = ?", (version_id,))
+            ),
+        )
+        return dict(row) if row is not None else None
 
     def latest_version(self, owner: str, name: str) -> dict[str, Any] | None:
-        """The newest version of a model."""
-        row = self.store.one(
-            "SELECT * FROM versions WHERE owner = ? AND name = ? ORDER BY created_at DESC, id DESC LIMIT 1",
-            (owner, name),
+        """The newest version of a model (a copy, as :meth:`get_version` gives it)."""
+        row = self._cached(
+            ("latest", owner, name),
+            lambda: self._decoded(
+                self.store.one(
+                    "SELECT * FROM versions WHERE owner = ? AND name = ? "
+                    "ORDER BY created_at DESC, id DESC LIMIT 1",
+                    (owner, name),
+                )
+            ),
         )
-        if row is not None:
-            row["openapi_schema"] = self._schema(row["openapi_schema"])
-        return row
+        return dict(row) if row is not None else None
 
     def list_versions(self, owner: str, name: str) -> list[dict[str, Any]]:
-        """All versions of a model, newest first."""
-        rows = self.store.query(
-            "SELECT * FROM versions WHERE owner = ? AND name = ? ORDER BY created_at DESC, id DESC",
-            (owner, name),
+        """All versions of a model, newest first (copies, as :meth:`get_version` gives them)."""
+        rows = self._cached(
+            ("versions", owner, name),
+            lambda: [
+                self._decoded(r)
+                for r in self.store.query(
+                    "SELECT * FROM versions WHERE owner = ? AND name = ? "
+                    "ORDER BY created_at DESC, id DESC",
+                    (owner, name),
+                )
+            ],
         )
-        for r in rows:
-            r["openapi_schema"] = json.loads(r["openapi_schema"])
-        return rows
+        return [dict(r) for r in rows]
 
     def resolve(self, ref: str) -> dict[str, Any] | None:
         """Resolve ``owner/name``, ``owner/name:version`` or a bare version id."""

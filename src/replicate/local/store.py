@@ -20,6 +20,8 @@ log = logging.getLogger("replicate.local")
 SCHEMA_VERSION = 2
 _OPEN_STREAMS_REMEMBERED = 4096
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+#: The catalogue: tables whose every change bumps :attr:`Store.catalogue_generation`.
+CATALOGUE_TABLES = ("models", "versions")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -65,6 +67,7 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._next_seq: dict[str, int] = {}  # see append_event
+        self.catalogue_generation = 0  # see _watch_catalogue
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
@@ -83,6 +86,42 @@ class Store:
             if "instance" not in cols:  # migration 1 -> 2
                 self._conn.execute("ALTER TABLE predictions ADD COLUMN instance TEXT")
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._watch_catalogue()
+
+    # ------------------------------------------------------------------ catalogue changes
+    def _watch_catalogue(self) -> None:
+        """Count every change to the catalogue tables made through this connection.
+
+        TEMP triggers (they live in this connection only: the file, and any other program
+        writing it, never sees them) call back into Python for each inserted, updated or
+        deleted row, whatever statement or module made the change, so no write path can
+        forget to invalidate what :class:`~replicate.local.registry.Registry` caches.
+        """
+        self._conn.create_function("replicate_catalogue_changed", 0, self._catalogue_changed)
+        for table in CATALOGUE_TABLES:
+            for op in ("INSERT", "UPDATE", "DELETE"):
+                self._conn.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS replicate_{table}_{op.lower()} "
+                    f"AFTER {op} ON main.{table} BEGIN SELECT replicate_catalogue_changed(); END"
+                )
+
+    def _catalogue_changed(self) -> None:
+        # Runs inside a statement, so under self._lock.
+        self.catalogue_generation += 1
+
+    def catalogue_stamp(self) -> tuple[int, int]:
+        """A value that differs whenever the catalogue may have changed since it was read.
+
+        ``(catalogue_generation, PRAGMA data_version)``: the first counts this connection's
+        own changes (rolled back ones included), the second changes whenever another
+        connection (another server process on the same file) commits anything. Read it
+        before reading the catalogue; a cached read stays valid while the stamp is equal.
+        """
+        if self.path == ":memory:":  # no other connection can reach a private database
+            return (self.catalogue_generation, 0)
+        with self._lock:
+            generation = self.catalogue_generation
+            return (generation, self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     # ------------------------------------------------------------------ generic
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
@@ -115,6 +154,8 @@ class Store:
             try:
                 yield
             except BaseException:
+                # What was read inside the transaction (and cached) is about to be undone.
+                self.catalogue_generation += 1
                 self._conn.execute("ROLLBACK")
                 raise
             else:
