@@ -1,0 +1,210 @@
+"""The registry's cache of models and versions: every change is seen at once.
+
+Lookups of models and versions are answered from memory while the catalogue is unchanged
+(``Registry._cached``). These tests change the catalogue through each kind of writer (the
+HTTP API, ``register``, a rolled back transaction, a second SQLite connection and a second
+server on the same file) right after a lookup has filled the cache, and check that the next
+lookup sees the change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from replicate.local.registry import Registry
+from replicate.local.server import LocalServer
+from replicate.local.store import Store
+
+from .conftest import AUTH
+from .helpers import unique
+
+
+def echo(text: str) -> str:
+    return text
+
+
+def shout(text: str) -> str:
+    return text.upper()
+
+
+def _wait_create(http: httpx.Client, model: str) -> httpx.Response:
+    return http.post(
+        f"/v1/models/{model}/predictions",
+        json={"input": {"text": "hi"}},
+        headers={"Prefer": "wait"},
+    )
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[LocalServer]:
+    """A server whose database is a file, which other connections can write too."""
+    with LocalServer(db=str(tmp_path / "shared.sqlite"), demo_models=False) as s:
+        yield s
+
+
+def _registry(server: LocalServer) -> Registry:
+    assert server.core is not None
+    return server.core.registry
+
+
+# ------------------------------------------------------------------ through the HTTP API
+
+
+def test_model_update_and_delete_are_seen_at_once(http: httpx.Client) -> None:
+    name = unique("x").split("/")[1]
+    body = {"owner": "local", "name": name, "visibility": "private", "hardware": "cpu"}
+    assert http.get(f"/v1/models/local/{name}").status_code == 404  # a cached "no such model"
+    assert http.post("/v1/models", json=body).status_code == 201
+    assert http.get(f"/v1/models/local/{name}").json()["description"] is None
+    u = http.patch(f"/v1/models/local/{name}", json={"description": "changed"})
+    assert u.status_code == 200 and u.json()["description"] == "changed"
+    assert http.get(f"/v1/models/local/{name}").json()["description"] == "changed"
+    assert http.delete(f"/v1/models/local/{name}").status_code == 204
+    assert http.get(f"/v1/models/local/{name}").status_code == 404
+    assert _wait_create(http, f"local/{name}").status_code == 404
+
+
+def test_visibility_change_is_seen_at_once(server: LocalServer, http: httpx.Client) -> None:
+    name = unique("someone-else")
+    server.register(name, echo, visibility="public")
+    assert http.get(f"/v1/models/{name}").status_code == 200
+    assert _wait_create(http, name).status_code == 201
+    server.register(name, echo, visibility="private")
+    assert http.get(f"/v1/models/{name}").status_code == 404
+    assert _wait_create(http, name).status_code == 404
+
+
+def test_new_version_becomes_latest_and_version_delete(
+    server: LocalServer, http: httpx.Client
+) -> None:
+    name = unique()
+    v1 = server.register(name, echo)
+    assert _wait_create(http, name).json()["version"] == v1
+    assert http.get(f"/v1/models/{name}").json()["latest_version"]["id"] == v1
+    v2 = server.register(name, shout)
+    assert v2 != v1
+    created = _wait_create(http, name).json()
+    assert created["version"] == v2 and created["output"] == "HI"
+    assert http.get(f"/v1/models/{name}").json()["latest_version"]["id"] == v2
+    assert [v["id"] for v in http.get(f"/v1/models/{name}/versions").json()["results"]] == [v2, v1]
+    assert http.get(f"/v1/models/{name}/versions/{v2}").status_code == 200
+    assert http.delete(f"/v1/models/{name}/versions/{v2}").status_code == 202
+    assert http.get(f"/v1/models/{name}/versions/{v2}").status_code == 404
+    assert http.get(f"/v1/models/{name}").json()["latest_version"]["id"] == v1
+    assert [v["id"] for v in http.get(f"/v1/models/{name}/versions").json()["results"]] == [v1]
+    assert _wait_create(http, name).json()["version"] == v1
+    by_id = http.post("/v1/predictions", json={"version": v2, "input": {"text": "hi"}})
+    assert by_id.status_code == 422
+
+
+# ------------------------------------------------------------------ in the registry
+
+
+def test_a_callers_change_to_a_returned_row_does_not_reach_the_next_lookup(
+    server: LocalServer,
+) -> None:
+    name = unique()
+    vid = server.register(name, echo, description="kept")
+    owner, model = name.split("/")
+    reg = _registry(server)
+    m = reg.get_model(owner, model)
+    assert m is not None
+    m["description"] = "poisoned"
+    m["visibility"] = "private"
+    assert reg.get_model(owner, model) == {**m, "description": "kept", "visibility": "public"}
+    for row in (reg.get_version(vid), reg.latest_version(owner, model), reg.resolve(name)):
+        assert row is not None
+        row["id"] = "poisoned"
+        row.pop("owner")
+    rows = reg.list_versions(owner, model)
+    rows[0]["id"] = "poisoned"
+    rows.clear()
+    for again in (reg.get_version(vid), reg.latest_version(owner, model), reg.resolve(name)):
+        assert again is not None and again["id"] == vid and again["owner"] == owner
+    assert [r["id"] for r in reg.list_versions(owner, model)] == [vid]
+
+
+def test_lookups_are_answered_from_memory_until_the_catalogue_changes(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "db.sqlite"))
+    reg = Registry(store, lambda: 1000.0)
+    vid = reg.register("o/m", echo)
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    for _ in range(3):
+        assert reg.get_model("o", "m") is not None
+        assert reg.resolve("o/m") is not None and reg.resolve(f"o/m:{vid}") is not None
+        assert reg.list_versions("o", "m") != []
+    reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) == 4  # one per kind of lookup, then none
+    store.execute("UPDATE models SET description = 'new' WHERE owner = 'o'")
+    m = reg.get_model("o", "m")
+    assert m is not None and m["description"] == "new"
+    store.close()
+
+
+def test_a_rolled_back_change_read_inside_its_transaction_is_forgotten() -> None:
+    store = Store(":memory:")
+    reg = Registry(store, lambda: 1000.0)
+    reg.register("o/m", echo, description="before")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.execute("UPDATE models SET description = 'undone' WHERE owner = 'o'")
+        m = reg.get_model("o", "m")
+        assert m is not None and m["description"] == "undone"
+        raise RuntimeError
+    m = reg.get_model("o", "m")
+    assert m is not None and m["description"] == "before"
+
+
+# ------------------------------------------------------------------ other connections
+
+
+def test_writes_of_a_second_connection_are_seen(file_server: LocalServer) -> None:
+    name = unique()
+    owner, model = name.split("/")
+    v1 = file_server.register(name, echo)
+    reg = _registry(file_server)
+    assert reg.get_model(owner, model)["description"] is None  # type: ignore[index]
+    assert reg.resolve(name)["id"] == v1  # type: ignore[index]
+    other = sqlite3.connect(file_server.config.db, isolation_level=None)
+    try:
+        other.execute(
+            "UPDATE models SET description = 'elsewhere' WHERE owner = ? AND name = ?",
+            (owner, model),
+        )
+        assert reg.get_model(owner, model)["description"] == "elsewhere"  # type: ignore[index]
+        v2 = "f" * 64
+        other.execute(
+            "INSERT INTO versions (id, owner, name, created_at, cog_version, openapi_schema) "
+            "SELECT ?, owner, name, created_at + 1, cog_version, openapi_schema FROM versions "
+            "WHERE id = ?",
+            (v2, v1),
+        )
+        assert reg.resolve(name)["id"] == v2  # type: ignore[index]
+        assert [v["id"] for v in reg.list_versions(owner, model)] == [v2, v1]
+        other.execute("DELETE FROM versions WHERE id = ?", (v2,))
+        assert reg.get_version(v2) is None
+        assert reg.latest_version(owner, model)["id"] == v1  # type: ignore[index]
+        other.execute("DELETE FROM models WHERE owner = ? AND name = ?", (owner, model))
+        assert reg.get_model(owner, model) is None
+    finally:
+        other.close()
+
+
+def test_a_second_server_on_the_same_file_is_seen(file_server: LocalServer) -> None:
+    name = unique()
+    with (
+        LocalServer(db=file_server.config.db, demo_models=False) as second,
+        httpx.Client(base_url=file_server.base_url, headers=AUTH) as http,
+    ):
+        assert http.get(f"/v1/models/{name}").status_code == 404
+        vid = second.register(name, echo, description="from the second server")
+        got = http.get(f"/v1/models/{name}").json()
+        assert got["description"] == "from the second server"
+        assert got["latest_version"]["id"] == vid
+        second.register(name, echo, description="updated", visibility="private")
+        assert http.get(f"/v1/models/{name}").status_code == 404
