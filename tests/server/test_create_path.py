@@ -121,3 +121,127 @@ def test_concurrent_creates_all_end_with_a_reused_thread() -> None:
 
         assert sorted(asyncio.run(many())) == sorted(str(i) for i in range(40))
     assert 1 <= len(seen) < 40  # runs were handed over instead of a thread each
+
+
+# ---------------------------------------------------------------- deferred writes
+
+
+def _committed(db: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """What another connection (another process) sees in the file now."""
+    other = sqlite3.connect(db)
+    try:
+        return other.execute(sql, params).fetchall()
+    finally:
+        other.close()
+
+
+def test_deferred_writes_are_read_at_once_and_committed_together(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    try:
+        row = store.insert_prediction(_row("p1"), defer=True)
+        assert row == {**store.get_prediction("p1"), "input": {"text": "x", "n": [1, None]}}  # type: ignore[dict-item]
+        assert row is not None and row["logs"] == "" and row["kind"] == "prediction"
+        store.update_prediction("p1", status="processing", started_at=2.0, defer=True)
+        assert store.append_event("p1", "output", '"a"', 2.0, defer=True) == 0
+        assert store.append_event("p1", "output", '"b"', 2.0, defer=True) == 1
+        # This store's reads see the deferred writes; another connection does not yet.
+        got = store.get_prediction("p1")
+        assert got is not None and got["status"] == "processing" and got["started_at"] == 2.0
+        assert [e["data"] for e in store.events_after("p1", 0)] == ['"b"']
+        assert _committed(db, "SELECT id FROM predictions") == []
+        # A statement on the predictions commits them first (one transaction).
+        assert store.query("SELECT status FROM predictions") == [{"status": "processing"}]
+        assert _committed(db, "SELECT status FROM predictions") == [("processing",)]
+        assert _committed(db, "SELECT seq, data FROM events ORDER BY seq") == [
+            (0, '"a"'),
+            (1, '"b"'),
+        ]
+        # A deferred update of a committed row is overlaid on it until committed.
+        store.update_prediction("p1", output=["a", "b"], defer=True)
+        got = store.get_prediction("p1")
+        assert got is not None and got["output"] == ["a", "b"]
+        assert _committed(db, "SELECT output FROM predictions") == [(None,)]
+        # Statements on other tables do not wait for them.
+        store.get_setting("nothing")
+        assert _committed(db, "SELECT output FROM predictions") == [(None,)]
+    finally:
+        store.close()
+    # Closing commits what is deferred.
+    assert _committed(db, "SELECT output FROM predictions") == [('["a", "b"]',)]
+
+
+def test_the_flusher_commits_deferred_writes_nobody_reads(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    try:
+        store.insert_prediction(_row("p1"), defer=True)
+        for _ in range(2000):  # waits on the state, at most ~20 s
+            if _committed(db, "SELECT id FROM predictions"):
+                break
+            threading.Event().wait(0.01)
+        assert _committed(db, "SELECT id FROM predictions") == [("p1",)]
+    finally:
+        store.close()
+
+
+def test_a_write_that_cannot_be_committed_is_dropped_and_the_store_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path / "db.sqlite"))
+    try:
+        store.insert_prediction(_row("p1"))
+        store.insert_prediction(_row("p1"), defer=True)  # the same id again
+        with pytest.raises(sqlite3.IntegrityError):
+            store.flush()
+        store.flush()  # nothing left to commit
+        store.insert_prediction(_row("p2"), defer=True)
+        assert [r["id"] for r in store.query("SELECT id FROM predictions ORDER BY id")] == [
+            "p1",
+            "p2",
+        ]
+    finally:
+        store.close()
+
+
+def test_deferred_events_whose_number_was_taken_are_numbered_again(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    try:
+        store.insert_prediction(_row("p1"))
+        assert store.append_event("p1", "output", "a", 1.0) == 0
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute(
+            "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 1, 'logs', 'x', 1)"
+        )
+        other.close()
+        store.append_event("p1", "output", "b", 1.0, defer=True)
+        store.append_event("p1", "done", "{}", 1.0, defer=True)
+        store.flush()
+        rows = store.query("SELECT seq, data FROM events WHERE prediction_id = 'p1' ORDER BY seq")
+        assert [(r["seq"], r["data"]) for r in rows] == [(0, "a"), (1, "x"), (2, "b"), (3, "{}")]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("inline", [True, False])
+def test_an_inline_model_runs_without_a_model_thread(inline: bool) -> None:
+    threads: list[str] = []
+
+    def record(text: str) -> str:
+        print("ran")
+        threads.append(threading.current_thread().name)
+        return f"hello {text}"
+
+    with LocalServer() as server:
+        server.register("acme/record", record, inline=inline)
+        client = replicate.Client(api_token=server.api_token, base_url=server.base_url)
+        prediction = client.predictions.create("acme/record", input={"text": "a"}, wait=True)
+        assert prediction.status == "succeeded" and prediction.output == "hello a"
+        assert prediction.logs == "ran\n"
+        assert client.predictions.get(prediction.id).output == "hello a"
+        got = client.run("acme/record", input={"text": "b"})
+        assert got == "hello b"
+    # LocalServer serves from its thread "replicate-local-server": inline runs ran there.
+    on_server = [t == "replicate-local-server" for t in threads]
+    assert on_server == [inline, inline]

@@ -160,23 +160,27 @@ def test_stream_404_after_data_removal(fresh: LocalServer) -> None:
         assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
 
 
-def test_generator_without_iterator_schema_streams_once(
-    server: LocalServer, http: httpx.Client
-) -> None:
+def test_generator_without_iterator_schema_streams_once() -> None:
     def gen(text: str):  # type: ignore[no-untyped-def]  # no return annotation: not an iterator schema
         yield "a"
         yield "b"
 
-    server.register("test/untyped-gen", gen)
-    p = http.post(
-        "/v1/models/test/untyped-gen/predictions",
-        json={"input": {"text": "x"}},
-        headers={"Prefer": "wait"},
-    ).json()
-    assert p["output"] == ["a", "b"] and "stream" not in p["urls"]
-    rows = server.core.store.events_after(p["id"], -1)  # type: ignore[union-attr]
-    assert [(e["type"], e["data"]) for e in rows] == [
-        ("output", "a"),
-        ("output", "b"),
-        ("done", "{}"),
-    ]
+    # Without urls.stream no one can read a prediction's events: none are stored.
+    for stream_urls, expected in (
+        ("iterator", []),
+        ("always", [("output", "a"), ("output", "b"), ("done", "{}")]),
+    ):
+        with (
+            LocalServer(stream_urls=stream_urls) as s,
+            httpx.Client(base_url=s.base_url, headers=AUTH) as c,
+        ):
+            s.register("test/untyped-gen", gen)
+            p = c.post(
+                "/v1/models/test/untyped-gen/predictions",
+                json={"input": {"text": "x"}},
+                headers={"Prefer": "wait"},
+            ).json()
+            assert p["output"] == ["a", "b"]
+            assert ("stream" in p["urls"]) is (stream_urls == "always")
+            rows = s.core.store.events_after(p["id"], -1)  # type: ignore[union-attr]
+            assert [(e["type"], e["data"]) for e in rows] == expected

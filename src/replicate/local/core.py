@@ -622,6 +622,9 @@ class Core:
         has_stream = (
             output_is_iterator(version["openapi_schema"]) or self.config.stream_urls == "always"
         )
+        impl = self.registry.impl(version["id"])
+        # An inline model's prediction ends before this returns: its row is written once,
+        # finished, in one transaction (see ``Store``'s deferred writes).
         stored = self.store.insert_prediction(
             {
                 "id": pid,
@@ -639,7 +642,8 @@ class Core:
                 "extra": {"stream": stream} if stream is not None else None,
                 "origin": origin,
                 "instance": self.instance_id,
-            }
+            },
+            defer=impl is not None and impl.inline,
         )
         if webhook is None:
             self._no_webhook.add(pid)

@@ -174,6 +174,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
         "extra_version_ids": [HELLO_WORLD_VERSIONS[0]],
         "example": ({"text": "world"}, "hello world"),
         "tags": ["demo", "text"],
+        "inline": True,  # a string format: no model thread needed
     },
     {
         "model": "local-demo/stream-text",
@@ -251,5 +252,6 @@ def register_demo_models(registry: Registry) -> dict[str, str]:
             version_id=spec.get("version_id"),
             extra_version_ids=spec.get("extra_version_ids"),
             source="demo",
+            inline=spec.get("inline", False),
         )
     return out

@@ -37,6 +37,8 @@ class ModelImpl:
     accepts_cancel_event: bool = False
     accepts_kwargs: bool = False
     params: set[str] = field(default_factory=set)
+    inline: bool = False
+    """Runs in the thread that starts it, without a model thread (see ``Registry.register``)."""
 
     @property
     def ref(self) -> str:
@@ -45,7 +47,13 @@ class ModelImpl:
 
     @classmethod
     def for_callable(
-        cls, owner: str, name: str, fn: Callable[..., Any], concurrency: int = 1
+        cls,
+        owner: str,
+        name: str,
+        fn: Callable[..., Any],
+        concurrency: int = 1,
+        *,
+        inline: bool = False,
     ) -> ModelImpl:
         """The implementation running ``fn``, with what its signature accepts."""
         sig = inspect.signature(fn)
@@ -54,6 +62,7 @@ class ModelImpl:
             name=name,
             fn=fn,
             concurrency=concurrency,
+            inline=inline,
             accepts_cancel_event="cancel_event" in sig.parameters,
             accepts_kwargs=any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values()),
             params={
@@ -103,6 +112,7 @@ class Registry:
         cover_image_url: str | None = None,
         openapi_schema: dict[str, Any] | None = None,
         cog_version: str | None = None,
+        inline: bool = False,
     ) -> str:
         """Register a callable as ``owner/name``; returns the version id.
 
@@ -111,6 +121,10 @@ class Registry:
         adds older versions served by the same callable (listed before the latest).
         ``openapi_schema`` (with ``cog_version``) supplies a ready Cog document instead of
         deriving one from the signature, for ``**inputs`` callables such as Cog workers.
+        ``inline``: the callable returns at once and never blocks (no I/O, no sleep, no
+        file inputs to fetch): its predictions run in the thread that starts them (the
+        request's, on the event loop) instead of being handed to a model thread, which
+        saves two thread hand-offs per prediction (docs/local-server.md, "Models").
         """
         owner, name = _validate_ref(model)
         if version_id is not None and not _VERSION_ID.fullmatch(version_id):
@@ -144,7 +158,7 @@ class Registry:
                 ).encode()
             )
             version_id = h.hexdigest()
-        impl = ModelImpl.for_callable(owner, name, fn, concurrency)
+        impl = ModelImpl.for_callable(owner, name, fn, concurrency, inline=inline)
         now = self._now()
         with self.store.transaction():
             existing = self.store.one(

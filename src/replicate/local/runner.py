@@ -1,8 +1,10 @@
 """Prediction lifecycle: per-version FIFO queues, worker threads, cancel, deadlines, logs.
 
 States: ``starting -> processing -> succeeded | failed | canceled`` and
-``starting -> canceled | aborted | failed``. Every change is written to the store,
-appended to the prediction's SSE event log and reported through ``on_change``.
+``starting -> canceled | aborted | failed``. Every change is written to the store (deferred:
+what a run writes is committed with its end, in one transaction; see ``store``), appended to
+the prediction's SSE event log (when it has ``urls.stream``) and reported through
+``on_change``. Inline models (``ModelImpl.inline``) run in the thread that starts them.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class Run:
     slot: bool = False  # holds one of the version's concurrency slots
     thread_done: bool = True  # False while the model's thread runs (the slot stays taken)
     on_cancel: Callable[[], object] | None = None  # interrupts an async model's task
+    stream: bool = True  # has urls.stream: its events are stored (nothing else reads them)
 
 
 class RunThread:
@@ -236,9 +239,17 @@ class Runner:
 
     # ------------------------------------------------------------------ events
     def _event(self, run_or_pid: Run | str, type_: str, data: Any) -> None:
-        pid = run_or_pid if isinstance(run_or_pid, str) else run_or_pid.pid
+        """Append an event to the prediction's stream (none without ``urls.stream``: no one
+        can read it); committed with its next commit (the store's deferred writes: one
+        transaction for what a model emits at once)."""
+        if isinstance(run_or_pid, str):
+            pid = run_or_pid
+        elif run_or_pid.stream:
+            pid = run_or_pid.pid
+        else:
+            return
         payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
-        self.store.append_event(pid, type_, payload, self.clock.now())
+        self.store.append_event(pid, type_, payload, self.clock.now(), defer=True)
 
     # ------------------------------------------------------------------ submit
     def submit(
@@ -269,6 +280,7 @@ class Runner:
             iterator=bool(version and output_is_iterator(version["openapi_schema"])),
             deadline=row.get("deadline"),
             schema=version["openapi_schema"] if version else None,
+            stream=bool(row["stream"]),
         )
         with self._lock:
             q = self._queues.setdefault(run.version, deque())
@@ -372,12 +384,20 @@ class Runner:
                 if run.iterator:
                     run.output = []
                 self.store.update_prediction(
-                    run.pid, status="processing", started_at=run.started_at, metrics={}
+                    run.pid, status="processing", started_at=run.started_at, metrics={}, defer=True
                 )
                 run.thread_done = False
             self.on_change(run.pid, "status")
             target = self._execute_scripted if scripted else self._execute
             handle = RunThread()
+            if run.impl.inline and not scripted and not run.held:
+                # Returns at once and never blocks: run it here, no hand-off to a thread.
+                run.thread = handle
+                try:
+                    target(run)
+                finally:
+                    handle._done.set()
+                return
             if getattr(_worker, "ending", False) and _worker.next is None:
                 # A model's thread is ending a run of this version: it runs this one next.
                 _worker.next = (target, run, handle)
@@ -688,7 +708,7 @@ class Runner:
                 run.output = []
             run.output.append(value)
             run.emitted = True
-            self.store.update_prediction(run.pid, output=run.output)
+            self.store.update_prediction(run.pid, output=run.output, defer=True)
             self._event(run, "output", value)
         self.on_change(run.pid, "output")
 
@@ -710,7 +730,7 @@ class Runner:
                     self._event(run, "logs", line)
                 elif not run.logs.endswith("[logs truncated]\n"):
                     run.logs += "[logs truncated]\n"
-            self.store.update_prediction(run.pid, logs=run.logs)
+            self.store.update_prediction(run.pid, logs=run.logs, defer=True)
         self.on_change(run.pid, "logs")
 
     # ------------------------------------------------------------------ finishing
@@ -789,7 +809,9 @@ class Runner:
         elif status == "failed":
             done = {"reason": "error"}
         self._event(run, "done", done)
-        self.store.update_prediction(run.pid, **fields)
+        # An inline run's end is committed with the next batch (its whole life is then one
+        # row written once); a thread's run is committed now, with its deferred writes.
+        self.store.update_prediction(run.pid, defer=run.impl.inline, **fields)
 
     def _safe_event(self, run: Run, type_: str, data: Any) -> None:
         try:
@@ -917,7 +939,7 @@ class Runner:
             run.status = "processing"
             run.started_at = self.clock.now()
             self.store.update_prediction(
-                run.pid, status="processing", started_at=run.started_at, metrics={}
+                run.pid, status="processing", started_at=run.started_at, metrics={}, defer=True
             )
         self.on_change(run.pid, "status")
 

@@ -3,6 +3,13 @@
 The store offers generic ``execute``/``query`` helpers (used by the self-contained
 ``files`` and ``webhooks`` modules, which create their own tables) plus the helpers
 for models, versions, predictions and SSE events.
+
+Writes of a running prediction may be *deferred* (``defer=True``): they wait in memory and
+are committed together, in one transaction, by the next write that is not deferred (a
+prediction's end), by the next generic statement, or by the flusher thread at most
+``FLUSH_DELAY`` seconds later. Every read of this store sees them at once (the prediction
+and event helpers overlay them, the generic ones commit them first), so only another
+process reading the same file sees them late (see docs/local-server.md, "Persistence").
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +30,8 @@ _OPEN_STREAMS_REMEMBERED = 4096
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
 #: The catalogue: tables whose every change bumps :attr:`Store.catalogue_generation`.
 CATALOGUE_TABLES = ("models", "versions")
+#: Seconds a deferred write waits at most before the flusher thread commits it.
+FLUSH_DELAY = 0.05
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +69,37 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+#: The predictions table's columns, in order, with the defaults of those that have one.
+_PREDICTION_COLUMNS: dict[str, Any] = {
+    "id": ...,
+    "kind": "prediction",
+    "account": ...,
+    "model": ...,
+    "version": ...,
+    "deployment": None,
+    "status": ...,
+    "input": ...,
+    "output": None,
+    "logs": "",
+    "error": None,
+    "metrics": None,
+    "created_at": ...,
+    "started_at": None,
+    "completed_at": None,
+    "deadline": None,
+    "data_removed": 0,
+    "webhook": None,
+    "webhook_events_filter": None,
+    "stream": 0,
+    "source": "api",
+    "is_example": 0,
+    "origin": "",
+    "extra": None,
+    "instance": None,
+}
+
+_INSERT_EVENT = "INSERT INTO events (prediction_id, seq, type, data, t) VALUES (?, ?, ?, ?, ?)"
+
 
 class Store:
     """Thread-safe access to the SQLite database (``":memory:"`` or a file path)."""
@@ -68,6 +109,14 @@ class Store:
         self._lock = threading.RLock()
         self._next_seq: dict[str, int] = {}  # see append_event
         self.catalogue_generation = 0  # see _watch_catalogue
+        # Deferred writes (see the module's docstring): rows to insert, columns to set, events.
+        self._new_rows: dict[str, dict[str, Any]] = {}
+        self._row_updates: dict[str, dict[str, Any]] = {}
+        self._new_events: list[tuple[str, int, str, str, float]] = []
+        self._renumbered: dict[str, int] = {}  # see _flush_locked
+        self._flusher: threading.Thread | None = None
+        self._flusher_wake = threading.Event()
+        self._closed = False
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
@@ -127,22 +176,29 @@ class Store:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one statement; returns ``lastrowid`` (or rowcount for updates)."""
         with self._lock:
+            if _touches_predictions(sql):
+                self._flush_locked()
             cur = self._conn.execute(sql, params)
             return cur.lastrowid if cur.lastrowid else cur.rowcount
 
     def executescript(self, sql: str) -> None:
         """Run a script (table creation)."""
         with self._lock:
+            self._flush_locked()
             self._conn.executescript(sql)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts."""
         with self._lock:
+            if _touches_predictions(sql):
+                self._flush_locked()
             return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         """The first row as a dict, or None."""
         with self._lock:
+            if _touches_predictions(sql):
+                self._flush_locked()
             r = self._conn.execute(sql, params).fetchone()
             return dict(r) if r is not None else None
 
@@ -150,6 +206,7 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """Hold the lock and wrap statements in one transaction."""
         with self._lock:
+            self._flush_locked()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -162,9 +219,98 @@ class Store:
                 self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the connection."""
+        """Commit what is deferred and close the connection."""
+        self._closed = True
+        self._flusher_wake.set()
         with self._lock:
-            self._conn.close()
+            try:
+                self._flush_locked()
+            finally:
+                self._conn.close()
+
+    # ------------------------------------------------------------------ deferred writes
+    def flush(self) -> None:
+        """Commit the deferred writes now."""
+        with self._lock:
+            self._flush_locked()
+
+    def _deferred(self) -> None:
+        """A write was deferred (lock held): make sure the flusher commits it soon."""
+        if self._flusher is None:
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name="replicate-local-store", daemon=True
+            )
+            self._flusher.start()
+        if not self._flusher_wake.is_set():
+            self._flusher_wake.set()
+
+    def _flush_loop(self) -> None:
+        """The flusher: once woken by a deferred write, commit what is deferred a little
+        later (so that the writes of that while go in one transaction)."""
+        while not self._closed:
+            self._flusher_wake.wait()
+            time.sleep(FLUSH_DELAY)
+            self._flusher_wake.clear()  # writes deferred from now on wake it again
+            with self._lock:
+                if self._closed:
+                    return
+                try:
+                    self._flush_locked()
+                except Exception:  # pragma: no cover - logged (the writes are dropped)
+                    log.exception("could not commit deferred writes")
+                self._renumbered.clear()
+
+    def _flush_locked(self) -> None:
+        """Commit the deferred writes in one transaction (lock held).
+
+        On failure they are dropped (logged) and the error raised: a write that cannot be
+        stored must not block every later one.
+        """
+        if not (self._new_rows or self._row_updates or self._new_events):
+            return
+        rows, self._new_rows = self._new_rows, {}
+        updates, self._row_updates = self._row_updates, {}
+        events, self._new_events = self._new_events, []
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for data in rows.values():
+                conn.execute(_insert_sql(data), data)
+            for pid, data in updates.items():
+                sets = ", ".join(f"{k} = :{k}" for k in data)
+                conn.execute(
+                    f"UPDATE predictions SET {sets} WHERE id = :_pid", {**data, "_pid": pid}
+                )
+            if events:
+                conn.executemany(_INSERT_EVENT, events)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+            if not events:
+                raise
+            # An event number taken meanwhile (another process on the same file): again,
+            # with these events numbered after the stored ones.
+            for pid, *_ in events:
+                self._next_seq.pop(pid, None)
+            self._new_rows, self._row_updates = rows, updates
+            self._new_events = [
+                (pid, self._renumber(pid), type_, data, t) for pid, _, type_, data, t in events
+            ]
+            self._flush_locked()
+            return
+        except BaseException:
+            conn.execute("ROLLBACK")
+            log.warning(
+                "dropped %d deferred prediction writes and %d events that could not be stored",
+                len(rows) + len(updates),
+                len(events),
+            )
+            raise
+        conn.execute("COMMIT")
+
+    def _renumber(self, pid: str) -> int:
+        """The next free event number of ``pid`` (stored ones and those renumbered so far)."""
+        seq = self._renumbered[pid] = max(self._max_seq(pid), self._renumbered.get(pid, -1) + 1)
+        return seq
 
     # ------------------------------------------------------------------ settings
     def get_setting(self, key: str) -> str | None:
@@ -183,41 +329,60 @@ class Store:
     # ------------------------------------------------------------------ predictions
     _JSON_COLS = ("input", "output", "metrics", "webhook_events_filter", "extra")
 
-    def insert_prediction(self, row: dict[str, Any]) -> dict[str, Any] | None:
+    def insert_prediction(
+        self, row: dict[str, Any], *, defer: bool = False
+    ) -> dict[str, Any] | None:
         """Insert a prediction row (JSON columns given as Python values).
 
         Returns the stored row, decoded as :meth:`get_prediction` gives it (defaults filled
         in), read in the same statement; ``None`` where SQLite is too old for ``RETURNING``.
+        ``defer``: keep it in memory until the next commit (see the module's docstring).
         """
-        data = dict(row)
-        for c in self._JSON_COLS:
-            if c in data and data[c] is not None:
-                data[c] = json.dumps(data[c])
-        cols = ", ".join(data)
-        marks = ", ".join(f":{k}" for k in data)
-        sql = f"INSERT INTO predictions ({cols}) VALUES ({marks})"
+        data = self._encode(row)
+        pid = str(row["id"])
+        if defer:
+            full = {c: data.get(c, d) for c, d in _PREDICTION_COLUMNS.items()}
+            with self._lock:
+                self._new_rows[pid] = full
+                self._next_seq[pid] = 0
+                self._deferred()
+            return self.decode_prediction(dict(full))
         with self._lock:
+            self._flush_locked()
             if _RETURNING:
-                stored = self._conn.execute(sql + " RETURNING *", data).fetchall()
+                stored = self._conn.execute(_insert_sql(data) + " RETURNING *", data).fetchall()
             else:  # pragma: no cover - SQLite < 3.35
-                self._conn.execute(sql, data)
+                self._conn.execute(_insert_sql(data), data)
                 stored = []
             # A new prediction has no events: its first one is number 0 (see append_event).
             if len(self._next_seq) < _OPEN_STREAMS_REMEMBERED:
-                self._next_seq[str(row["id"])] = 0
+                self._next_seq[pid] = 0
         return self.decode_prediction(dict(stored[0])) if stored else None
 
-    def update_prediction(self, pid: str, **fields: Any) -> None:
-        """Update columns of a prediction (JSON columns given as Python values)."""
+    def update_prediction(self, pid: str, *, defer: bool = False, **fields: Any) -> None:
+        """Update columns of a prediction (JSON columns given as Python values); ``defer``:
+        commit with the next commit (see the module's docstring), else now."""
         if not fields:
             return
+        data = self._encode(fields)
+        with self._lock:
+            new = self._new_rows.get(pid)
+            if new is not None:
+                new.update(data)
+            else:
+                self._row_updates.setdefault(pid, {}).update(data)
+            if defer:
+                self._deferred()
+            else:
+                self._flush_locked()
+
+    @classmethod
+    def _encode(cls, fields: dict[str, Any]) -> dict[str, Any]:
         data = dict(fields)
-        for c in self._JSON_COLS:
+        for c in cls._JSON_COLS:
             if c in data and data[c] is not None:
                 data[c] = json.dumps(data[c])
-        sets = ", ".join(f"{k} = :{k}" for k in data)
-        data["_pid"] = pid
-        self.execute(f"UPDATE predictions SET {sets} WHERE id = :_pid", data)
+        return data
 
     @classmethod
     def decode_prediction(cls, row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -239,7 +404,18 @@ class Store:
 
     def get_prediction(self, pid: str) -> dict[str, Any] | None:
         """A decoded prediction row."""
-        return self.decode_prediction(self.one("SELECT * FROM predictions WHERE id = ?", (pid,)))
+        with self._lock:
+            new = self._new_rows.get(pid)
+            if new is not None:
+                return self.decode_prediction(dict(new))
+            r = self._conn.execute("SELECT * FROM predictions WHERE id = ?", (pid,)).fetchone()
+            if r is None:
+                return None
+            row = dict(r)
+            update = self._row_updates.get(pid)
+            if update is not None:
+                row.update(update)
+        return self.decode_prediction(row)
 
     def query_predictions(
         self, where: str, params: Sequence[Any], order: str, limit: int
@@ -251,27 +427,34 @@ class Store:
         return [r for r in (self.decode_prediction(x) for x in rows) if r is not None]
 
     # ------------------------------------------------------------------ events
-    def append_event(self, pid: str, type_: str, data: str, t: float) -> int:
-        """Append an SSE event for a prediction; returns its sequence number.
+    def append_event(
+        self, pid: str, type_: str, data: str, t: float, *, defer: bool = False
+    ) -> int:
+        """Append an SSE event for a prediction; returns its sequence number. ``defer``:
+        commit it with the next commit (see the module's docstring), else now.
 
         The next sequence number of a prediction with an open stream is remembered (from its
-        first event to its ``done``), so that a streaming model's events cost one statement
+        first event to its ``done``), so that a streaming model's events cost no statement
         each; a number taken meanwhile (another process on the same file) is looked up again.
         """
         with self._lock:
             seq = self._next_seq.pop(pid, None)
             if seq is None:
+                self._flush_locked()
                 seq = self._max_seq(pid)
-            try:
-                self._insert_event(pid, seq, type_, data, t)
-            except sqlite3.IntegrityError:
-                seq = self._max_seq(pid)
-                self._insert_event(pid, seq, type_, data, t)
+            self._new_events.append((pid, seq, type_, data, t))
             if type_ != "done":
                 if len(self._next_seq) >= _OPEN_STREAMS_REMEMBERED:
                     self._next_seq.clear()
                 self._next_seq[pid] = seq + 1
-            return seq
+            if defer:
+                self._deferred()
+                return seq
+            self._renumbered.clear()
+            self._flush_locked()
+            # The number may have been taken meanwhile (another process): the flush numbered
+            # the event again after the stored ones (this event is the prediction's last).
+            return self._renumbered.pop(pid, seq)
 
     def _max_seq(self, pid: str) -> int:
         row = self._conn.execute(
@@ -279,17 +462,35 @@ class Store:
         ).fetchone()
         return int(row[0])
 
-    def _insert_event(self, pid: str, seq: int, type_: str, data: str, t: float) -> None:
-        self._conn.execute(
-            "INSERT INTO events (prediction_id, seq, type, data, t) VALUES (?, ?, ?, ?, ?)",
-            (pid, seq, type_, data, t),
-        )
-
     def events_after(self, pid: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Events with a sequence number greater than ``seq``, in order, at most ``limit``
         (a stream reads a long history in batches, never all of it at once)."""
-        return self.query(
-            "SELECT seq, type, data, t FROM events WHERE prediction_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (pid, seq, limit),
-        )
+        with self._lock:
+            rows = [
+                dict(r)
+                for r in self._conn.execute(
+                    "SELECT seq, type, data, t FROM events WHERE prediction_id = ? AND seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (pid, seq, limit),
+                )
+            ]
+            if self._new_events and len(rows) < limit:
+                rows.extend(
+                    {"seq": s, "type": type_, "data": data, "t": t}
+                    for p, s, type_, data, t in self._new_events
+                    if p == pid and s > seq
+                )
+                del rows[limit:]
+        return rows
+
+
+def _touches_predictions(sql: str) -> bool:
+    """Whether a statement may read or write what deferred writes change (they must be
+    committed first); other tables' statements need not wait for them."""
+    return "predictions" in sql or "events" in sql
+
+
+def _insert_sql(data: dict[str, Any]) -> str:
+    cols = ", ".join(data)
+    marks = ", ".join(f":{k}" for k in data)
+    return f"INSERT INTO predictions ({cols}) VALUES ({marks})"
