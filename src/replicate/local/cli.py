@@ -293,6 +293,8 @@ def serve_main(argv: list[str] | None = None) -> int:
             ws="none",
             lifespan="on",
             log_level=args.log_level,
+            # Access lines are info-level: below it uvicorn would still format them per request.
+            access_log=str(args.log_level).lower() in ("info", "debug", "trace"),
             timeout_graceful_shutdown=10,
             ssl_certfile=str(tls.cert_file) if tls else None,
         )

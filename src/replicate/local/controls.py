@@ -374,6 +374,11 @@ class Faults:
         self._now = value
         self.rate_limit.now = value
 
+    @property
+    def active(self) -> bool:
+        """Whether any fault is set (expired ones included): False lets requests skip the lookup."""
+        return bool(self._faults)
+
     def add(self, **kwargs: Any) -> Fault:
         """Add a fault; keyword arguments are :class:`Fault` fields. Raises ValueError/TypeError."""
         for key in ("id", "hits", "kind"):

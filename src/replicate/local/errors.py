@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 NOT_FOUND_DETAIL = "The requested resource could not be found."
@@ -108,44 +109,26 @@ INTERNAL_ERROR = {
 }
 
 
-class UnhandledErrors:
-    """Outermost ASGI middleware: an unexpected error never costs the client its connection.
+def http_problem(exc: HTTPException) -> Response:
+    """The problem+json answer to Starlette's ``HTTPException`` (the router's 404 and 405)."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        return problem({"detail": NOT_FOUND_DETAIL, "status": 404}, 404, headers)
+    if exc.status_code == 405:
+        return problem({"detail": "Method not allowed", "status": 405}, 405, headers)
+    return problem({"detail": str(exc.detail), "status": exc.status_code}, exc.status_code, headers)
 
-    Starlette's ``ServerErrorMiddleware`` sends the 500 and then re-raises the error, and
-    uvicorn closes the socket on any error that reaches it, without ``Connection: close``:
-    a client reusing the kept-alive connection then fails its next request. Here an error
-    after a complete reply is swallowed (it was logged when the 500 was made), an error
-    before any reply gets a 500 problem+json, and only an error in the middle of a reply is
-    passed on, because closing the connection is then the only way to tell the client.
-    """
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
+def log_unhandled() -> str:
+    """Log the exception being handled under a new request id; returns the id."""
+    import logging
+    import secrets
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = complete = False
+    rid = secrets.token_hex(8)
+    logging.getLogger("replicate.local").exception("unhandled error (request %s)", rid)
+    return rid
 
-        async def tracked(message: Any) -> None:
-            nonlocal started, complete
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                complete = True
 
-        try:
-            await self.app(scope, receive, tracked)
-        except Exception:
-            if complete:
-                return
-            if started:
-                raise
-            import logging
-            import secrets
-
-            rid = secrets.token_hex(8)
-            logging.getLogger("replicate.local").exception("unhandled error (request %s)", rid)
-            await problem(dict(INTERNAL_ERROR), 500, {"x-request-id": rid})(scope, receive, send)
+def internal_error(rid: str) -> Response:
+    """500 problem+json for an unexpected error logged as request ``rid`` (``x-request-id``)."""
+    return problem(dict(INTERNAL_ERROR), 500, {"x-request-id": rid})

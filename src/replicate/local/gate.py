@@ -2,12 +2,13 @@
 
 Everything a client sends passes through here before a handler acts on it:
 
-- **Bodies** (:class:`BodyLimit`, ASGI middleware in front of every route): at most
-  ``ServerConfig.max_body_size`` bytes (default :data:`DEFAULT_MAX_BODY`); ``POST /v1/files``
-  has the upload limit instead (``max_upload_size`` plus :data:`MULTIPART_OVERHEAD`). A
-  ``Content-Length`` over the limit is refused before the body is read; a body without one
-  is counted while it streams. Either way the answer is 413 problem+json, after the rest of
-  the body (up to :data:`DRAIN_LIMIT`) has been read and discarded so the client sees it.
+- **Bodies** (:func:`refuse_declared`, :func:`counted`, applied to every request by
+  ``front.Front``): at most ``ServerConfig.max_body_size`` bytes (default
+  :data:`DEFAULT_MAX_BODY`); ``POST /v1/files`` has the upload limit instead
+  (``max_upload_size`` plus :data:`MULTIPART_OVERHEAD`). A ``Content-Length`` over the limit
+  is refused before the body is read; a body without one is counted while it streams.
+  Either way the answer is 413 problem+json, after the rest of the body (up to
+  :data:`DRAIN_LIMIT`) has been read and discarded so the client sees it.
 - **JSON** (:func:`parse_json`): UTF-8 only, no ``NaN``/``Infinity`` (nor numbers that
   overflow to them, such as ``1e400``), no lone UTF-16 surrogates in keys or values
   (escaped ``"\\ud800"`` included), at most :data:`MAX_JSON_DEPTH` nested arrays/objects.
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import ApiError
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    from starlette.types import Message, Receive, Scope, Send
 
 MiB = 1024 * 1024
 #: Largest request body (bytes) of every route but uploads, unless configured otherwise.
@@ -270,67 +271,50 @@ def _short(value: Any) -> str:
 # ---------------------------------------------------------------------------- body size
 
 
-class BodyLimit:
-    """ASGI middleware: refuse request bodies over the route's limit with 413 problem+json.
+def counted(receive: Receive, limit: int, detail: str | None) -> Receive:
+    """``receive`` counting the body as it streams: over ``limit`` bytes it raises the 413
+    (:class:`BodyTooLarge`) once the rest of the body is drained, or :class:`Abandon` when the
+    body goes on past :data:`DRAIN_LIMIT`."""
+    received = 0
 
-    ``limit_for(method, path)`` gives ``(limit in bytes, detail of the 413 or None)`` for a
-    request; it is asked per request, so a changed setting applies to the next one.
+    async def counting() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                drained = not message.get("more_body", False) or await _drain(receive, DRAIN_LIMIT)
+                if not drained:
+                    raise Abandon(BodyTooLarge(limit, detail))
+                raise BodyTooLarge(limit, detail)
+        return message
+
+    return counting
+
+
+async def refuse_declared(
+    scope: Scope, receive: Receive, send: Send, length: int, limit: int, detail: str | None
+) -> None:
+    """Answer 413 to a request whose ``Content-Length`` (``length``) is over ``limit``.
+
+    The body is drained first (so the client gets to read the answer) unless it is over
+    :data:`DRAIN_LIMIT` or the client waits for ``100 Continue``; then the connection closes.
     """
-
-    def __init__(self, app: ASGIApp, limit_for: Any) -> None:
-        self.app = app
-        self.limit_for = limit_for
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        limit, detail = self.limit_for(scope["method"], scope["path"])
-        length = _content_length(scope)
-        if length is not None and length > limit:
-            closing = length > DRAIN_LIMIT or _expects_continue(scope)
-            if not closing:
-                closing = not await _drain(receive, DRAIN_LIMIT)
-            await _refuse(scope, receive, send, BodyTooLarge(limit, detail), closing)
-            return
-        received = 0
-
-        async def counted() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    drained = not message.get("more_body", False) or await _drain(
-                        receive, DRAIN_LIMIT
-                    )
-                    if not drained:
-                        raise _Abandon(BodyTooLarge(limit, detail))
-                    raise BodyTooLarge(limit, detail)
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _Abandon as exc:
-            await _refuse(scope, receive, send, exc.error, True)
+    closing = length > DRAIN_LIMIT or _expects_continue(scope)
+    if not closing:
+        closing = not await _drain(receive, DRAIN_LIMIT)
+    response = BodyTooLarge(limit, detail).response()
+    if closing:
+        response.headers["Connection"] = "close"
+    await response(scope, receive, send)
 
 
-class _Abandon(Exception):
+class Abandon(Exception):
     """The body went on past the drain limit: answer 413 and close."""
 
     def __init__(self, error: BodyTooLarge) -> None:
         super().__init__(error.detail)
         self.error = error
-
-
-def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", ()):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 def _expects_continue(scope: Scope) -> bool:
@@ -349,10 +333,3 @@ async def _drain(receive: Receive, budget: int) -> bool:
             return True
         if seen > budget:
             return False
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, error: ApiError, close: bool) -> None:
-    response = error.response()
-    if close:
-        response.headers["Connection"] = "close"
-    await response(scope, receive, send)

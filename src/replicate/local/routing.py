@@ -12,28 +12,139 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import starlette.routing
+from starlette.convertors import StringConvertor
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from .errors import ApiError
 
-__all__ = ["CoreApi", "Handler", "Wrap", "api_of", "wrap"]
+__all__ = ["CoreApi", "Endpoint", "Handler", "Router", "Wrap", "api_of", "wrap"]
 
 Handler = Callable[[Request], Awaitable[Response]]
-Wrap = Callable[[Handler], Handler]
+Wrap = Callable[[Handler], "Endpoint"]
 
 
-def wrap(handler: Handler) -> Handler:
-    """The endpoint for ``handler``: an :class:`~.errors.ApiError` becomes its response."""
+class Endpoint:
+    """The ASGI app of a handler: an :class:`~.errors.ApiError` becomes its response.
 
-    async def endpoint(request: Request) -> Response:
+    Starlette's ``Route`` uses it as is (it is not a function), so a request costs one
+    ``Request`` and no exception-handling layers; other errors go up to ``front.Front``.
+    """
+
+    __slots__ = ("__name__", "handler")
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.__name__ = getattr(handler, "__name__", "endpoint")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            return await handler(request)
+            response = await self.handler(Request(scope, receive, send))
         except ApiError as exc:
-            return exc.response()
+            response = exc.response()
+        await response(scope, receive, send)
 
-    endpoint.__name__ = getattr(handler, "__name__", "endpoint")
-    return endpoint
+
+def wrap(handler: Handler) -> Endpoint:
+    """The endpoint for ``handler`` (see :class:`Endpoint`)."""
+    return Endpoint(handler)
+
+
+class Router(starlette.routing.Router):
+    """Starlette's router, but a request is only matched against the routes of its shape.
+
+    Routes are grouped by their number of path segments and first two segments (the
+    second one may be a parameter); a request tries, in the routes' order, only its
+    group, with Starlette's own matching. Whatever that does not settle (no route of the
+    group matched: a 404 or a trailing-slash redirect) goes through Starlette's full scan,
+    so the answers are Starlette's. Without an index (a route that is not a plain
+    ``Route`` with ``str`` parameters) every request does.
+    """
+
+    _index: dict[tuple[int, str, str | None], list[BaseRoute]] | None = None
+    _indexed: int = -1  # how many routes the index covers (routes may be added later)
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope.get("root_path"):
+            group = self.group(scope["path"])
+            if group is not None and await self._dispatch(group, scope, receive, send):
+                return
+        await super().app(scope, receive, send)
+
+    def group(self, path: str) -> list[BaseRoute] | None:
+        """The routes, in order, that may match ``path``; None: try them all."""
+        if self._indexed != len(self.routes):
+            self._build_index()
+        if self._index is None:
+            return None
+        parts = path.split("/", 3)
+        # (A regex's "$" also matches before a final newline: leave those to the full scan.)
+        if len(parts) < 2 or path.endswith("\n"):
+            return None
+        n = path.count("/") + 1
+        group = self._index.get((n, parts[1], parts[2] if len(parts) > 2 else None))
+        if group is None:
+            group = self._index.get((n, parts[1], None))
+        return group
+
+    async def _dispatch(
+        self, group: list[BaseRoute], scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """Starlette's matching over ``group``; False when no route of it matched."""
+        partial = partial_scope = None
+        for route in group:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                partial, partial_scope = route, child_scope
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+        if partial is None or partial_scope is None:
+            return False
+        scope.setdefault("router", self)
+        scope["route"] = partial
+        scope.update(partial_scope)
+        await partial.handle(scope, receive, send)
+        return True
+
+    def _build_index(self) -> None:
+        self._indexed = len(self.routes)
+        keys: list[tuple[BaseRoute, tuple[int, str, str | None]]] = []
+        for route in self.routes:
+            key = _shape(route)
+            if key is None:
+                self._index = None
+                return
+            keys.append((route, key))
+        index: dict[tuple[int, str, str | None], list[BaseRoute]] = {}
+        for _, (n, first, second) in keys:
+            index.setdefault((n, first, second), [])
+            index.setdefault((n, first, None), [])
+        for group_key, group in index.items():
+            n, first, second = group_key
+            group.extend(
+                route
+                for route, (rn, rfirst, rsecond) in keys
+                if rn == n and rfirst == first and rsecond in (second, None)
+            )
+        self._index = index
+
+
+def _shape(route: BaseRoute) -> tuple[int, str, str | None] | None:
+    """``(segments, first, second or None for a parameter)`` of a route, or None when its
+    path could match requests of other shapes (or it is not a plain route)."""
+    if type(route) is not starlette.routing.Route or not all(
+        type(c) is StringConvertor for c in route.param_convertors.values()
+    ):
+        return None
+    parts = route.path.split("/")
+    if len(parts) < 2 or "{" in parts[1]:
+        return None
+    second = parts[2] if len(parts) > 2 and "{" not in parts[2] else None
+    return len(parts), parts[1], second
 
 
 class CoreApi(Protocol):

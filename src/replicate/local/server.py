@@ -145,6 +145,7 @@ class LocalServer:
             ws="none",
             lifespan="on",
             log_level="warning",
+            access_log=False,  # info-level lines: uvicorn would still format them per request
             timeout_graceful_shutdown=3,
             **ssl_options,
         )

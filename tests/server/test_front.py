@@ -1,0 +1,184 @@
+"""The layer in front of every route (``replicate.local.front``) and the indexed router.
+
+What the layer adds to every answer must not depend on which route (or no route) answered:
+``ratelimit-*`` headers on every ``/v1`` answer (404/405 included), a request log entry for
+every request (a faulted one included), problem+json 404/405 bodies; and the router must
+pick the same route Starlette's full scan would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from replicate.local.server import LocalServer
+
+from .conftest import AUTH
+
+NOT_FOUND = {"detail": "The requested resource could not be found.", "status": 404}
+
+
+@pytest.fixture
+def logged(server: LocalServer) -> Iterator[LocalServer]:
+    """The session server with an empty request log and no faults, restored afterwards."""
+    server.clear_requests()
+    server.faults.clear()
+    yield server
+    server.faults.clear()
+
+
+def _entries(server: LocalServer, path: str) -> list[dict[str, Any]]:
+    return [e for e in server.requests() if e["path"] == path]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "remaining"),
+    [
+        ("GET", "/v1/nope", "2999"),
+        ("POST", "/v1/nope/predictions", "599"),
+        ("GET", "/v1/predictions/a/b/c/d", "2999"),
+    ],
+)
+def test_a_v1_404_is_a_problem_with_ratelimit_headers(
+    http: httpx.Client, method: str, path: str, remaining: str
+) -> None:
+    r = http.request(method, path, json={} if method == "POST" else None)
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json() == NOT_FOUND
+    assert r.headers["ratelimit-remaining"] == remaining
+    assert r.headers["ratelimit-reset"] == "1"
+
+
+def test_a_v1_405_names_the_allowed_methods_and_has_ratelimit_headers(http: httpx.Client) -> None:
+    r = http.delete("/v1/account")
+    assert r.status_code == 405
+    assert r.json() == {"detail": "Method not allowed", "status": 405}
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
+    assert r.headers["ratelimit-remaining"] == "2999"
+
+
+def test_answers_outside_v1_have_no_ratelimit_headers(http: httpx.Client) -> None:
+    for path in ("/_local/health", "/nope", "/web/nope/nope"):
+        r = http.get(path)
+        assert "ratelimit-remaining" not in r.headers, path
+    assert http.get("/nope").json() == NOT_FOUND
+
+
+def test_head_and_trailing_slashes_behave_as_before(http: httpx.Client) -> None:
+    assert http.head("/v1/account").status_code == 200
+    r = http.get("/v1/account/", follow_redirects=False)
+    assert r.status_code == 307
+    assert r.headers["location"].endswith("/v1/account")
+
+
+def test_every_route_shape_reaches_its_handler(http: httpx.Client) -> None:
+    """One request per group of the router's index: literal and parameter segments."""
+    assert http.get("/v1/account").json()["type"] == "user"
+    assert http.get("/v1/models/replicate/hello-world").json()["name"] == "hello-world"
+    assert http.get("/v1/models/replicate/hello-world/versions").status_code == 200
+    assert http.get("/v1/predictions/nope").json()["status"] == 404
+    assert http.get("/v1/collections").status_code == 200  # a catalogue route, added later
+    assert http.get("/v1/deployments/nobody/nothing").status_code == 404
+    assert http.get("/web/replicate/hello-world").status_code == 200
+    assert http.get("/").status_code == 200
+
+
+def test_a_request_answered_by_a_fault_is_in_the_request_log(
+    logged: LocalServer, http: httpx.Client
+) -> None:
+    fault = logged.add_fault(path="/v1/hardware", status=503, times=1)
+    r = http.get("/v1/hardware", headers={"Prefer": "wait"})
+    assert r.status_code == 503
+    assert r.headers["ratelimit-remaining"] == "2999"
+    (entry,) = _entries(logged, "/v1/hardware")
+    assert entry["status"] == 503
+    assert entry["fault"] == fault.id
+    assert entry["headers"] == {"prefer": "wait"}
+    assert entry["duration"] is not None and entry["duration"] >= 0
+
+
+def test_the_log_keeps_404s_and_413s_but_not_the_controls(
+    logged: LocalServer, http: httpx.Client
+) -> None:
+    http.get("/v1/nope")
+    http.get("/_local/health")
+    big = b"x" * (logged.config.max_body_size + 1)
+    r = http.post("/v1/predictions", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert r.headers["ratelimit-remaining"] == "599"
+    assert [e["status"] for e in _entries(logged, "/v1/nope")] == [404]
+    assert [e["status"] for e in _entries(logged, "/v1/predictions")] == [413]
+    assert _entries(logged, "/_local/health") == []
+
+
+def test_an_unreadable_content_length_is_counted_like_a_chunked_body() -> None:
+    """A body whose length is not declared is counted as it streams: 413 past the limit."""
+    with LocalServer(max_body_size=1000) as s, httpx.Client(base_url=s.base_url) as c:
+
+        def chunks() -> Iterator[bytes]:
+            yield b'{"input": {"text": "'
+            yield b"x" * 2000
+            yield b'"}}'
+
+        r = c.post("/v1/models/replicate/hello-world/predictions", content=chunks(), headers=AUTH)
+        assert r.status_code == 413
+        assert r.json()["title"] == "Content Too Large"
+        ok = c.post(
+            "/v1/models/replicate/hello-world/predictions",
+            json={"input": {"text": "a"}},
+            headers={**AUTH, "Prefer": "wait"},
+        )
+        assert ok.status_code == 201, ok.text
+
+
+def _first_match(routes: list[Any], scope: dict[str, Any]) -> Any:
+    """The route Starlette's router hands ``scope`` to (first full match, else first partial)."""
+    from starlette.routing import Match
+
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
+
+
+def test_the_router_index_picks_what_the_full_scan_picks(server: LocalServer) -> None:
+    """For paths made from every route's template (and variants that must not match), the
+    routes of the index's group give the same answer as all routes in order, or the group
+    is None / finds nothing and the request goes to the full scan."""
+    from replicate.local.app import build_app
+    from replicate.local.routing import Router
+
+    assert server.core is not None
+    app = build_app(server.core)
+    router = app.router
+    assert isinstance(router, Router)
+    routes = list(router.routes)
+    paths = {"/", "", "*", "/v1", "/v1/", "//", "/v1//x", "/v1/account\n", "/web/p/x/"}
+    for route in routes:
+        template = route.path  # type: ignore[attr-defined]
+        for value in ("x", "predictions", "", "a.b", "x\n"):
+            path = template
+            while "{" in path:
+                start, end = path.index("{"), path.index("}")
+                path = path[:start] + value + path[end + 1 :]
+            paths.update({path, path + "/", path + "/extra", path.rstrip("/") or "/"})
+    assert len(paths) > 200
+    for path in sorted(paths):
+        for method in ("GET", "POST", "DELETE", "HEAD", "QUERY"):
+            scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+            expected = _first_match(routes, scope)
+            group = router.group(path)
+            if group is None:
+                continue  # full scan
+            got = _first_match(group, scope)
+            assert got is expected or got is None, (method, path, got, expected)
+            if expected is not None and got is None:
+                pytest.fail(f"{method} {path!r}: the group misses {expected.path}")
