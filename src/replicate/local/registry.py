@@ -259,7 +259,7 @@ class Registry:
         process or another one on the same file) makes it stale too; no lock is needed, as
         each dictionary operation is atomic and a stale entry is only ever overwritten.
         """
-        stamp = self.store.catalogue_stamp()
+        stamp = self.store.catalogue.stamp()
         hit = self._rows.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]

@@ -23,13 +23,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .catalogue_changes import CatalogueChanges
+
 log = logging.getLogger("replicate.local")
 
 SCHEMA_VERSION = 2
 _OPEN_STREAMS_REMEMBERED = 4096
 _RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
-#: The catalogue: tables whose every change bumps :attr:`Store.catalogue_generation`.
-CATALOGUE_TABLES = ("models", "versions")
 #: Seconds a deferred write waits at most before the flusher thread commits it.
 FLUSH_DELAY = 0.05
 
@@ -108,7 +108,6 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._next_seq: dict[str, int] = {}  # see append_event
-        self.catalogue_generation = 0  # see _watch_catalogue
         # Deferred writes (see the module's docstring): rows to insert, columns to set, events.
         self._new_rows: dict[str, dict[str, Any]] = {}
         self._row_updates: dict[str, dict[str, Any]] = {}
@@ -135,42 +134,8 @@ class Store:
             if "instance" not in cols:  # migration 1 -> 2
                 self._conn.execute("ALTER TABLE predictions ADD COLUMN instance TEXT")
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            self._watch_catalogue()
-
-    # ------------------------------------------------------------------ catalogue changes
-    def _watch_catalogue(self) -> None:
-        """Count every change to the catalogue tables made through this connection.
-
-        TEMP triggers (they live in this connection only: the file, and any other program
-        writing it, never sees them) call back into Python for each inserted, updated or
-        deleted row, whatever statement or module made the change, so no write path can
-        forget to invalidate what :class:`~replicate.local.registry.Registry` caches.
-        """
-        self._conn.create_function("replicate_catalogue_changed", 0, self._catalogue_changed)
-        for table in CATALOGUE_TABLES:
-            for op in ("INSERT", "UPDATE", "DELETE"):
-                self._conn.execute(
-                    f"CREATE TEMP TRIGGER IF NOT EXISTS replicate_{table}_{op.lower()} "
-                    f"AFTER {op} ON main.{table} BEGIN SELECT replicate_catalogue_changed(); END"
-                )
-
-    def _catalogue_changed(self) -> None:
-        # Runs inside a statement, so under self._lock.
-        self.catalogue_generation += 1
-
-    def catalogue_stamp(self) -> tuple[int, int]:
-        """A value that differs whenever the catalogue may have changed since it was read.
-
-        ``(catalogue_generation, PRAGMA data_version)``: the first counts this connection's
-        own changes (rolled back ones included), the second changes whenever another
-        connection (another server process on the same file) commits anything. Read it
-        before reading the catalogue; a cached read stays valid while the stamp is equal.
-        """
-        if self.path == ":memory:":  # no other connection can reach a private database
-            return (self.catalogue_generation, 0)
-        with self._lock:
-            generation = self.catalogue_generation
-            return (generation, self._conn.execute("PRAGMA data_version").fetchone()[0])
+            #: Counts the changes to models and versions (see catalogue_changes.py).
+            self.catalogue = CatalogueChanges(self._conn, path)
 
     # ------------------------------------------------------------------ generic
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
@@ -212,7 +177,7 @@ class Store:
                 yield
             except BaseException:
                 # What was read inside the transaction (and cached) is about to be undone.
-                self.catalogue_generation += 1
+                self.catalogue.changed()
                 self._conn.execute("ROLLBACK")
                 raise
             else:
@@ -226,6 +191,7 @@ class Store:
             try:
                 self._flush_locked()
             finally:
+                self.catalogue.close()
                 self._conn.close()
 
     # ------------------------------------------------------------------ deferred writes
