@@ -182,3 +182,95 @@ def test_the_router_index_picks_what_the_full_scan_picks(server: LocalServer) ->
             assert got is expected or got is None, (method, path, got, expected)
             if expected is not None and got is None:
                 pytest.fail(f"{method} {path!r}: the group misses {expected.path}")
+
+
+# ---------------------------------------------------------------------------- fast paths
+
+
+def test_origin_follows_each_requests_host(server: LocalServer) -> None:
+    """``origin`` remembers origins per Host (and scheme, server, root path)."""
+    with httpx.Client(base_url=server.base_url, headers=AUTH) as c:
+        for host in ("a.example:8000", "b.example", "a.example:8000", "[::1]:9"):
+            r = c.get("/v1/models/replicate/hello-world/versions", headers={"Host": host})
+            assert r.status_code == 200
+            urls = [v for v in (r.json()["next"], r.json()["previous"]) if v]
+            for url in urls:
+                assert url.startswith(f"http://{host}/"), (host, url)
+            p = c.post(
+                "/v1/models/replicate/hello-world/predictions",
+                json={"input": {"text": "h"}},
+                headers={"Host": host, "Prefer": "wait"},
+            )
+            assert p.json()["urls"]["get"].startswith(f"http://{host}/v1/predictions/")
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (({"a": 1},), {}),
+        (({"a": [1, "é", None]}, 201, {"Preference-Applied": "wait"}), {}),
+        (({"a": 1}, 202, {"Location": "http://x/y", "X-Two": "z"}), {}),
+        (({"a": 1}, 200, {"Content-Type": "text/plain"}), {}),
+        (({}, 204), {}),
+        (({"a": 1},), {"media_type": "application/problem+json"}),
+    ],
+)
+def test_json_response_is_what_a_starlette_response_would_be(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    from starlette.responses import Response
+
+    from replicate.local.gate import strict_dumps
+    from replicate.local.routes_base import json_response
+
+    got = json_response(*args, **kwargs)
+    value, status, headers = (*args, 200, None)[:3] if len(args) == 1 else (*args, None)[:3]
+    want = Response(
+        strict_dumps(value),
+        status_code=status,
+        headers=headers,
+        media_type=kwargs.get("media_type", "application/json"),
+    )
+    assert (got.status_code, got.body, got.raw_headers) == (
+        want.status_code,
+        want.body,
+        want.raw_headers,
+    )
+
+
+def test_iso_is_what_datetime_formats() -> None:
+    import math
+    import random
+    from datetime import datetime, timezone
+
+    from replicate.local.util import iso
+
+    def reference(ts: float) -> str | None:
+        try:
+            dt = datetime.fromtimestamp(ts, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    rng = random.Random(14)
+    values = [0.0, -0.5, -1e-7, 0.9999995, 1.0000005, 1733450000.0000015, 253402300799.9999996]
+    values += [253402300800.0, -62135596801.0, math.nan, math.inf, -math.inf, 1e20]
+    values += [round(rng.uniform(0, 2e9), 6) for _ in range(2000)]
+    values += [rng.uniform(-7e10, 2.6e11) for _ in range(2000)]
+    values += [int(rng.uniform(0, 2e9)) + rng.choice([5e-7, 1.5e-6, 0.9999995]) for _ in range(500)]
+    for ts in values:
+        assert iso(ts) == reference(ts), ts
+    assert iso(None) is None
+
+
+def test_the_depth_check_is_kept_at_the_limit() -> None:
+    """Bodies with fewer brackets than the limit skip the walk; at the limit it runs."""
+    from replicate.local.errors import ApiError
+    from replicate.local.gate import MAX_JSON_DEPTH, parse_json
+
+    for depth in (MAX_JSON_DEPTH - 1, MAX_JSON_DEPTH):
+        assert parse_json(b"[" * depth + b"]" * depth) is not None
+    with pytest.raises(ApiError):
+        parse_json(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+    with pytest.raises(ApiError):  # a lone surrogate in a shallow body is still found
+        parse_json(b'{"a": "\\udc00"}')

@@ -7,6 +7,7 @@ deployments are isolated from each other (another account's objects are 404).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 
@@ -47,6 +48,12 @@ def account_tokens(tokens: list[str], username: str) -> list[tuple[bytes, str]]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _pairs(tokens: tuple[str, ...], username: str) -> tuple[tuple[bytes, str], ...]:
+    """:func:`account_tokens`, worked out once per configuration (not per request)."""
+    return tuple(account_tokens(list(tokens), username))
+
+
 def authenticate(request: Request, tokens: list[str] | None, username: str) -> str:
     """The account username for the request, or raise the real API's 401."""
     token = token_from(request)
@@ -56,7 +63,7 @@ def authenticate(request: Request, tokens: list[str] | None, username: str) -> s
         return username
     given = token.encode("utf-8", "replace")
     account = None
-    for value, name in account_tokens(tokens, username):
+    for value, name in _pairs(tuple(tokens), username):
         if hmac.compare_digest(given, value) and account is None:
             account = name
     if account is None:

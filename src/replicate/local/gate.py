@@ -94,6 +94,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_float)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, empty: Any = None) -> Any:
     """Parse a request body as strict JSON; raises 400 ``ApiError`` on anything else.
 
@@ -106,7 +110,7 @@ def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, empty: Any = None
     except UnicodeDecodeError as exc:
         raise invalid_json("it is not UTF-8") from exc
     try:
-        value = json.loads(text, parse_constant=_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except RecursionError as exc:
         raise invalid_json(f"nested deeper than {max_depth} levels") from exc
     except ValueError as exc:
@@ -114,7 +118,10 @@ def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, empty: Any = None
         if "JSON number" in msg or "out of range" in msg:
             raise invalid_json(msg.split(":")[0]) from exc
         raise invalid_json() from exc
-    check_value(value, max_depth=max_depth, strings=bool(_SURROGATE_ESCAPE.search(raw)))
+    strings = bool(_SURROGATE_ESCAPE.search(raw))
+    # Fewer brackets than the depth limit cannot nest too deep: then only strings need a look.
+    if strings or raw.count(b"[") + raw.count(b"{") >= max_depth:
+        check_value(value, max_depth=max_depth, strings=strings)
     return value
 
 
@@ -145,7 +152,7 @@ def strict_dumps(value: Any) -> str:
     """Compact JSON that any strict parser accepts; values that are not (``NaN``, lone
     surrogates, from rows stored before the gate) are replaced as :func:`sanitize` does."""
     try:
-        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+        text = _ENCODER.encode(value)
     except (ValueError, RecursionError):
         return json.dumps(sanitize(value), separators=(",", ":"), allow_nan=False)
     if "\\ud" in text or "\\uD" in text:  # maybe a lone surrogate: check the hard way

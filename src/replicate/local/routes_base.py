@@ -21,6 +21,8 @@ from .fetch import OwnAddress, targets_controls
 from .gate import number, parse_json, strict_dumps
 
 INVALID_VERSION_TITLE = "Invalid version or not permitted"
+#: Distinct request origins (scheme, server, root path, Host) remembered by ``origin``.
+_ORIGINS_KEPT = 64
 
 # The spec's pattern: it admits wait=1..99; waits beyond 60 s are clamped to 60.
 _PREFER_WAIT = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
@@ -45,6 +47,28 @@ def _is_http_url(value: str) -> bool:
     )
 
 
+class JsonResponse(Response):
+    """A response whose body is already-encoded JSON, its headers made as ``Response`` makes
+    them (the given ones, lower-cased, then length and type) without its per-instance work."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self, body: bytes, status_code: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        raw = (
+            [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            if headers
+            else []
+        )
+        raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"content-type", b"application/json"))
+        self.raw_headers = raw
+
+
 def json_response(
     value: Any,
     status: int = 200,
@@ -52,7 +76,17 @@ def json_response(
     media_type: str = "application/json",
 ) -> Response:
     """Compact JSON response; always strict JSON (see ``gate.strict_dumps``)."""
+    if (
+        media_type == "application/json"
+        and status >= 200
+        and status not in (204, 304)
+        and not (headers and _SET_BY_RESPONSE.intersection(k.lower() for k in headers))
+    ):
+        return JsonResponse(_dumps(value).encode(), status, headers)
     return Response(_dumps(value), status_code=status, headers=headers, media_type=media_type)
+
+
+_SET_BY_RESPONSE = frozenset(("content-length", "content-type"))
 
 
 def _json_type(v: Any) -> str:
@@ -241,13 +275,32 @@ class BaseRoutes:
         self.core = core
         self.faults = Faults()
         self.requests = RequestLog()
+        self._origins: dict[tuple[Any, ...], str] = {}
 
     # ------------------------------------------------------------------ helpers
     def origin(self, request: Request) -> str:
         """The origin used in URLs: the public URL, else the request's own."""
         if self.core.config.public_url:
             return self.core.config.public_url.rstrip("/")
-        return str(request.base_url).rstrip("/")
+        scope = request.scope
+        host = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value
+                break
+        # Everything Starlette's base_url is made of (building it per request is costly).
+        shape = (
+            scope.get("scheme", "http"),
+            scope.get("server"),
+            scope.get("app_root_path", scope.get("root_path", "")),
+            host,
+        )
+        origin = self._origins.get(shape)
+        if origin is None:
+            if len(self._origins) >= _ORIGINS_KEPT:  # Host is the client's: stay bounded
+                self._origins.clear()
+            origin = self._origins[shape] = str(request.base_url).rstrip("/")
+        return origin
 
     def account(self, request: Request) -> str:
         """Authenticate; returns the username."""

@@ -62,11 +62,33 @@ def iso(ts: float | None) -> str | None:
     """
     if ts is None:
         return None
+    # Whole seconds are formatted once (datetime is slow); the microseconds are rounded as
+    # ``datetime.fromtimestamp`` rounds them (half to even).
     try:
-        dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
+        frac, whole = math.modf(ts)
+        us = round(frac * 1e6)
+        second = int(whole)
+    except (OverflowError, ValueError):  # NaN, infinities
         return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if us >= 1_000_000:
+        second, us = second + 1, us - 1_000_000
+    elif us < 0:
+        second, us = second - 1, us + 1_000_000
+    prefix = _ISO_SECONDS.get(second)
+    if prefix is None:
+        try:
+            dt = datetime.fromtimestamp(second, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+        if len(_ISO_SECONDS) >= _ISO_SECONDS_KEPT:
+            _ISO_SECONDS.clear()
+        prefix = _ISO_SECONDS[second] = dt.strftime("%Y-%m-%dT%H:%M:%S.")
+    return f"{prefix}{us:06d}Z"
+
+
+#: Formatted whole seconds of :func:`iso` (timestamps come in runs of the same second).
+_ISO_SECONDS: dict[int, str] = {}
+_ISO_SECONDS_KEPT = 4096
 
 
 def parse_iso(value: str) -> float:
