@@ -171,11 +171,17 @@ def test_a_rolled_back_change_read_inside_its_transaction_is_forgotten() -> None
 # ------------------------------------------------------------------ other connections
 
 
-def test_writes_of_a_second_connection_are_seen(file_server: LocalServer) -> None:
+@pytest.mark.parametrize("wal_index", [True, False], ids=["wal-index", "counter-only"])
+def test_writes_of_a_second_connection_are_seen(file_server: LocalServer, wal_index: bool) -> None:
     name = unique()
     owner, model = name.split("/")
     v1 = file_server.register(name, echo)
     reg = _registry(file_server)
+    changes = reg.store.catalogue
+    assert changes._wal_index is not None
+    if not wal_index:  # as in a journal mode without one: the counter is read every time
+        changes._wal_index.close()
+        changes._wal_index = None
     assert reg.get_model(owner, model)["description"] is None  # type: ignore[index]
     assert reg.resolve(name)["id"] == v1  # type: ignore[index]
     other = sqlite3.connect(file_server.config.db, isolation_level=None)
@@ -201,6 +207,32 @@ def test_writes_of_a_second_connection_are_seen(file_server: LocalServer) -> Non
         assert reg.get_model(owner, model) is None
     finally:
         other.close()
+
+
+def test_the_counter_is_read_again_only_after_a_commit(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    reg = Registry(store, lambda: 1000.0)
+    reg.register("o/m", echo)
+    reader = store.catalogue._reader
+    assert reader is not None
+    counts: list[str] = []
+    reader.set_trace_callback(counts.append)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        for _ in range(5):
+            assert reg.get_model("o", "m") is not None
+        assert len(counts) == 1
+        other.execute("INSERT INTO settings (key, value) VALUES ('unrelated', '1')")
+        for _ in range(5):
+            assert reg.get_model("o", "m") is not None
+        assert len(counts) == 2  # read again once, still the same count: the row is kept
+        other.execute("UPDATE models SET description = 'elsewhere'")
+        m = reg.get_model("o", "m")
+        assert m is not None and m["description"] == "elsewhere" and len(counts) == 3
+    finally:
+        other.close()
+        store.close()
 
 
 def test_a_second_server_on_the_same_file_is_seen(file_server: LocalServer) -> None:

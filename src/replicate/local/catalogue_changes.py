@@ -11,17 +11,31 @@ changed since an earlier lookup. Two counters make up the stamp:
   program writing the file runs them, whatever its version) count them in the one-row table
   ``catalogue_changes``. Another server process on the same file is seen through this
   counter, which a second, read-only connection reads, so that a lookup never waits for the
-  store's lock (held by the runner's writes) and a prediction's commit does not count.
+  store's lock and a prediction's commit does not count.
+
+Even that read costs a query per lookup (and a release of the GIL, which under load hands
+the interpreter to other threads: about a tenth of the server's throughput). So the counter
+is read again only when something was committed since it was last read: every commit in WAL
+mode rewrites the header of the WAL index (the ``-shm`` file every connection to the
+database shares; https://www.sqlite.org/walformat.html), whose change counter this module
+compares, mapped read-only, without a query. Without a WAL index (another journal mode), the
+counter is read every time.
 """
 
 from __future__ import annotations
 
+import mmap
 import sqlite3
+import struct
 import threading
 
 #: The tables whose every change counts.
 CATALOGUE_TABLES = ("models", "versions")
 _OPS = ("INSERT", "UPDATE", "DELETE")
+#: The WAL-index header: two copies of 48 bytes, rewritten (change counter included) by every
+#: commit, starting with the format version, whose ``isInit`` byte is at offset 12.
+_HEADER_SIZE = 96
+_WAL_INDEX_VERSION = 3007000
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS catalogue_changes "
@@ -54,9 +68,13 @@ class CatalogueChanges:
                 )
         self._lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
+        self._wal_index: mmap.mmap | None = None
+        #: The WAL-index header read before the counter was last read, and that count.
+        self._seen: tuple[bytes, int] | None = None
         if path != ":memory:":  # no other connection can reach a private database
             self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._reader.execute("PRAGMA busy_timeout=5000")
+            self._wal_index = _map_wal_index(conn, path)
 
     def changed(self) -> None:
         """Count a change made through the store's connection (its lock held)."""
@@ -70,16 +88,47 @@ class CatalogueChanges:
         connection (``fetchall`` ends its read transaction, so the next read sees new commits).
         """
         local = self.local
-        reader = self._reader
-        if reader is None:
+        if self._reader is None:
             return (local, 0)
+        wal_index, seen = self._wal_index, self._seen
+        if wal_index is not None and seen is not None and wal_index[:_HEADER_SIZE] == seen[0]:
+            return (local, seen[1])  # nothing committed since the count was read
         with self._lock:
-            rows = reader.execute("SELECT n FROM catalogue_changes").fetchall()
-        return (local, rows[0][0] if rows else -1)
+            if self._reader is None:  # closed
+                return (local, -1)
+            header = self._wal_index[:_HEADER_SIZE] if self._wal_index is not None else None
+            rows = self._reader.execute("SELECT n FROM catalogue_changes").fetchall()
+            count = rows[0][0] if rows else -1
+            if header is not None:
+                self._seen = (header, count)
+        return (local, count)
 
     def close(self) -> None:
-        """Close the second connection."""
+        """Close the second connection and the WAL index (before the store's connection)."""
         with self._lock:
+            wal_index, self._wal_index = self._wal_index, None
+            if wal_index is not None:
+                wal_index.close()
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _map_wal_index(conn: sqlite3.Connection, path: str) -> mmap.mmap | None:
+    """The header of the WAL index of ``conn``'s database mapped read-only, or None (not in
+    WAL mode, or not as expected).
+
+    The store's connection keeps the ``-shm`` file at its size while it is open (SQLite
+    truncates it only on a first open that finds no other connection).
+    """
+    try:
+        if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            return None
+        with open(path + "-shm", "rb") as f:
+            view = mmap.mmap(f.fileno(), _HEADER_SIZE, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, sqlite3.Error):
+        return None
+    if struct.unpack_from("=I", view, 0)[0] != _WAL_INDEX_VERSION or view[12] != 1:
+        view.close()
+        return None
+    return view
