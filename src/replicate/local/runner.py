@@ -708,7 +708,8 @@ class Runner:
                 run.output = []
             run.output.append(value)
             run.emitted = True
-            self.store.update_prediction(run.pid, output=run.output, defer=True)
+            # A copy: the store keeps deferred values as they are until it commits them.
+            self.store.update_prediction(run.pid, output=list(run.output), defer=True)
             self._event(run, "output", value)
         self.on_change(run.pid, "output")
 
@@ -1028,6 +1029,12 @@ def clean_text(text: str) -> str:
 
 def unstorable(value: Any) -> str | None:
     """Why ``value`` cannot be stored and served as strict JSON (None when it can)."""
+    if isinstance(value, str):  # a token: the JSON text is only needed to find surrogates
+        try:
+            value.encode("utf-8")
+            return None
+        except UnicodeEncodeError:
+            return "the model's output cannot be stored as JSON: lone UTF-16 surrogate"
     try:
         json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:

@@ -55,17 +55,23 @@ async def event_stream(
         ev = core.hub.register(pid)
         try:
             events = core.store.events_after(pid, cursor)
+            # What is there is sent as one chunk (one write, not one per event).
+            chunk: list[bytes] = []
+            end = False
             for e in events:
                 data = e["data"]
                 if e["type"] == "output" and DELIVERY_PREFIX in data:
                     data = data.replace(DELIVERY_PREFIX, f"{origin}/delivery/")
-                yield format_event(e["type"], f"{int(e['t'])}:{e['seq']}", data)
+                chunk.append(format_event(e["type"], f"{int(e['t'])}:{e['seq']}", data))
                 cursor = e["seq"]
                 sent += 1
-                if e["type"] == "done":
-                    return
-                if drop_after is not None and sent >= drop_after:
-                    return
+                if e["type"] == "done" or (drop_after is not None and sent >= drop_after):
+                    end = True
+                    break
+            if chunk:
+                yield b"".join(chunk)
+            if end:
+                return
             if events:
                 continue
             if cursor >= 0 and core.store.one(

@@ -241,11 +241,12 @@ class Store:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for data in rows.values():
-                conn.execute(_insert_sql(data), data)
+                conn.execute(_insert_sql(data), self._encode(data))
             for pid, data in updates.items():
                 sets = ", ".join(f"{k} = :{k}" for k in data)
                 conn.execute(
-                    f"UPDATE predictions SET {sets} WHERE id = :_pid", {**data, "_pid": pid}
+                    f"UPDATE predictions SET {sets} WHERE id = :_pid",
+                    {**self._encode(data), "_pid": pid},
                 )
             if events:
                 conn.executemany(_INSERT_EVENT, events)
@@ -304,15 +305,15 @@ class Store:
         in), read in the same statement; ``None`` where SQLite is too old for ``RETURNING``.
         ``defer``: keep it in memory until the next commit (see the module's docstring).
         """
-        data = self._encode(row)
         pid = str(row["id"])
-        if defer:
-            full = {c: data.get(c, d) for c, d in _PREDICTION_COLUMNS.items()}
+        if defer:  # kept as Python values, encoded when committed
+            full = {c: row.get(c, d) for c, d in _PREDICTION_COLUMNS.items()}
             with self._lock:
                 self._new_rows[pid] = full
                 self._next_seq[pid] = 0
                 self._deferred()
-            return self.decode_prediction(dict(full))
+            return dict(full)
+        data = self._encode(row)
         with self._lock:
             self._flush_locked()
             if _RETURNING:
@@ -330,13 +331,12 @@ class Store:
         commit with the next commit (see the module's docstring), else now."""
         if not fields:
             return
-        data = self._encode(fields)
-        with self._lock:
+        with self._lock:  # kept as Python values, encoded when committed
             new = self._new_rows.get(pid)
             if new is not None:
-                new.update(data)
+                new.update(fields)
             else:
-                self._row_updates.setdefault(pid, {}).update(data)
+                self._row_updates.setdefault(pid, {}).update(fields)
             if defer:
                 self._deferred()
             else:
@@ -373,15 +373,14 @@ class Store:
         with self._lock:
             new = self._new_rows.get(pid)
             if new is not None:
-                return self.decode_prediction(dict(new))
+                return dict(new)
             r = self._conn.execute("SELECT * FROM predictions WHERE id = ?", (pid,)).fetchone()
-            if r is None:
-                return None
-            row = dict(r)
             update = self._row_updates.get(pid)
-            if update is not None:
-                row.update(update)
-        return self.decode_prediction(row)
+            update = dict(update) if update is not None else None
+        row = self.decode_prediction(dict(r)) if r is not None else None
+        if row is not None and update is not None:
+            row.update(update)
+        return row
 
     def query_predictions(
         self, where: str, params: Sequence[Any], order: str, limit: int
