@@ -1,7 +1,7 @@
 """The registry's cache of models and versions: every change is seen at once.
 
-Lookups of models and versions are answered from memory while the catalogue is unchanged
-(``Registry._cached``). These tests change the catalogue through each kind of writer (the
+Lookups of models and versions are answered from memory while their tables are unchanged
+(``Registry._cached``). These tests change them through each kind of writer (the
 HTTP API, ``register``, a rolled back transaction, a second SQLite connection and a second
 server on the same file) right after a lookup has filled the cache, and check that the next
 lookup sees the change.
@@ -129,7 +129,7 @@ def test_a_callers_change_to_a_returned_row_does_not_reach_the_next_lookup(
     assert [r["id"] for r in reg.list_versions(owner, model)] == [vid]
 
 
-def test_lookups_are_answered_from_memory_until_the_catalogue_changes(tmp_path: Path) -> None:
+def test_lookups_are_answered_from_memory_until_the_registry_changes(tmp_path: Path) -> None:
     db = str(tmp_path / "db.sqlite")
     store = Store(db)
     reg = Registry(store, lambda: 1000.0)
@@ -142,7 +142,7 @@ def test_lookups_are_answered_from_memory_until_the_catalogue_changes(tmp_path: 
             assert reg.get_model("o", "m") is not None
             assert reg.resolve("o/m") is not None and reg.resolve(f"o/m:{vid}") is not None
             assert reg.list_versions("o", "m") != []
-            # Commits that leave the catalogue alone, here and elsewhere, do not count.
+            # Commits that leave models and versions alone, here and elsewhere, do not count.
             store.set_setting("unrelated", str(i))
             other.execute("INSERT OR REPLACE INTO settings (key, value) VALUES ('x', ?)", (i,))
         reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
@@ -177,7 +177,7 @@ def test_writes_of_a_second_connection_are_seen(file_server: LocalServer, wal_in
     owner, model = name.split("/")
     v1 = file_server.register(name, echo)
     reg = _registry(file_server)
-    changes = reg.store.catalogue
+    changes = reg.store.registry_changes
     assert changes._wal_index is not None
     if not wal_index:  # as in a journal mode without one: the counter is read every time
         changes._wal_index.close()
@@ -214,7 +214,7 @@ def test_the_counter_is_read_again_only_after_a_commit(tmp_path: Path) -> None:
     store = Store(db)
     reg = Registry(store, lambda: 1000.0)
     reg.register("o/m", echo)
-    reader = store.catalogue._reader
+    reader = store.registry_changes._reader
     assert reader is not None
     counts: list[str] = []
     reader.set_trace_callback(counts.append)

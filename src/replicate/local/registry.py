@@ -251,15 +251,15 @@ class Registry:
             return self._impls.get(version_id)
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
-        """``load()``, or what it returned before while the catalogue has not changed.
+        """``load()``, or what it returned before while its tables have not changed.
 
         Creates read a model and its latest version (and the runner the version again) on
         every call: answering them from memory saves a query each. An entry holds the
-        catalogue stamp read *before* its load, so a change made during the load (by this
+        stamp of the tables read *before* its load, so a change made during the load (by this
         process or another one on the same file) makes it stale too; no lock is needed, as
         each dictionary operation is atomic and a stale entry is only ever overwritten.
         """
-        stamp = self.store.catalogue.stamp()
+        stamp = self.store.registry_changes.stamp()
         hit = self._rows.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]

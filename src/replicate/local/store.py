@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from .catalogue_changes import CatalogueChanges
+from .registry_changes import RegistryChanges
 
 log = logging.getLogger("replicate.local")
 
@@ -134,8 +134,8 @@ class Store:
             if "instance" not in cols:  # migration 1 -> 2
                 self._conn.execute("ALTER TABLE predictions ADD COLUMN instance TEXT")
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            #: Counts the changes to models and versions (see catalogue_changes.py).
-            self.catalogue = CatalogueChanges(self._conn, path)
+            #: Counts the changes to models and versions (see registry_changes.py).
+            self.registry_changes = RegistryChanges(self._conn, path)
 
     # ------------------------------------------------------------------ generic
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
@@ -177,7 +177,7 @@ class Store:
                 yield
             except BaseException:
                 # What was read inside the transaction (and cached) is about to be undone.
-                self.catalogue.changed()
+                self.registry_changes.changed()
                 self._conn.execute("ROLLBACK")
                 raise
             else:
@@ -191,7 +191,7 @@ class Store:
             try:
                 self._flush_locked()
             finally:
-                self.catalogue.close()
+                self.registry_changes.close()
                 self._conn.close()
 
     # ------------------------------------------------------------------ deferred writes

@@ -1,17 +1,18 @@
-"""Noticing every change to the catalogue (the ``models`` and ``versions`` tables).
+"""Noticing every change to the registry's tables (``models`` and ``versions``).
 
-The registry answers model and version lookups from memory while the catalogue is
-unchanged; :meth:`CatalogueChanges.stamp` tells it, cheaply and exactly, whether it may have
+The registry answers model and version lookups from memory while its tables are
+unchanged; :meth:`RegistryChanges.stamp` tells it, cheaply and exactly, whether it may have
 changed since an earlier lookup. Two counters make up the stamp:
 
 * changes made through the store's own connection, counted by TEMP triggers that call back
   into Python (they live in that connection only), including changes of a transaction still
-  open and of one rolled back (:meth:`CatalogueChanges.changed`);
+  open and of one rolled back (:meth:`RegistryChanges.changed`);
 * committed changes made by anyone: triggers stored in the database file (plain SQL, so every
   program writing the file runs them, whatever its version) count them in the one-row table
-  ``catalogue_changes``. Another server process on the same file is seen through this
+  ``registry_changes``. Another server process on the same file is seen through this
   counter, which a second, read-only connection reads, so that a lookup never waits for the
-  store's lock and a prediction's commit does not count.
+  store's lock and a prediction's commit does not count (as both would with ``PRAGMA
+  data_version`` on the store's connection).
 
 Even that read costs a query per lookup (and a release of the GIL, which under load hands
 the interpreter to other threads: about a tenth of the server's throughput). So the counter
@@ -30,7 +31,7 @@ import struct
 import threading
 
 #: The tables whose every change counts.
-CATALOGUE_TABLES = ("models", "versions")
+REGISTRY_TABLES = ("models", "versions")
 _OPS = ("INSERT", "UPDATE", "DELETE")
 #: The WAL-index header: two copies of 48 bytes, rewritten (change counter included) by every
 #: commit, starting with the format version, whose ``isInit`` byte is at offset 12.
@@ -38,33 +39,33 @@ _HEADER_SIZE = 96
 _WAL_INDEX_VERSION = 3007000
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS catalogue_changes "
+    "CREATE TABLE IF NOT EXISTS registry_changes "
     "(id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);\n"
-    "INSERT OR IGNORE INTO catalogue_changes (id, n) VALUES (0, 0);\n"
+    "INSERT OR IGNORE INTO registry_changes (id, n) VALUES (0, 0);\n"
     + "".join(
-        f"CREATE TRIGGER IF NOT EXISTS catalogue_{table}_{op.lower()} AFTER {op} ON {table} "
-        "BEGIN UPDATE catalogue_changes SET n = n + 1; END;\n"
-        for table in CATALOGUE_TABLES
+        f"CREATE TRIGGER IF NOT EXISTS registry_{table}_{op.lower()} AFTER {op} ON {table} "
+        "BEGIN UPDATE registry_changes SET n = n + 1; END;\n"
+        for table in REGISTRY_TABLES
         for op in _OPS
     )
 )
 
 
-class CatalogueChanges:
-    """The catalogue's change counters for a store's connection ``conn`` to ``path``.
+class RegistryChanges:
+    """The change counters of the registry's tables, for the store's connection ``conn``.
 
-    Create it with the store's lock held, after the catalogue tables exist.
+    Create it with the store's lock held, after those tables exist.
     """
 
     def __init__(self, conn: sqlite3.Connection, path: str) -> None:
         self.local = 0
         conn.executescript(_SCHEMA)
-        conn.create_function("replicate_catalogue_changed", 0, self.changed)
-        for table in CATALOGUE_TABLES:
+        conn.create_function("replicate_registry_changed", 0, self.changed)
+        for table in REGISTRY_TABLES:
             for op in _OPS:
                 conn.execute(
-                    f"CREATE TEMP TRIGGER IF NOT EXISTS replicate_{table}_{op.lower()} "
-                    f"AFTER {op} ON main.{table} BEGIN SELECT replicate_catalogue_changed(); END"
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS replicate_registry_{table}_{op.lower()} "
+                    f"AFTER {op} ON main.{table} BEGIN SELECT replicate_registry_changed(); END"
                 )
         self._lock = threading.Lock()
         self._reader: sqlite3.Connection | None = None
@@ -81,9 +82,9 @@ class CatalogueChanges:
         self.local += 1
 
     def stamp(self) -> tuple[int, int]:
-        """A value that differs whenever the catalogue may have changed since it was read.
+        """A value that differs whenever the registry's tables may have changed since it was read.
 
-        Read it before reading the catalogue; what was read stays valid while the stamp is
+        Read it before reading them; what was read stays valid while the stamp is
         equal. ``(own changes, committed changes)``: committed ones are read on the second
         connection (``fetchall`` ends its read transaction, so the next read sees new commits).
         """
@@ -97,7 +98,7 @@ class CatalogueChanges:
             if self._reader is None:  # closed
                 return (local, -1)
             header = self._wal_index[:_HEADER_SIZE] if self._wal_index is not None else None
-            rows = self._reader.execute("SELECT n FROM catalogue_changes").fetchall()
+            rows = self._reader.execute("SELECT n FROM registry_changes").fetchall()
             count = rows[0][0] if rows else -1
             if header is not None:
                 self._seen = (header, count)
