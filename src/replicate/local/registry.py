@@ -247,8 +247,8 @@ class Registry:
     # ------------------------------------------------------------------ lookup
     def impl(self, version_id: str) -> ModelImpl | None:
         """The callable behind a version, if it is loaded in this process."""
-        with self._lock:
-            return self._impls.get(version_id)
+        # Every create asks; a dict read is atomic, so only writers take the lock.
+        return self._impls.get(version_id)
 
     def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
         """``load()``, or what it returned before while its tables have not changed.
