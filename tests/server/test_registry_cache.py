@@ -69,6 +69,18 @@ def test_model_update_and_delete_are_seen_at_once(http: httpx.Client) -> None:
     assert _wait_create(http, f"local/{name}").status_code == 404
 
 
+def test_reset_removes_user_models_at_once(fresh: LocalServer) -> None:
+    with httpx.Client(base_url=fresh.base_url, headers=AUTH) as http:
+        name = unique("x").split("/")[1]
+        body = {"owner": "local", "name": name, "visibility": "public", "hardware": "cpu"}
+        assert http.post("/v1/models", json=body).status_code == 201
+        assert http.get(f"/v1/models/local/{name}").status_code == 200
+        hello = http.get("/v1/models/replicate/hello-world").json()["latest_version"]["id"]
+        fresh.reset()
+        assert http.get(f"/v1/models/local/{name}").status_code == 404
+        assert http.get("/v1/models/replicate/hello-world").json()["latest_version"]["id"] == hello
+
+
 def test_visibility_change_is_seen_at_once(server: LocalServer, http: httpx.Client) -> None:
     name = unique("someone-else")
     server.register(name, echo, visibility="public")
