@@ -274,3 +274,87 @@ def test_the_depth_check_is_kept_at_the_limit() -> None:
         parse_json(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
     with pytest.raises(ApiError):  # a lone surrogate in a shallow body is still found
         parse_json(b'{"a": "\\udc00"}')
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _front(app: Any, *, test_controls: bool = True) -> tuple[Any, Any]:
+    """``Front`` over ``app`` with its own faults and request log (``(front, log)``)."""
+    from types import SimpleNamespace
+
+    from replicate.local.controls import Faults, RequestLog
+    from replicate.local.front import Front
+
+    log = RequestLog()
+    core = SimpleNamespace(config=SimpleNamespace(test_controls=test_controls))
+    front = Front(app, core, Faults(), log, lambda method, path: (100, None))  # type: ignore[arg-type]
+    return front, log
+
+
+def _call(front: Any, path: str = "/v1/x") -> list[dict[str, Any]]:
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(front(scope, receive, send))
+    return sent
+
+
+def _reply_then(error: bool, *, complete: bool) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": not complete})
+        if error:
+            raise RuntimeError("after the reply")
+
+    return app
+
+
+def test_an_error_before_the_reply_is_a_logged_500(caplog: pytest.LogCaptureFixture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    front, log = _front(app)
+    sent = _call(front)
+    start, body = sent
+    assert start["status"] == 500
+    headers = dict(start["headers"])
+    assert headers[b"content-type"] == b"application/problem+json"
+    assert headers[b"ratelimit-remaining"] == b"2999"
+    rid = headers[b"x-request-id"].decode()
+    assert b'"Internal server error"' in body["body"]
+    assert [e["status"] for e in log.list()] == [500]
+    assert any(rid in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_an_error_after_a_complete_reply_is_only_logged(caplog: pytest.LogCaptureFixture) -> None:
+    front, log = _front(_reply_then(True, complete=True))
+    sent = _call(front)
+    assert [m.get("status") for m in sent] == [200, None]
+    assert [e["status"] for e in log.list()] == [200]
+    assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+def test_an_error_in_the_middle_of_a_reply_is_passed_on() -> None:
+    front, _ = _front(_reply_then(True, complete=False))
+    with pytest.raises(RuntimeError, match="after the reply"):
+        _call(front)
+
+
+def test_no_log_entry_without_the_test_controls_nor_for_the_controls() -> None:
+    front, log = _front(_reply_then(False, complete=True), test_controls=False)
+    _call(front)
+    assert log.list() == []
+    front, log = _front(_reply_then(False, complete=True))
+    _call(front, "/_local/health")
+    sent = _call(front, "/web/x")
+    assert b"ratelimit-remaining" not in dict(sent[0]["headers"])
+    assert [e["path"] for e in log.list()] == ["/web/x"]
