@@ -245,3 +245,56 @@ def test_an_inline_model_runs_without_a_model_thread(inline: bool) -> None:
     # LocalServer serves from its thread "replicate-local-server": inline runs ran there.
     on_server = [t == "replicate-local-server" for t in threads]
     assert on_server == [inline, inline]
+
+
+def test_an_inline_async_model_is_a_task_on_the_server_loop_that_cancel_and_hold_reach() -> None:
+    threads: list[str] = []
+    started = threading.Event()
+
+    async def tokens(n: int, pause: float = 0.0):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread().name)
+        print("begin")
+        for i in range(n):
+            if pause:
+                started.set()
+                await asyncio.sleep(pause)
+            yield f"t{i}"
+
+    from replicate.local.schema import AsyncConcatenateIterator
+
+    tokens.__annotations__["return"] = AsyncConcatenateIterator[str]
+    with LocalServer(test_controls=True, cancel_grace=30) as server:
+        server.register("acme/tokens", tokens, inline=True)
+        client = replicate.Client(api_token=server.api_token, base_url=server.base_url)
+        done = client.predictions.create("acme/tokens", input={"n": 3}, wait=True)
+        assert done.status == "succeeded" and done.output == ["t0", "t1", "t2"]
+        assert done.logs == "begin\n" and threads == ["replicate-local-server"]
+        # A cancel cancels the task at its await (no grace period needed).
+        slow = client.predictions.create("acme/tokens", input={"n": 5, "pause": 60})
+        assert started.wait(20)
+        client.predictions.cancel(slow.id)
+        row = server.wait_for_status(slow.id, timeout=20)
+        assert row["status"] == "canceled"
+        # A hold pauses it before its next chunk without blocking the server.
+        started.clear()
+        held = client.predictions.create("acme/tokens", input={"n": 3, "pause": 0.01})
+        assert started.wait(20)
+        server.hold(held.id)
+        assert client.predictions.get(held.id).status == "processing"
+        assert client.run("replicate/hello-world", input={"text": "meanwhile"}) == (
+            "hello meanwhile"
+        )
+        # Held: it does not finish however long it waits (here: 0.3 s, ten of its pauses).
+        assert not threading.Event().wait(0.3)
+        paused = client.predictions.get(held.id)
+        assert paused.status == "processing" and len(paused.output or []) < 3
+        server.release(held.id)
+        assert server.wait_for_status(held.id, timeout=20)["output"] == ["t0", "t1", "t2"]
+
+
+def test_an_inline_model_cannot_take_files() -> None:
+    def reads(image: Path) -> str:
+        return image.name
+
+    with LocalServer() as server, pytest.raises(ValueError, match="inline model cannot take file"):
+        server.register("acme/reads", reads, inline=True)

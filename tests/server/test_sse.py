@@ -184,3 +184,44 @@ def test_generator_without_iterator_schema_streams_once() -> None:
             assert ("stream" in p["urls"]) is (stream_urls == "always")
             rows = s.core.store.events_after(p["id"], -1)  # type: ignore[union-attr]
             assert [(e["type"], e["data"]) for e in rows] == expected
+
+
+def test_a_stream_whose_client_went_away_ends_while_the_prediction_runs(
+    fresh: LocalServer,
+) -> None:
+    server = fresh
+    http = httpx.Client(base_url=server.base_url, headers=AUTH, timeout=30)
+    gate = threading.Event()
+
+    def slow(text: str):  # type: ignore[no-untyped-def]
+        yield "first"
+        gate.wait(30)
+        yield "last"
+
+    from replicate.local.schema import ConcatenateIterator
+
+    slow.__annotations__["return"] = ConcatenateIterator[str]
+    server.register("test/slow-stream", slow)
+    p = http.post("/v1/models/test/slow-stream/predictions", json={"input": {"text": "x"}}).json()
+    hub = server.core.hub  # type: ignore[union-attr]
+    with http.stream("GET", p["urls"]["stream"]) as s:
+        chunks = s.iter_text()  # kept: leaving a loop over it would close the connection
+        text = ""
+        while "first" not in text:
+            text += next(chunks)
+        # The stream waits for the next event, watched by the hub.
+        for _ in range(2000):
+            if p["id"] in hub._waiters:
+                break
+            threading.Event().wait(0.01)
+        assert p["id"] in hub._waiters
+    # The client went away: the stream stops waiting although the prediction still runs.
+    for _ in range(2000):
+        if p["id"] not in hub._waiters:
+            break
+        threading.Event().wait(0.01)
+    assert p["id"] not in hub._waiters
+    assert http.get(f"/v1/predictions/{p['id']}").json()["status"] == "processing"
+    gate.set()
+    assert wait_status(http, p["id"], {"succeeded"})["output"] == ["first", "last"]
+    http.close()

@@ -71,7 +71,8 @@ Test controls (``test_controls=True``; also HTTP routes under ``/_local/``):
   the webhook outbox, and restore the limits.
 
 Input schemas come from signatures; ``Input(...)`` adds constraints as ``cog.Input`` does, and
-``ConcatenateIterator[str]`` marks token streams.
+``ConcatenateIterator[str]`` (``AsyncConcatenateIterator[str]`` for an ``async`` generator)
+marks token streams.
 
 Bundled models: ``replicate/hello-world``, ``local-demo/stream-text``, ``local-demo/make-file``,
 ``local-demo/file-info`` (takes a file), ``local-demo/fail``, ``local-demo/sleep`` and
@@ -104,10 +105,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .schema import ConcatenateIterator, Input
+    from .schema import AsyncConcatenateIterator, ConcatenateIterator, Input
     from .server import LocalServer, run_local, serve
 
-__all__ = ["ConcatenateIterator", "Input", "LocalServer", "run_local", "serve"]
+__all__ = [
+    "AsyncConcatenateIterator",
+    "ConcatenateIterator",
+    "Input",
+    "LocalServer",
+    "run_local",
+    "serve",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -115,7 +123,7 @@ def __getattr__(name: str) -> Any:
         from . import server
 
         return getattr(server, name)
-    if name in ("Input", "ConcatenateIterator"):
+    if name in ("Input", "ConcatenateIterator", "AsyncConcatenateIterator"):
         from . import schema
 
         return getattr(schema, name)

@@ -623,8 +623,9 @@ class Core:
             output_is_iterator(version["openapi_schema"]) or self.config.stream_urls == "always"
         )
         impl = self.registry.impl(version["id"])
-        # An inline model's prediction ends before this returns: its row is written once,
-        # finished, in one transaction (see ``Store``'s deferred writes).
+        # A plain inline model's prediction ends (and is committed) before this returns: its
+        # row is then written once, finished. Any other is committed now, before the reply
+        # acknowledges it.
         stored = self.store.insert_prediction(
             {
                 "id": pid,
@@ -643,7 +644,7 @@ class Core:
                 "origin": origin,
                 "instance": self.instance_id,
             },
-            defer=impl is not None and impl.inline,
+            defer=impl is not None and impl.inline and not impl.is_async,
         )
         if webhook is None:
             self._no_webhook.add(pid)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import struct
 import threading
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from .registry import Registry
 from .runner import prediction_tempdir
-from .schema import ConcatenateIterator, Input
+from .schema import AsyncConcatenateIterator, Input
 
 HELLO_WORLD_VERSIONS = (
     "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",  # older
@@ -26,20 +27,20 @@ def hello_world(text: str = Input(description="Text to prefix with 'hello '")) -
     return f"hello {text}"
 
 
-def stream_text(  # type: ignore[misc]
+async def stream_text(  # type: ignore[misc]
     prompt: str = Input(description="Prompt whose words are streamed back"),
     max_tokens: int = Input(default=32, ge=1, le=1000, description="Number of tokens to generate"),
     delay_ms: int = Input(
         default=50, ge=0, le=5000, description="Delay between tokens in milliseconds"
     ),
-    cancel_event: threading.Event | None = None,
-) -> ConcatenateIterator[str]:
-    """Stream the prompt's words back, cycling, one token at a time."""
+) -> AsyncConcatenateIterator[str]:
+    """Stream the prompt's words back, cycling, one token at a time (a cancel stops it at
+    its next wait)."""
     words = prompt.split() or ["..."]
     print(f"streaming {max_tokens} tokens")
     for i in range(max_tokens):
-        if i and delay_ms and cancel_event is not None and cancel_event.wait(delay_ms / 1000):
-            return
+        if i and delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
         word = words[i % len(words)]
         yield word if i == 0 else f" {word}"
     print("done streaming")
@@ -186,6 +187,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
             ["hello", " there", " hello"],
         ),
         "tags": ["demo", "streaming", "language"],
+        "inline": True,  # waits only by awaiting: a task on the server's loop
     },
     {
         "model": "local-demo/make-file",

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .schema import build_input_schema, build_output_schema, canonical_json, cog_openapi_document
+from .schema import (
+    build_input_schema,
+    build_output_schema,
+    canonical_json,
+    cog_openapi_document,
+    file_inputs,
+)
 from .store import Store
 
 log = logging.getLogger("replicate.local")
@@ -39,6 +45,11 @@ class ModelImpl:
     params: set[str] = field(default_factory=set)
     inline: bool = False
     """Runs in the thread that starts it, without a model thread (see ``Registry.register``)."""
+
+    @property
+    def is_async(self) -> bool:
+        """An ``async`` function or async generator."""
+        return inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)
 
     @property
     def ref(self) -> str:
@@ -137,6 +148,9 @@ class Registry:
             input_schema, enums = build_input_schema(fn)
             output_schema = build_output_schema(fn)
             doc = cog_openapi_document(input_schema, output_schema, enums)
+        if inline and file_inputs(doc):
+            # Fetching a file input blocks: an inline run would stall the whole server.
+            raise ValueError(f"{model}: an inline model cannot take file inputs")
         if version_id is None:
             try:
                 src = inspect.getsource(fn)

@@ -9,7 +9,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import (
     Response,
-    StreamingResponse,
 )
 
 from .errors import ApiError, input_validation, invalid_version, not_found, throttled
@@ -25,7 +24,7 @@ from .routes_base import (
 )
 from .runner import TERMINAL, QueueFull
 from .schema import validate_input
-from .sse import event_stream, parse_last_event_id
+from .sse import EventStreamResponse, parse_last_event_id
 from .util import iso, parse_iso
 
 log = logging.getLogger("replicate.local")
@@ -290,9 +289,4 @@ class PredictionRoutes(BaseRoutes):
             last_seq = parse_last_event_id(last)
         except ValueError as exc:
             raise ApiError(400, f"Invalid Last-Event-ID: {exc}") from exc
-        gen = event_stream(
-            self.core, row["id"], self.origin(request), last_seq, drop_after=drop_after
-        )
-        return StreamingResponse(
-            gen, media_type="text/event-stream", headers={"Cache-Control": "no-store"}
-        )
+        return EventStreamResponse(self.core, row["id"], self.origin(request), last_seq, drop_after)

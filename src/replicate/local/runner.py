@@ -10,6 +10,7 @@ the prediction's SSE event log (when it has ``urls.stream``) and reported throug
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -28,6 +29,7 @@ from typing import Any
 from .controls import Outcome, Scripts
 from .fetch import FETCH_TIMEOUT, OwnAddress, input_file_path
 from .files import FileService
+from .inline import InlineRuns
 from .registry import ModelImpl, Registry
 from .schema import _resolve, file_inputs
 from .store import Store
@@ -202,8 +204,9 @@ def metrics_for(
     return m
 
 
-class Runner:
-    """Runs predictions of registered callables in worker threads."""
+class Runner(InlineRuns):
+    """Runs predictions of registered callables in worker threads (inline ones where they
+    are started: see ``inline``)."""
 
     def __init__(
         self,
@@ -236,6 +239,8 @@ class Runner:
         self.own = OwnAddress()  # this server's addresses: nothing it fetches may target /_local
         self.scripts = Scripts()  # test controls: scripted outcomes per model
         self._hold_cond = threading.Condition()
+        #: Inline ``async`` runs waiting while held: ``_wake_held`` sets their events.
+        self.hold_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # ------------------------------------------------------------------ events
     def _event(self, run_or_pid: Run | str, type_: str, data: Any) -> None:
@@ -260,6 +265,7 @@ class Runner:
     ) -> None:
         """Queue a freshly created prediction (status ``starting``); ``row`` and ``version``:
         its decoded row and its version's, when the caller has just read them."""
+        self._note_loop()
         if row is None:
             row = self.store.get_prediction(pid)
         if row is None:
@@ -390,14 +396,13 @@ class Runner:
             self.on_change(run.pid, "status")
             target = self._execute_scripted if scripted else self._execute
             handle = RunThread()
-            if run.impl.inline and not scripted and not run.held:
-                # Returns at once and never blocks: run it here, no hand-off to a thread.
-                run.thread = handle
-                try:
-                    target(run)
-                finally:
-                    handle._done.set()
-                return
+            if (
+                run.impl.inline
+                and not scripted
+                and not run.held
+                and self._start_inline(run, handle)
+            ):
+                return  # never blocks: run here (or as a task on the loop), see ``inline``
             if getattr(_worker, "ending", False) and _worker.next is None:
                 # A model's thread is ending a run of this version: it runs this one next.
                 _worker.next = (target, run, handle)
@@ -486,22 +491,29 @@ class Runner:
     # ------------------------------------------------------------------ execution
     def _execute(self, run: Run) -> None:
         try:
-            _install_capture()
-            _SINKS[id(run)] = lambda s: self._log_write(run, s)
-            token = _current.set(run)
-            try:
-                self._run_model(run)
-            except BaseException as exc:  # the model's thread must always end the prediction
-                self._wait_held(run)
-                if run.cancel_event.is_set():
-                    self._finish(run, "canceled")
-                else:
-                    self._finish(run, "failed", error=error_text(exc))
-            finally:
-                _current.reset(token)
-                _SINKS.pop(id(run), None)
+            with self._capturing(run):
+                try:
+                    self._run_model(run)
+                except BaseException as exc:  # the model's thread must always end the run
+                    self._wait_held(run)
+                    if run.cancel_event.is_set():
+                        self._finish(run, "canceled")
+                    else:
+                        self._finish(run, "failed", error=error_text(exc))
         finally:
             self._thread_ended(run)
+
+    @contextlib.contextmanager
+    def _capturing(self, run: Run) -> Iterator[None]:
+        """What the model prints or logs meanwhile goes to the run's logs."""
+        _install_capture()
+        _SINKS[id(run)] = lambda s: self._log_write(run, s)
+        token = _current.set(run)
+        try:
+            yield
+        finally:
+            _current.reset(token)
+            _SINKS.pop(id(run), None)
 
     def _run_model(self, run: Run) -> None:
         kwargs = self._prepare(run)
@@ -512,6 +524,10 @@ class Runner:
             result = fn(**kwargs)
         if inspect.isasyncgen(result):
             result = self._iterate_async(run, result)
+        self._consume(run, result)
+
+    def _consume(self, run: Run, result: Any) -> None:
+        """Store what the model returned: emit an iterator's chunks, then finish."""
         if inspect.isgenerator(result) or (
             run.iterator
             and hasattr(result, "__iter__")
@@ -810,9 +826,9 @@ class Runner:
         elif status == "failed":
             done = {"reason": "error"}
         self._event(run, "done", done)
-        # An inline run's end is committed with the next batch (its whole life is then one
-        # row written once); a thread's run is committed now, with its deferred writes.
-        self.store.update_prediction(run.pid, defer=run.impl.inline, **fields)
+        # Committed now, with what the run deferred: no one is told a prediction ended before
+        # that survives a crash (an inline run's whole life is then one row written once).
+        self.store.update_prediction(run.pid, **fields)
 
     def _safe_event(self, run: Run, type_: str, data: Any) -> None:
         try:
@@ -886,6 +902,11 @@ class Runner:
     def _wake_held(self) -> None:
         with self._hold_cond:
             self._hold_cond.notify_all()
+        for loop, waiter in list(self.hold_waiters):
+            try:
+                loop.call_soon_threadsafe(waiter.set)
+            except RuntimeError:  # its loop closed
+                self.hold_waiters.discard((loop, waiter))
 
     def _active_run(self, pid: str) -> Run:
         with self._lock:

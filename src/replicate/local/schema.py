@@ -75,6 +75,13 @@ class ConcatenateIterator(Iterator[T], Generic[T]):
         raise StopIteration
 
 
+class AsyncConcatenateIterator(AsyncIterator[T], Generic[T]):
+    """``ConcatenateIterator`` of an ``async`` generator (as Cog's of the same name)."""
+
+    async def __anext__(self) -> T:  # pragma: no cover - annotation only
+        raise StopAsyncIteration
+
+
 _SPECIAL_PARAMS = {"cancel_event"}
 
 
@@ -212,8 +219,10 @@ def build_output_schema(fn: Callable[..., Any]) -> dict[str, Any]:
     origin = typing.get_origin(tp) or tp
     args = typing.get_args(tp)
     out: dict[str, Any]
-    if origin is ConcatenateIterator or (
-        isinstance(origin, type) and origin is not str and issubclass(origin, ConcatenateIterator)
+    if origin in (ConcatenateIterator, AsyncConcatenateIterator) or (
+        isinstance(origin, type)
+        and origin is not str
+        and issubclass(origin, (ConcatenateIterator, AsyncConcatenateIterator))
     ):
         item, _, _ = _type_schema(args[0] if args else str)
         out = {

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from .files import DELIVERY_PREFIX
 from .gate import MAX_EVENT_SEQ
@@ -39,6 +42,54 @@ def format_event(type_: str, event_id: str, data: str) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
+class EventStreamResponse(Response):
+    """The ``urls.stream`` answer: :func:`event_stream` as ``text/event-stream``.
+
+    A plain ASGI response rather than Starlette's ``StreamingResponse``, which starts a task
+    group to watch for the client going away on every stream: here that watch starts only
+    when the stream has to wait for new events (a finished prediction's stream is sent at
+    once and needs none).
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(  # no super().__init__(): there is no body to render
+        self, core: Core, pid: str, origin: str, last_seq: int, drop_after: int | None
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = _HEADERS
+        self._args = (core, pid, origin, last_seq)
+        self._drop_after = drop_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+        events = event_stream(*self._args, drop_after=self._drop_after, receive=receive)
+        try:
+            async for chunk in events:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await events.aclose()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+]
+
+
+def _set_all(events: list[asyncio.Event]) -> None:
+    for event in events:
+        event.set()
+
+
+async def _gone(receive: Receive) -> None:
+    """Returns once the client has gone away (``http.disconnect``)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 async def event_stream(
     core: Core,
     pid: str,
@@ -46,42 +97,56 @@ async def event_stream(
     last_seq: int,
     *,
     drop_after: int | None = None,
-) -> AsyncIterator[bytes]:
-    """Replay events after ``last_seq``, then follow live ones until ``done``."""
+    receive: Receive | None = None,
+) -> AsyncGenerator[bytes, None]:
+    """Replay events after ``last_seq``, then follow live ones until ``done`` (or until the
+    client goes away, seen through ``receive``)."""
     cursor = last_seq
     sent = 0
     keepalive = core.config.keepalive
-    while True:
-        ev = core.hub.register(pid)
-        try:
-            events = core.store.events_after(pid, cursor)
-            # What is there is sent as one chunk (one write, not one per event).
-            chunk: list[bytes] = []
-            end = False
-            for e in events:
-                data = e["data"]
-                if e["type"] == "output" and DELIVERY_PREFIX in data:
-                    data = data.replace(DELIVERY_PREFIX, f"{origin}/delivery/")
-                chunk.append(format_event(e["type"], f"{int(e['t'])}:{e['seq']}", data))
-                cursor = e["seq"]
-                sent += 1
-                if e["type"] == "done" or (drop_after is not None and sent >= drop_after):
-                    end = True
-                    break
-            if chunk:
-                yield b"".join(chunk)
-            if end:
-                return
-            if events:
-                continue
-            if cursor >= 0 and core.store.one(
-                "SELECT seq FROM events WHERE prediction_id = ? AND type = 'done' AND seq <= ?",
-                (pid, cursor),
-            ):
-                return  # the client has seen the end already (it resumed after ``done``)
+    gone: asyncio.Task[None] | None = None
+    woken: list[asyncio.Event] = []  # the event of the current wait, set when the client goes
+    try:
+        while True:
+            ev = core.hub.register(pid)
             try:
-                await asyncio.wait_for(ev.wait(), keepalive)
-            except asyncio.TimeoutError:
-                yield b": keep-alive\n\n"
-        finally:
-            core.hub.unregister(pid, ev)
+                events = core.store.events_after(pid, cursor)
+                # What is there is sent as one chunk (one write, not one per event).
+                chunk: list[bytes] = []
+                end = False
+                for e in events:
+                    data = e["data"]
+                    if e["type"] == "output" and DELIVERY_PREFIX in data:
+                        data = data.replace(DELIVERY_PREFIX, f"{origin}/delivery/")
+                    chunk.append(format_event(e["type"], f"{int(e['t'])}:{e['seq']}", data))
+                    cursor = e["seq"]
+                    sent += 1
+                    if e["type"] == "done" or (drop_after is not None and sent >= drop_after):
+                        end = True
+                        break
+                if chunk:
+                    yield b"".join(chunk)
+                if end:
+                    return
+                if events:
+                    continue
+                if cursor >= 0 and core.store.one(
+                    "SELECT seq FROM events WHERE prediction_id = ? AND type = 'done' AND seq <= ?",
+                    (pid, cursor),
+                ):
+                    return  # the client has seen the end already (it resumed after ``done``)
+                if receive is not None and gone is None:
+                    gone = asyncio.ensure_future(_gone(receive))
+                    gone.add_done_callback(lambda _: _set_all(woken))
+                woken[:] = [ev]
+                try:
+                    await asyncio.wait_for(ev.wait(), keepalive)
+                except asyncio.TimeoutError:
+                    yield b": keep-alive\n\n"
+                if gone is not None and gone.done():
+                    return
+            finally:
+                core.hub.unregister(pid, ev)
+    finally:
+        if gone is not None and not gone.done():
+            gone.cancel()
