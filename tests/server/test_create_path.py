@@ -298,3 +298,27 @@ def test_an_inline_model_cannot_take_files() -> None:
 
     with LocalServer() as server, pytest.raises(ValueError, match="inline model cannot take file"):
         server.register("acme/reads", reads, inline=True)
+
+
+def test_a_row_just_committed_is_read_without_a_query_until_another_write(
+    tmp_path: Path,
+) -> None:
+    store = Store(str(tmp_path / "db.sqlite"))
+    statements: list[str] = []
+    try:
+        store.insert_prediction(_row("p1"), defer=True)
+        store.update_prediction("p1", status="succeeded", output="done")  # commits both
+        store._conn.set_trace_callback(statements.append)
+        got = store.get_prediction("p1")
+        assert got is not None and got["status"] == "succeeded" and got["output"] == "done"
+        assert statements == []
+        store.update_prediction("p1", logs="more\n")  # through the store: kept up to date
+        got = store.get_prediction("p1")
+        assert got is not None and got["logs"] == "more\n"
+        store.execute("UPDATE predictions SET status = 'failed' WHERE id = 'p1'")
+        got = store.get_prediction("p1")  # any other write: read again
+        assert got is not None and got["status"] == "failed" and got["logs"] == "more\n"
+        assert any(s.startswith("SELECT * FROM predictions") for s in statements)
+    finally:
+        store._conn.set_trace_callback(None)
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -46,7 +47,7 @@ class ModelImpl:
     inline: bool = False
     """Runs in the thread that starts it, without a model thread (see ``Registry.register``)."""
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
         """An ``async`` function or async generator."""
         return inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)

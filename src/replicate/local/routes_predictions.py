@@ -156,6 +156,10 @@ class PredictionRoutes(BaseRoutes):
 
     async def _wait_for(self, pid: str, seconds: float) -> dict[str, Any]:
         core = self.core
+        if not core.runner.is_active(pid):  # ended already (an inline run): nothing to wait on
+            row = core.store.get_prediction(pid)
+            if row is not None and row["status"] in TERMINAL:
+                return row
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while True:

@@ -31,7 +31,7 @@ from .fetch import FETCH_TIMEOUT, OwnAddress, input_file_path
 from .files import FileService
 from .inline import InlineRuns
 from .registry import ModelImpl, Registry
-from .schema import _resolve, file_inputs
+from .schema import schema_facts
 from .store import Store
 from .util import Clock
 
@@ -265,7 +265,6 @@ class Runner(InlineRuns):
     ) -> None:
         """Queue a freshly created prediction (status ``starting``); ``row`` and ``version``:
         its decoded row and its version's, when the caller has just read them."""
-        self._note_loop()
         if row is None:
             row = self.store.get_prediction(pid)
         if row is None:
@@ -273,6 +272,8 @@ class Runner(InlineRuns):
         impl = self.registry.impl(row["version"])
         if impl is None:
             raise KeyError(f"no implementation for version {row['version']}")
+        if impl.inline and impl.is_async:
+            self._note_loop()
         if version is None or version.get("id") != row["version"]:
             version = self.registry.get_version(row["version"])
         from .schema import output_is_iterator
@@ -631,6 +632,8 @@ class Runner(InlineRuns):
 
     def _wait_held(self, run: Run) -> None:
         """Block the model's thread while the prediction is held (until release or cancel)."""
+        if not run.held:
+            return
         with self._hold_cond:
             self._hold_cond.wait_for(
                 lambda: not run.held or run.finished or run.cancel_event.is_set()
@@ -641,14 +644,11 @@ class Runner(InlineRuns):
         if doc is None:
             version = self.registry.get_version(run.version)
             doc = version["openapi_schema"] if version else {}
-        props = (doc.get("components", {}).get("schemas", {}).get("Input") or {}).get(
-            "properties", {}
-        )
-        files = file_inputs(doc)
+        facts = schema_facts(doc)
+        files = facts.files
         impl = run.impl
         kwargs: dict[str, Any] = {}
-        for name, prop in props.items():
-            p = _resolve(doc, prop)
+        for name, p in facts.input_props.items():
             if name in run.input:
                 value = run.input[name]
             elif "default" in p:
@@ -794,7 +794,8 @@ class Runner(InlineRuns):
             self.on_change(run.pid, "completed")
         except Exception:
             log.exception("completion hooks of prediction %s failed", run.pid)
-        self._wake_held()
+        if run.held:  # only a held run has anyone waiting for it to be released or to end
+            self._wake_held()
         self._release_slot(run)
         return True
 

@@ -584,9 +584,12 @@ def file_input_issues(
     (a path on the server, ``file://``, this server's ``/_local`` controls)."""
     from .fetch import OwnAddress, file_input_problem
 
+    files = schema_facts(doc).files
+    if not files:
+        return []
     own = own or OwnAddress()
     issues: list[dict[str, str]] = []
-    for name, is_list in file_inputs(doc).items():
+    for name, is_list in files.items():
         v = value.get(name)
         if v is None:
             continue
@@ -601,18 +604,46 @@ def file_input_issues(
 
 def output_is_iterator(doc: dict[str, Any]) -> bool:
     """Whether a version's output is an iterator (so predictions get ``urls.stream``)."""
-    out = doc.get("components", {}).get("schemas", {}).get("Output") or {}
-    return out.get("x-cog-array-type") == "iterator"
+    return schema_facts(doc).iterator
+
+
+class SchemaFacts:
+    """What every prediction of a version asks of its schema, worked out once."""
+
+    __slots__ = ("doc", "files", "input_props", "iterator")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc  # held: its id stays this document's while it is cached
+        schemas = doc.get("components", {}).get("schemas", {})
+        props = (schemas.get("Input") or {}).get("properties", {})
+        #: Input properties with their ``allOf`` references merged.
+        self.input_props = {name: _resolve(doc, prop) for name, prop in props.items()}
+        #: File inputs (``format: uri``) mapped to "is a list".
+        self.files: dict[str, bool] = {}
+        for name, p in self.input_props.items():
+            if p.get("format") == "uri":
+                self.files[name] = False
+            elif p.get("type") == "array" and (p.get("items") or {}).get("format") == "uri":
+                self.files[name] = True
+        self.iterator = (schemas.get("Output") or {}).get("x-cog-array-type") == "iterator"
+
+
+_FACTS: dict[int, SchemaFacts] = {}
+_FACTS_KEPT = 256
+
+
+def schema_facts(doc: dict[str, Any]) -> SchemaFacts:
+    """The facts of a version's OpenAPI document, cached while the same (unchanged) document
+    object is asked about: the registry decodes each version's schema once and shares it."""
+    facts = _FACTS.get(id(doc))
+    if facts is None or facts.doc is not doc:
+        facts = SchemaFacts(doc)
+        if len(_FACTS) >= _FACTS_KEPT:
+            _FACTS.clear()
+        _FACTS[id(doc)] = facts
+    return facts
 
 
 def file_inputs(doc: dict[str, Any]) -> dict[str, bool]:
     """Input names whose schema is a file (``format: uri``), mapped to "is a list"."""
-    props = (doc.get("components", {}).get("schemas", {}).get("Input") or {}).get("properties", {})
-    out: dict[str, bool] = {}
-    for name, prop in props.items():
-        p = _resolve(doc, prop)
-        if p.get("format") == "uri":
-            out[name] = False
-        elif p.get("type") == "array" and (p.get("items") or {}).get("format") == "uri":
-            out[name] = True
-    return out
+    return dict(schema_facts(doc).files)

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     instance TEXT
 );
 CREATE INDEX IF NOT EXISTS predictions_order ON predictions (created_at, id);
-CREATE INDEX IF NOT EXISTS predictions_status ON predictions (status);
+CREATE INDEX IF NOT EXISTS predictions_active ON predictions (status)
+    WHERE status IN ('starting', 'processing');
 CREATE TABLE IF NOT EXISTS instances (
     id TEXT PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL, heartbeat REAL NOT NULL
 );
@@ -113,6 +114,10 @@ class Store:
         self._row_updates: dict[str, dict[str, Any]] = {}
         self._new_events: list[tuple[str, int, str, str, float]] = []
         self._renumbered: dict[str, int] = {}  # see _flush_locked
+        # Rows this store inserted whole and committed lately, as committed (with later
+        # updates applied): a get right after needs no query. Any other write to the
+        # predictions table forgets them all.
+        self._committed: dict[str, tuple[float, dict[str, Any]]] = {}
         self._flusher: threading.Thread | None = None
         self._flusher_wake = threading.Event()
         self._closed = False
@@ -133,6 +138,9 @@ class Store:
             cols = {r[1] for r in self._conn.execute("PRAGMA table_info(predictions)")}
             if "instance" not in cols:  # migration 1 -> 2
                 self._conn.execute("ALTER TABLE predictions ADD COLUMN instance TEXT")
+            # Only unfinished predictions are looked up by status (at a restart): an index of
+            # them alone costs a finished prediction's insert nothing.
+            self._conn.execute("DROP INDEX IF EXISTS predictions_status")
             self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             #: Counts the changes to models and versions (see registry_changes.py).
             self.registry_changes = RegistryChanges(self._conn, path)
@@ -143,6 +151,7 @@ class Store:
         with self._lock:
             if _touches_predictions(sql):
                 self._flush_locked()
+                self._committed.clear()
             cur = self._conn.execute(sql, params)
             return cur.lastrowid if cur.lastrowid else cur.rowcount
 
@@ -150,6 +159,7 @@ class Store:
         """Run a script (table creation)."""
         with self._lock:
             self._flush_locked()
+            self._committed.clear()
             self._conn.executescript(sql)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
@@ -157,6 +167,8 @@ class Store:
         with self._lock:
             if _touches_predictions(sql):
                 self._flush_locked()
+                if not _is_read(sql):
+                    self._committed.clear()
             return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
@@ -164,6 +176,8 @@ class Store:
         with self._lock:
             if _touches_predictions(sql):
                 self._flush_locked()
+                if not _is_read(sql):
+                    self._committed.clear()
             r = self._conn.execute(sql, params).fetchone()
             return dict(r) if r is not None else None
 
@@ -172,6 +186,7 @@ class Store:
         """Hold the lock and wrap statements in one transaction."""
         with self._lock:
             self._flush_locked()
+            self._committed.clear()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -238,16 +253,23 @@ class Store:
         updates, self._row_updates = self._row_updates, {}
         events, self._new_events = self._new_events, []
         conn = self._conn
+        if len(rows) + len(updates) == 1 and not events:  # one statement commits itself
+            try:
+                for data in rows.values():
+                    conn.execute(_insert_sql(data), self._encode(data))
+                for pid, data in updates.items():
+                    conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
+            except BaseException:
+                log.warning("dropped a prediction write that could not be stored")
+                raise
+            self._remember(rows, updates)
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             for data in rows.values():
                 conn.execute(_insert_sql(data), self._encode(data))
             for pid, data in updates.items():
-                sets = ", ".join(f"{k} = :{k}" for k in data)
-                conn.execute(
-                    f"UPDATE predictions SET {sets} WHERE id = :_pid",
-                    {**self._encode(data), "_pid": pid},
-                )
+                conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
             if events:
                 conn.executemany(_INSERT_EVENT, events)
         except sqlite3.IntegrityError:
@@ -273,6 +295,23 @@ class Store:
             )
             raise
         conn.execute("COMMIT")
+        self._remember(rows, updates)
+
+    def _remember(
+        self, rows: dict[str, dict[str, Any]], updates: dict[str, dict[str, Any]]
+    ) -> None:
+        """Keep the rows just committed (see ``_committed``)."""
+        committed = self._committed
+        for pid, data in updates.items():
+            hit = committed.get(pid)
+            if hit is not None:
+                hit[1].update(data)
+        if rows:
+            if len(committed) + len(rows) > _COMMITTED_KEPT:
+                committed.clear()
+            now = time.monotonic()
+            for pid, data in rows.items():
+                committed[pid] = (now, data)
 
     def _renumber(self, pid: str) -> int:
         """The next free event number of ``pid`` (stored ones and those renumbered so far)."""
@@ -374,6 +413,11 @@ class Store:
             new = self._new_rows.get(pid)
             if new is not None:
                 return dict(new)
+            hit = self._committed.get(pid)
+            if hit is not None and time.monotonic() - hit[0] < _COMMITTED_FOR:
+                kept = dict(hit[1])
+                kept.update(self._row_updates.get(pid) or ())
+                return kept
             r = self._conn.execute("SELECT * FROM predictions WHERE id = ?", (pid,)).fetchone()
             update = self._row_updates.get(pid)
             update = dict(update) if update is not None else None
@@ -449,13 +493,36 @@ class Store:
         return rows
 
 
+#: How many just committed rows are kept, and for how long (seconds): long enough for the
+#: answer that follows a commit, short enough that another process's change of such a row
+#: (it only ever ends predictions of a server that stopped) cannot matter.
+_COMMITTED_KEPT = 256
+_COMMITTED_FOR = 1.0
+
+
 def _touches_predictions(sql: str) -> bool:
     """Whether a statement may read or write what deferred writes change (they must be
     committed first); other tables' statements need not wait for them."""
     return "predictions" in sql or "events" in sql
 
 
+def _is_read(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
+def _update_sql(data: dict[str, Any]) -> str:
+    sets = ", ".join(f"{k} = :{k}" for k in data)
+    return f"UPDATE predictions SET {sets} WHERE id = :_pid"
+
+
 def _insert_sql(data: dict[str, Any]) -> str:
-    cols = ", ".join(data)
-    marks = ", ".join(f":{k}" for k in data)
-    return f"INSERT INTO predictions ({cols}) VALUES ({marks})"
+    key = tuple(data)
+    sql = _INSERTS.get(key)
+    if sql is None:
+        cols = ", ".join(data)
+        marks = ", ".join(f":{k}" for k in data)
+        sql = _INSERTS[key] = f"INSERT INTO predictions ({cols}) VALUES ({marks})"
+    return sql
+
+
+_INSERTS: dict[tuple[str, ...], str] = {}  # a few shapes: by the columns given
