@@ -322,3 +322,40 @@ def test_a_row_just_committed_is_read_without_a_query_until_another_write(
     finally:
         store._conn.set_trace_callback(None)
         store.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_answer_tells_of_a_committed_prediction(tmp_path: Path, mode: str) -> None:
+    """Inline runs are committed in groups (one transaction for the creates of one turn of
+    the loop): an answer still never tells of a prediction another process cannot read."""
+    db = str(tmp_path / "db.sqlite")
+    with LocalServer(db=db) as server:
+        client = replicate.Client(api_token=server.api_token, base_url=server.base_url)
+
+        def check(prediction: Any) -> None:
+            assert prediction.status == "succeeded"
+            assert _committed(
+                db, "SELECT status FROM predictions WHERE id = ?", (prediction.id,)
+            ) == [("succeeded",)]
+
+        if mode == "sync":
+            for i in range(10):
+                check(
+                    client.predictions.create(
+                        "replicate/hello-world", input={"text": str(i)}, wait=True
+                    )
+                )
+                check(client.predictions.get(client.predictions.list().results[0].id))
+        else:
+
+            async def many() -> None:
+                creates = [
+                    client.predictions.async_create(
+                        "replicate/hello-world", input={"text": str(i)}, wait=True
+                    )
+                    for i in range(40)
+                ]
+                for done in asyncio.as_completed(creates):
+                    check(await done)
+
+            asyncio.run(many())

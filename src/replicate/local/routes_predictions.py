@@ -139,6 +139,8 @@ class PredictionRoutes(BaseRoutes):
             row = await self._wait_for(row["id"], wait)
             if row["status"] not in TERMINAL:
                 status = 202
+        if core.store.pending(row["id"]):  # an inline run's: tell of it once committed
+            await core.store.durable()
         origin = self.origin(request)
         inline = wait is not None and status == 201 and core.config.sync_file_outputs == "data-uri"
         out = core.prediction_json(row, origin, inline_files=inline)
@@ -217,6 +219,8 @@ class PredictionRoutes(BaseRoutes):
         row = self.core.get_prediction(account, request.path_params["id"])
         if row is None:
             raise not_found()
+        if self.core.store.pending(row["id"]):
+            await self.core.store.durable()
         return json_response(self._shown(row, self.origin(request)))
 
     async def predictions_cancel(self, request: Request) -> Response:

@@ -827,9 +827,10 @@ class Runner(InlineRuns):
         elif status == "failed":
             done = {"reason": "error"}
         self._event(run, "done", done)
-        # Committed now, with what the run deferred: no one is told a prediction ended before
-        # that survives a crash (an inline run's whole life is then one row written once).
-        self.store.update_prediction(run.pid, **fields)
+        # Committed now, with what the run deferred, so that no one is told a prediction ended
+        # before that survives a crash. An inline run's is committed with its neighbours'
+        # (see ``Store.durable``): the answers that tell of it wait for that.
+        self.store.update_prediction(run.pid, defer=run.impl.inline, **fields)
 
     def _safe_event(self, run: Run, type_: str, data: Any) -> None:
         try:

@@ -14,6 +14,7 @@ process reading the same file sees them late (see docs/local-server.md, "Persist
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -120,6 +121,7 @@ class Store:
         self._committed: dict[str, tuple[float, dict[str, Any]]] = {}
         self._flusher: threading.Thread | None = None
         self._flusher_wake = threading.Event()
+        self._batch: asyncio.Future[None] | None = None  # see durable
         self._closed = False
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -214,6 +216,35 @@ class Store:
         """Commit the deferred writes now."""
         with self._lock:
             self._flush_locked()
+
+    def pending(self, pid: str) -> bool:
+        """Whether a change of prediction ``pid`` waits to be committed."""
+        return pid in self._new_rows or pid in self._row_updates
+
+    async def durable(self) -> None:
+        """Return once what was deferred so far is committed: the group commit of an event
+        loop. Every request that gets here in the same turn of the loop waits for the same
+        transaction, so that answers never tell of a change a crash would lose, and a
+        commit's cost is shared."""
+        with self._lock:  # a commit the flusher thread has under way ends first
+            if not (self._new_rows or self._row_updates or self._new_events):
+                return
+        loop = asyncio.get_running_loop()
+        batch = self._batch
+        if batch is None or batch.get_loop() is not loop:
+            batch = self._batch = loop.create_future()
+            loop.call_soon(self._commit_batch, batch)
+        await asyncio.shield(batch)  # a request that goes away does not undo the commit
+
+    def _commit_batch(self, batch: asyncio.Future[None]) -> None:
+        if self._batch is batch:
+            self._batch = None
+        try:
+            self.flush()
+        except BaseException as exc:
+            batch.set_exception(exc)
+        else:
+            batch.set_result(None)
 
     def _deferred(self) -> None:
         """A write was deferred (lock held): make sure the flusher commits it soon."""
