@@ -295,8 +295,25 @@ class Runner(InlineRuns):
                 raise QueueFull()
             run.outcome = self.scripts.pop(row["model"])
             run.held = bool(run.outcome and run.outcome.hold)
-            q.append(run)
             self._runs[pid] = run
+            # A plain inline run that nothing is queued before starts now, without the
+            # queue: it ends before this returns (so it needs no deadline timer either).
+            now = (
+                not q
+                and impl.inline
+                and not impl.is_async
+                and run.outcome is None
+                and not self._closed
+                and self._running.get(run.version, 0) < impl.concurrency
+            )
+            if now:
+                self._running[run.version] = self._running.get(run.version, 0) + 1
+                run.slot = True
+            else:
+                q.append(run)
+        if now:
+            self._start(run)
+            return
         if row.get("deadline") is not None:
             self._arm_deadline(run, row["deadline"])
         self._dispatch(run.version)
@@ -382,6 +399,9 @@ class Runner(InlineRuns):
 
     def _start(self, run: Run) -> None:
         scripted = run.outcome is not None and run.outcome.replaces_model
+        # A plain inline run ends here and now: no one can see it start (its end stores
+        # ``started_at``), so its start is neither stored nor announced.
+        plain = run.impl.inline and not run.impl.is_async and not scripted and not run.held
         try:
             with run.lock:
                 if run.finished:
@@ -390,11 +410,17 @@ class Runner(InlineRuns):
                 run.started_at = self.clock.now()
                 if run.iterator:
                     run.output = []
-                self.store.update_prediction(
-                    run.pid, status="processing", started_at=run.started_at, metrics={}, defer=True
-                )
+                if not plain:
+                    self.store.update_prediction(
+                        run.pid,
+                        status="processing",
+                        started_at=run.started_at,
+                        metrics={},
+                        defer=True,
+                    )
                 run.thread_done = False
-            self.on_change(run.pid, "status")
+            if not plain:
+                self.on_change(run.pid, "status")
             target = self._execute_scripted if scripted else self._execute
             handle = RunThread()
             if (
@@ -813,7 +839,7 @@ class Runner(InlineRuns):
             "error": error,
             "metrics": metrics_for(status, run.created_at, started, now),
         }
-        if started is not None and not was_started:
+        if started is not None:
             fields["started_at"] = started
         # The stream's closing events are stored before the terminal status, so anyone who
         # sees the prediction finished also finds its complete event log.

@@ -452,6 +452,8 @@ def canonical_json(value: Any) -> str:
 
 def _resolve(doc: dict[str, Any], prop: dict[str, Any]) -> dict[str, Any]:
     """Merge ``allOf`` references into one property schema."""
+    if "allOf" not in prop:
+        return prop
     out = {k: v for k, v in prop.items() if k != "allOf"}
     for part in prop.get("allOf", []):
         ref = part.get("$ref", "")
