@@ -35,6 +35,8 @@ log = logging.getLogger("replicate.local")
 
 #: Seconds without a heartbeat after which another server instance counts as gone.
 INSTANCE_TIMEOUT = 30.0
+#: Stream tokens of this many predictions are kept (computing one is an HMAC).
+_STREAM_TOKENS_KEPT = 4096
 
 HARDWARE = [
     {"sku": "cpu", "name": "CPU"},
@@ -145,6 +147,7 @@ class Core:
         # Predictions created without a webhook and not finished yet: their changes need no
         # read of the row to find one.
         self._no_webhook: set[str] = set()
+        self._stream_tokens: dict[str, str] = {}  # see stream_token
         self.registry = Registry(self.store, self.clock.now)
         secret = config.webhook_secret or self.store.get_setting("webhook_secret") or new_secret()
         self.store.set_setting("webhook_secret", secret)
@@ -506,6 +509,16 @@ class Core:
     # ------------------------------------------------------------------ predictions
     def stream_token(self, pid: str) -> str:
         """Opaque token of a prediction's SSE URL."""
+        token = self._stream_tokens.get(pid)
+        if token is None:
+            token = self._signed_stream_token(pid)
+            # Those of the latest predictions are kept: their streams are read next.
+            if len(self._stream_tokens) >= _STREAM_TOKENS_KEPT:
+                self._stream_tokens.clear()
+            self._stream_tokens[pid] = token
+        return token
+
+    def _signed_stream_token(self, pid: str) -> str:
         import hashlib
         import hmac
 
@@ -518,10 +531,11 @@ class Core:
         """The prediction id behind a stream token, if valid."""
         import hmac
 
+        if len(token) != 42:
+            return None
         pid = token[:26]
-        ok = len(token) == 42 and hmac.compare_digest(
-            self.stream_token(pid).encode(), token.encode("utf-8", "replace")
-        )
+        expected = self._stream_tokens.get(pid) or self._signed_stream_token(pid)
+        ok = hmac.compare_digest(expected.encode(), token.encode("utf-8", "replace"))
         return pid if ok else None
 
     def prediction_json(
@@ -623,9 +637,10 @@ class Core:
             output_is_iterator(version["openapi_schema"]) or self.config.stream_urls == "always"
         )
         impl = self.registry.impl(version["id"])
-        # A plain inline model's prediction ends (and is committed) before this returns: its
-        # row is then written once, finished. Any other is committed now, before the reply
-        # acknowledges it.
+        # An inline model's row is committed with the rest of this turn of the loop (a plain
+        # one's ends before this returns: its row is then written once, finished); the reply
+        # waits for that commit (``Store.durable``). Any other is committed now, before the
+        # reply acknowledges it.
         stored = self.store.insert_prediction(
             {
                 "id": pid,
@@ -644,7 +659,7 @@ class Core:
                 "origin": origin,
                 "instance": self.instance_id,
             },
-            defer=impl is not None and impl.inline and not impl.is_async,
+            defer=impl is not None and impl.inline,
         )
         if webhook is None:
             self._no_webhook.add(pid)

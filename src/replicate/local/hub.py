@@ -50,6 +50,8 @@ class Hub:
 
     def notify(self, key: str) -> None:
         """Wake every waiter for ``key`` (safe from any thread)."""
+        if key not in self._waiters:  # no one waits (a waiter registers before it reads)
+            return
         with self._lock:
             entries = self._waiters.get(key)
             if not entries:

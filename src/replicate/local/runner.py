@@ -751,8 +751,21 @@ class Runner(InlineRuns):
             run.output.append(value)
             run.emitted = True
             # A copy: the store keeps deferred values as they are until it commits them.
-            self.store.update_prediction(run.pid, output=list(run.output), defer=True)
-            self._event(run, "output", value)
+            output = list(run.output)
+            if run.stream:  # the column and the event in one call
+                payload = (
+                    value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+                )
+                self.store.append_event(
+                    run.pid,
+                    "output",
+                    payload,
+                    self.clock.now(),
+                    defer=True,
+                    fields={"output": output},
+                )
+            else:
+                self.store.update_prediction(run.pid, output=output, defer=True)
         self.on_change(run.pid, "output")
 
     def _log_write(self, run: Run, text: str) -> None:

@@ -63,16 +63,27 @@ class EventStreamResponse(Response):
         self._drop_after = drop_after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
         events = event_stream(*self._args, drop_after=self._drop_after, receive=receive)
         try:
-            async for chunk in events:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            chunk, last = await anext(events, _END)
+            if last:  # all there is, at once (a finished prediction's): one plain body
+                length = (b"content-length", str(len(chunk)).encode())
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": [*_HEADERS, length]}
+                )
+                await send({"type": "http.response.body", "body": chunk, "more_body": False})
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            while True:
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                if last:
+                    return
+                chunk, last = await anext(events, _END)
         finally:
             await events.aclose()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
+_END = (b"", True)  # a stream that ends without saying so ends there
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -98,9 +109,10 @@ async def event_stream(
     *,
     drop_after: int | None = None,
     receive: Receive | None = None,
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[tuple[bytes, bool], None]:
     """Replay events after ``last_seq``, then follow live ones until ``done`` (or until the
-    client goes away, seen through ``receive``)."""
+    client goes away, seen through ``receive``): chunks of the answer, each with whether it
+    is the last (the stream ends after it)."""
     cursor = last_seq
     sent = 0
     keepalive = core.config.keepalive
@@ -125,16 +137,14 @@ async def event_stream(
                         end = True
                         break
                 if chunk:
-                    yield b"".join(chunk)
+                    yield b"".join(chunk), end
                 if end:
                     return
                 if events:
                     continue
-                if cursor >= 0 and core.store.one(
-                    "SELECT seq FROM events WHERE prediction_id = ? AND type = 'done' AND seq <= ?",
-                    (pid, cursor),
-                ):
-                    return  # the client has seen the end already (it resumed after ``done``)
+                if cursor >= 0 and core.store.ended_by(pid, cursor):
+                    yield b"", True  # the client has seen the end already (it resumed after it)
+                    return
                 if receive is not None and gone is None:
                     gone = asyncio.ensure_future(_gone(receive))
                     gone.add_done_callback(lambda _: _set_all(woken))
@@ -142,8 +152,9 @@ async def event_stream(
                 try:
                     await asyncio.wait_for(ev.wait(), keepalive)
                 except asyncio.TimeoutError:
-                    yield b": keep-alive\n\n"
+                    yield b": keep-alive\n\n", False
                 if gone is not None and gone.done():
+                    yield b"", True
                     return
             finally:
                 core.hub.unregister(pid, ev)

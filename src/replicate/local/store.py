@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .event_log import EventLogs
 from .registry_changes import RegistryChanges
 
 log = logging.getLogger("replicate.local")
@@ -119,6 +120,8 @@ class Store:
         # updates applied): a get right after needs no query. Any other write to the
         # predictions table forgets them all.
         self._committed: dict[str, tuple[float, dict[str, Any]]] = {}
+        # The events of the predictions created here, for the streams (see event_log.py).
+        self._logs = EventLogs()
         self._flusher: threading.Thread | None = None
         self._flusher_wake = threading.Event()
         self._batch: asyncio.Future[None] | None = None  # see durable
@@ -154,6 +157,7 @@ class Store:
             if _touches_predictions(sql):
                 self._flush_locked()
                 self._committed.clear()
+                self._logs.clear()
             cur = self._conn.execute(sql, params)
             return cur.lastrowid if cur.lastrowid else cur.rowcount
 
@@ -162,6 +166,7 @@ class Store:
         with self._lock:
             self._flush_locked()
             self._committed.clear()
+            self._logs.clear()
             self._conn.executescript(sql)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
@@ -171,6 +176,7 @@ class Store:
                 self._flush_locked()
                 if not _is_read(sql):
                     self._committed.clear()
+                    self._logs.clear()
             return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
@@ -180,6 +186,7 @@ class Store:
                 self._flush_locked()
                 if not _is_read(sql):
                     self._committed.clear()
+                    self._logs.clear()
             r = self._conn.execute(sql, params).fetchone()
             return dict(r) if r is not None else None
 
@@ -189,6 +196,7 @@ class Store:
         with self._lock:
             self._flush_locked()
             self._committed.clear()
+            self._logs.clear()
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -292,6 +300,7 @@ class Store:
                     conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
             except BaseException:
                 log.warning("dropped a prediction write that could not be stored")
+                self._logs.clear()
                 raise
             self._remember(rows, updates)
             return
@@ -311,6 +320,7 @@ class Store:
             # with these events numbered after the stored ones.
             for pid, *_ in events:
                 self._next_seq.pop(pid, None)
+                self._logs.drop(pid)
             self._new_rows, self._row_updates = rows, updates
             self._new_events = [
                 (pid, self._renumber(pid), type_, data, t) for pid, _, type_, data, t in events
@@ -319,6 +329,7 @@ class Store:
             return
         except BaseException:
             conn.execute("ROLLBACK")
+            self._logs.clear()
             log.warning(
                 "dropped %d deferred prediction writes and %d events that could not be stored",
                 len(rows) + len(updates),
@@ -381,6 +392,7 @@ class Store:
             with self._lock:
                 self._new_rows[pid] = full
                 self._next_seq[pid] = 0
+                self._logs.start(pid)
                 self._deferred()
             return dict(full)
         data = self._encode(row)
@@ -394,6 +406,7 @@ class Store:
             # A new prediction has no events: its first one is number 0 (see append_event).
             if len(self._next_seq) < _OPEN_STREAMS_REMEMBERED:
                 self._next_seq[pid] = 0
+            self._logs.start(pid)
         return self.decode_prediction(dict(stored[0])) if stored else None
 
     def update_prediction(self, pid: str, *, defer: bool = False, **fields: Any) -> None:
@@ -468,10 +481,18 @@ class Store:
 
     # ------------------------------------------------------------------ events
     def append_event(
-        self, pid: str, type_: str, data: str, t: float, *, defer: bool = False
+        self,
+        pid: str,
+        type_: str,
+        data: str,
+        t: float,
+        *,
+        defer: bool = False,
+        fields: dict[str, Any] | None = None,
     ) -> int:
         """Append an SSE event for a prediction; returns its sequence number. ``defer``:
-        commit it with the next commit (see the module's docstring), else now.
+        commit it with the next commit (see the module's docstring), else now. ``fields``:
+        columns of the prediction to update with it (as ``update_prediction``).
 
         The next sequence number of a prediction with an open stream is remembered (from its
         first event to its ``done``), so that a streaming model's events cost no statement
@@ -483,6 +504,13 @@ class Store:
                 self._flush_locked()
                 seq = self._max_seq(pid)
             self._new_events.append((pid, seq, type_, data, t))
+            self._logs.add(pid, seq, type_, data, t)
+            if fields:
+                new = self._new_rows.get(pid)
+                if new is not None:
+                    new.update(fields)
+                else:
+                    self._row_updates.setdefault(pid, {}).update(fields)
             if type_ != "done":
                 if len(self._next_seq) >= _OPEN_STREAMS_REMEMBERED:
                     self._next_seq.clear()
@@ -506,6 +534,9 @@ class Store:
         """Events with a sequence number greater than ``seq``, in order, at most ``limit``
         (a stream reads a long history in batches, never all of it at once)."""
         with self._lock:
+            kept = self._logs.after(pid, seq, limit)
+            if kept is not None:
+                return kept
             rows = [
                 dict(r)
                 for r in self._conn.execute(
@@ -522,6 +553,21 @@ class Store:
                 )
                 del rows[limit:]
         return rows
+
+    def ended_by(self, pid: str, seq: int) -> bool:
+        """Whether the ``done`` event of ``pid`` is numbered ``seq`` or below."""
+        with self._lock:
+            known = self._logs.ended_by(pid, seq)
+            if known is not None:
+                return known
+            return any(
+                s <= seq and type_ == "done" for p, s, type_, _, _ in self._new_events if p == pid
+            ) or bool(
+                self._conn.execute(
+                    "SELECT 1 FROM events WHERE prediction_id = ? AND type = 'done' AND seq <= ?",
+                    (pid, seq),
+                ).fetchone()
+            )
 
 
 #: How many just committed rows are kept, and for how long (seconds): long enough for the

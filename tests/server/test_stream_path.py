@@ -1,0 +1,170 @@
+"""The per-stream work of the local server done once: a prediction's events kept in memory
+for its streams (the same as those committed), the output column stored with each output
+event, a finished prediction's stream answered as one body, stream tokens kept."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from replicate.local.schema import ConcatenateIterator
+from replicate.local.server import LocalServer
+from replicate.local.store import Store
+
+from .conftest import AUTH
+from .test_sse import parse_sse
+
+
+def _row(pid: str) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "account": "acme",
+        "model": "acme/m",
+        "version": "v" * 64,
+        "status": "starting",
+        "input": {"text": "x"},
+        "created_at": 1.5,
+        "origin": "http://localhost",
+        "stream": 1,
+    }
+
+
+def _fill(store: Store, pid: str, n: int) -> None:
+    for i in range(n):
+        store.append_event(
+            pid,
+            "output",
+            f"t{i}",
+            2.0 + i,
+            defer=True,
+            fields={"output": [f"t{j}" for j in range(i + 1)]},
+        )
+    store.append_event(pid, "done", "{}", 9.0, defer=True)
+
+
+def test_events_kept_in_memory_are_those_committed(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    try:
+        store.insert_prediction(_row("p1"), defer=True)
+        _fill(store, "p1", 5)
+        row = store.get_prediction("p1")
+        assert row is not None and row["output"] == ["t0", "t1", "t2", "t3", "t4"]
+        before = {
+            (seq, limit): store.events_after("p1", seq, limit)
+            for seq in range(-1, 8)
+            for limit in (1, 2, 1000)
+        }
+        ended = [store.ended_by("p1", seq) for seq in range(-1, 8)]
+        assert [e["seq"] for e in before[(-1, 1000)]] == [0, 1, 2, 3, 4, 5]
+        assert ended == [False] * 6 + [True] * 3
+        store.flush()
+        assert store.events_after("p1", -1) == before[(-1, 1000)]  # still from memory
+        other = Store(db)  # keeps nothing: reads the table
+        try:
+            got = other.get_prediction("p1")
+            assert got is not None and got["output"] == row["output"]
+            for (seq, limit), events in before.items():
+                assert other.events_after("p1", seq, limit) == events
+            assert [other.ended_by("p1", seq) for seq in range(-1, 8)] == ended
+        finally:
+            other.close()
+    finally:
+        store.close()
+
+
+def test_kept_events_are_dropped_when_the_table_changes_otherwise(tmp_path: Path) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    try:
+        store.insert_prediction(_row("p1"))
+        # Another process numbers an event of p1 first: this store's is numbered after it.
+        other = sqlite3.connect(db)
+        other.execute(
+            "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 0, 'logs', 'x', 1)"
+        )
+        other.commit()
+        other.close()
+        assert store.append_event("p1", "output", "a", 2.0) == 1
+        assert [(e["seq"], e["data"]) for e in store.events_after("p1", -1)] == [(0, "x"), (1, "a")]
+        # A statement on the events table: what was kept is not used any more.
+        store.insert_prediction(_row("p2"), defer=True)
+        _fill(store, "p2", 2)
+        assert len(store.events_after("p2", -1)) == 3
+        store.execute("DELETE FROM events WHERE prediction_id = ?", ("p2",))
+        assert store.events_after("p2", -1) == []
+        assert not store.ended_by("p2", 5)
+    finally:
+        store.close()
+
+
+def _held_stream(server: LocalServer) -> threading.Event:
+    go = threading.Event()
+
+    def gen(text: str, cancel_event: threading.Event | None = None):  # type: ignore[no-untyped-def]
+        yield "one"
+        go.wait(10)
+        yield "two"
+
+    gen.__annotations__["return"] = ConcatenateIterator[str]
+    server.register("test/held-stream-path", gen)
+    return go
+
+
+def test_a_live_stream_is_chunked_and_the_get_shows_its_output_so_far() -> None:
+    with LocalServer() as s, httpx.Client(base_url=s.base_url, headers=AUTH, timeout=30) as c:
+        go = _held_stream(s)
+        p = c.post(
+            "/v1/models/test/held-stream-path/predictions", json={"input": {"text": "a"}}
+        ).json()
+        lines: list[str] = []
+        try:
+            with httpx.stream("GET", p["urls"]["stream"]) as r:
+                assert "content-length" not in r.headers
+                assert r.headers["transfer-encoding"] == "chunked"
+                for line in r.iter_lines():
+                    lines.append(line)
+                    if line == "data: one":
+                        # Mid-stream: the prediction's output so far, before any commit.
+                        mid = c.get(f"/v1/predictions/{p['id']}").json()
+                        assert mid["status"] == "processing" and mid["output"] == ["one"]
+                        go.set()
+        finally:
+            go.set()
+        events = parse_sse("\n".join(lines))
+        assert [e["data"] for e in events if e["event"] == "output"] == ["one", "two"]
+        assert [int(e["id"].split(":")[1]) for e in events] == list(range(len(events)))
+
+
+def test_a_finished_prediction_s_stream_is_one_body_and_tokens_need_not_be_kept() -> None:
+    with LocalServer() as s, httpx.Client(base_url=s.base_url, headers=AUTH, timeout=30) as c:
+        p = c.post(
+            "/v1/models/local-demo/stream-text/predictions",
+            json={"input": {"prompt": "a b", "max_tokens": 3, "delay_ms": 0}},
+            headers={"Prefer": "wait"},
+        ).json()
+        assert p["status"] == "succeeded"
+        r = httpx.get(p["urls"]["stream"])
+        assert r.status_code == 200 and int(r.headers["content-length"]) == len(r.content)
+        events = parse_sse(r.text)
+        assert [e["event"] for e in events] == [
+            "logs",
+            "output",
+            "output",
+            "output",
+            "logs",
+            "done",
+        ]
+        # Resumed after its end: an empty body.
+        after = httpx.get(p["urls"]["stream"], headers={"Last-Event-ID": events[-1]["id"]})
+        assert after.status_code == 200 and after.content == b""
+        # A token is checked as well when it is not kept (another server's, a restart).
+        assert s.core is not None
+        s.core._stream_tokens.clear()
+        assert httpx.get(p["urls"]["stream"]).text == r.text
+        bad = p["urls"]["stream"][:-1] + ("1" if p["urls"]["stream"].endswith("0") else "0")
+        assert httpx.get(bad).status_code == 404
