@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from .capture import prediction_tempdir
 from .registry import Registry
-from .runner import prediction_tempdir
 from .schema import AsyncConcatenateIterator, Input
 
 HELLO_WORLD_VERSIONS = (

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import functools
 import inspect
 import json
 import logging
 import shutil
-import sys
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -26,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
+from .capture import SINKS, current_run, install_capture, run_tmpdir
+from .capture import prediction_tempdir as prediction_tempdir  # documented here too
 from .controls import Outcome, Scripts
 from .fetch import FETCH_TIMEOUT, OwnAddress, input_file_path
 from .files import FileService
 from .inline import InlineRuns
 from .registry import ModelImpl, Registry
+from .run_controls import RunControls
 from .schema import schema_facts
 from .store import Store
 from .util import Clock
@@ -42,10 +42,6 @@ MAX_QUEUE_DEPTH = 1000
 LOG_LIMIT = 4 * 1024 * 1024
 CANCEL_GRACE = 10.0
 INTERRUPTED_ERROR = "Prediction interrupted: the local server stopped while it was running"
-
-_current: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
-    "replicate_local_run", default=None
-)
 
 
 class OutputError(ValueError):
@@ -134,65 +130,6 @@ class _Idle:
         self.wake = threading.Event()
 
 
-class _Capture:
-    """stdout/stderr proxy: text written inside a prediction goes to its logs.
-
-    Everything else (``isatty``, ``fileno``, ``encoding``, ...) is the wrapped stream's.
-    """
-
-    def __init__(self, wrapped: Any) -> None:
-        self._wrapped = wrapped
-
-    def write(self, s: str) -> int:
-        run = _current.get()
-        sink = _SINKS.get(id(run)) if run is not None else None
-        if sink is not None:
-            sink(s)
-            return len(s)
-        return int(self._wrapped.write(s) or 0)
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def flush(self) -> None:
-        try:
-            self._wrapped.flush()
-        except Exception:
-            pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._wrapped, name)
-
-
-_SINKS: dict[int, Callable[[str], None]] = {}
-
-
-class _LogHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        run = _current.get()
-        sink = _SINKS.get(id(run)) if run is not None else None
-        if sink is not None:
-            try:
-                sink(self.format(record) + "\n")
-            except Exception:
-                pass
-
-
-_handler_installed = False
-
-
-def _install_capture() -> None:
-    global _handler_installed
-    for name in ("stdout", "stderr"):
-        cur = getattr(sys, name)
-        if cur is not None and not isinstance(cur, _Capture):
-            setattr(sys, name, _Capture(cur))
-    if not _handler_installed:
-        logging.getLogger().addHandler(_LogHandler())
-        _handler_installed = True
-
-
 def metrics_for(
     status: str, created: float, started: float | None, completed: float
 ) -> dict[str, float]:
@@ -204,7 +141,7 @@ def metrics_for(
     return m
 
 
-class Runner(InlineRuns):
+class Runner(InlineRuns, RunControls):
     """Runs predictions of registered callables in worker threads (inline ones where they
     are started: see ``inline``)."""
 
@@ -533,14 +470,14 @@ class Runner(InlineRuns):
     @contextlib.contextmanager
     def _capturing(self, run: Run) -> Iterator[None]:
         """What the model prints or logs meanwhile goes to the run's logs."""
-        _install_capture()
-        _SINKS[id(run)] = lambda s: self._log_write(run, s)
-        token = _current.set(run)
+        install_capture()
+        SINKS[id(run)] = lambda s: self._log_write(run, s)
+        token = current_run.set(run)
         try:
             yield
         finally:
-            _current.reset(token)
-            _SINKS.pop(id(run), None)
+            current_run.reset(token)
+            SINKS.pop(id(run), None)
 
     def _run_model(self, run: Run) -> None:
         kwargs = self._prepare(run)
@@ -619,52 +556,6 @@ class Runner(InlineRuns):
                 pass
             loop.close()
 
-    def _execute_scripted(self, run: Run) -> None:
-        """Play a scripted outcome instead of calling the model."""
-        outcome = run.outcome
-        assert outcome is not None
-        try:
-            self._play(run, outcome)
-        except Exception as exc:  # a scripted output that cannot be stored
-            self._finish(run, "failed", error=error_text(exc))
-        finally:
-            if outcome.manual and not run.finished:
-                run.thread_done = True  # the test finishes it; nothing runs meanwhile
-                self._release_slot(run)
-            else:
-                self._thread_ended(run)
-
-    def _play(self, run: Run, outcome: Outcome) -> None:
-        self._wait_held(run)
-        for line in outcome.logs:
-            self._log_write(run, line + "\n")
-        if outcome.manual:
-            return  # the test emits, completes, fails or cancels it
-        if outcome.error is not None:
-            self._wait_held(run)
-            self._finish(run, "failed", error=outcome.error)
-            return
-        if run.iterator and isinstance(outcome.output, list):
-            for item in outcome.output:
-                self._wait_held(run)
-                if run.cancel_event.is_set() or run.finished:
-                    break
-                self._emit_output(run, item)
-            self._wait_held(run)
-            self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
-            return
-        self._wait_held(run)
-        self._finish(run, "succeeded", output=self._convert(run, outcome.output, 0))
-
-    def _wait_held(self, run: Run) -> None:
-        """Block the model's thread while the prediction is held (until release or cancel)."""
-        if not run.held:
-            return
-        with self._hold_cond:
-            self._hold_cond.wait_for(
-                lambda: not run.held or run.finished or run.cancel_event.is_set()
-            )
-
     def _prepare(self, run: Run) -> dict[str, Any]:
         doc = run.schema
         if doc is None:
@@ -702,7 +593,7 @@ class Runner(InlineRuns):
         return input_file_path(
             self.files,
             value,
-            _run_tmpdir(run),
+            run_tmpdir(run),
             owner=self.store_owner(run.pid),
             own=self.own,
             timeout=self.fetch_timeout,
@@ -939,112 +830,6 @@ class Runner(InlineRuns):
                 run.thread.join(timeout=max(0.0, deadline - time.monotonic()))
             self._finish(run, "canceled")
 
-    # ------------------------------------------------------------------ test controls
-    def _wake_held(self) -> None:
-        with self._hold_cond:
-            self._hold_cond.notify_all()
-        for loop, waiter in list(self.hold_waiters):
-            try:
-                loop.call_soon_threadsafe(waiter.set)
-            except RuntimeError:  # its loop closed
-                self.hold_waiters.discard((loop, waiter))
-
-    def _active_run(self, pid: str) -> Run:
-        with self._lock:
-            run = self._runs.get(pid)
-        if run is None or run.finished:
-            raise NotActive(pid)
-        return run
-
-    def _is_queued(self, run: Run) -> bool:
-        with self._lock:
-            q = self._queues.get(run.version)
-            return q is not None and run in q
-
-    def hold(self, pid: str) -> str:
-        """Hold a prediction: a queued one is not started, a running one pauses before its
-        next output chunk (or before finishing). Returns its status."""
-        run = self._active_run(pid)
-        run.held = True
-        return run.status
-
-    def release(self, pid: str) -> str:
-        """Release a held prediction; returns its status."""
-        run = self._active_run(pid)
-        run.held = False
-        self._wake_held()
-        self._dispatch(run.version)
-        return run.status
-
-    def emit(self, pid: str, *, output: Any = ..., log: str | None = None) -> None:
-        """Append an output chunk and/or log line to a processing prediction now.
-
-        Raises NotActive for a finished prediction and ValueError before it starts.
-        """
-        run = self._active_run(pid)
-        if run.status != "processing":
-            raise ValueError(f"prediction {pid} has not started (status {run.status})")
-        if log is not None:
-            self._log_write(run, log if log.endswith("\n") else log + "\n")
-        if output is not ...:
-            self._emit_output(run, output)
-
-    def _force_start(self, run: Run) -> None:
-        """Mark a queued run as started (for complete/fail from the test)."""
-        with self._lock:
-            q = self._queues.get(run.version)
-            if q is None or run not in q:
-                return
-            q.remove(run)
-            self._running[run.version] = self._running.get(run.version, 0) + 1
-            run.slot = True
-        with run.lock:
-            run.status = "processing"
-            run.started_at = self.clock.now()
-            self.store.update_prediction(
-                run.pid, status="processing", started_at=run.started_at, metrics={}, defer=True
-            )
-        self.on_change(run.pid, "status")
-
-    def complete(self, pid: str, *, output: Any = ...) -> None:
-        """Finish a prediction as ``succeeded`` (with ``output``, else what it emitted so far)."""
-        run = self._active_run(pid)
-        self._force_start(run)
-        value = self._convert(run, output, 0) if output is not ... else ...
-        if self._finish(run, "succeeded", output=value):
-            run.cancel_event.set()  # let a still-running model stop; its result is discarded
-            self._wake_held()
-
-    def fail(self, pid: str, error: str) -> None:
-        """Finish a prediction as ``failed`` with ``error``."""
-        run = self._active_run(pid)
-        self._force_start(run)
-        if self._finish(run, "failed", error=error):
-            run.cancel_event.set()
-            self._wake_held()
-
-    def abort(self, pid: str) -> None:
-        """End a prediction that has not started as ``aborted``.
-
-        Raises ValueError when it is already processing (``aborted`` means never started).
-        """
-        run = self._active_run(pid)
-        with self._lock:
-            q = self._queues.get(run.version)
-            queued = q is not None and run in q
-            if queued and q is not None:
-                q.remove(run)
-        if not queued:
-            raise ValueError(
-                f"prediction {pid} is {run.status}: only a prediction that has not started can be aborted"
-            )
-        self._finish(run, "aborted")
-
-    def active(self, pid: str) -> bool:
-        """Whether a prediction is queued or running here."""
-        with self._lock:
-            return pid in self._runs
-
     # ------------------------------------------------------------------ shutdown
     def shutdown(self, grace: float | None = None) -> None:
         """Cancel everything (queued and running end ``canceled``) within ``grace`` seconds
@@ -1103,23 +888,6 @@ def unstorable(value: Any) -> str | None:
         reason = "lone UTF-16 surrogate" if isinstance(exc, UnicodeEncodeError) else str(exc)
         return f"the model's output cannot be stored as JSON: {reason}"
     return None
-
-
-def _run_tmpdir(run: Run) -> Path:
-    if run.tmpdir is None:
-        run.tmpdir = Path(tempfile.mkdtemp(prefix=f"replicate-local-{run.pid}-"))
-    return run.tmpdir
-
-
-def prediction_tempdir() -> Path:
-    """A temporary directory for the running prediction's files, removed when it ends.
-
-    Outside a prediction (a plain call of the function), a fresh directory the caller owns.
-    """
-    run = _current.get()
-    if run is None:
-        return Path(tempfile.mkdtemp(prefix="replicate-local-"))
-    return _run_tmpdir(run)
 
 
 def recover(store: Store, now: float, live_instances: set[str] | None = None) -> list[str]:
