@@ -597,9 +597,9 @@ class Core:
         return out
 
     def _on_change(self, pid: str, event: str) -> None:
+        if event == "status":  # no one waits for a start (streams wait for events, waits
+            return  # for the end)
         self.hub.notify(pid)
-        if event == "status":
-            return
         if pid in self._no_webhook:  # known without reading the row back (every change)
             if event == "completed":
                 self._no_webhook.discard(pid)

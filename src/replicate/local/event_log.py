@@ -9,7 +9,6 @@ calls these methods with its lock held.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 #: How many predictions' events are kept, how many events each at most (a longer log is
 #: read from the table), and for how long (seconds) after its ``done``: long enough for the
@@ -69,17 +68,14 @@ class EventLogs:
             return None
         return log
 
-    def after(self, pid: str, seq: int, limit: int) -> list[dict[str, Any]] | None:
-        """The events numbered above ``seq`` (at most ``limit``), as ``Store.events_after``
+    def after(self, pid: str, seq: int, limit: int) -> list[Event] | None:
+        """The events numbered above ``seq`` (at most ``limit``), as ``Store.event_rows``
         gives them; None when they are not all known here."""
         log = self._log(pid)
         if log is None:
             return None
         start = seq + 1 if seq >= 0 else 0
-        return [
-            {"seq": s, "type": type_, "data": data, "t": t}
-            for s, type_, data, t in log[start : start + limit]
-        ]
+        return log[start : start + limit]
 
     def ended_by(self, pid: str, seq: int) -> bool | None:
         """Whether ``done`` is numbered ``seq`` or below; None when not known here."""

@@ -50,7 +50,9 @@ class Hub:
 
     def notify(self, key: str) -> None:
         """Wake every waiter for ``key`` (safe from any thread)."""
-        if key not in self._waiters:  # no one waits (a waiter registers before it reads)
+        entries = self._waiters.get(key)
+        # No one waits (a waiter registers before it reads), or a wake-up is on its way.
+        if not entries or (len(entries) == 1 and entries[0].scheduled):
             return
         with self._lock:
             entries = self._waiters.get(key)

@@ -671,13 +671,21 @@ class Runner(InlineRuns, RunControls):
             run.partial_line = lines.pop()
             if not lines:
                 return
+            last: str | None = None  # the last line kept: its event is stored with the column
             for line in lines:
                 if len(run.logs) < LOG_LIMIT:
                     run.logs += line + "\n"
-                    self._event(run, "logs", line)
+                    if last is not None:
+                        self._event(run, "logs", last)
+                    last = line
                 elif not run.logs.endswith("[logs truncated]\n"):
                     run.logs += "[logs truncated]\n"
-            self.store.update_prediction(run.pid, logs=run.logs, defer=True)
+            if last is not None and run.stream:
+                self.store.append_event(
+                    run.pid, "logs", last, self.clock.now(), defer=True, fields={"logs": run.logs}
+                )
+            else:
+                self.store.update_prediction(run.pid, logs=run.logs, defer=True)
         self.on_change(run.pid, "logs")
 
     # ------------------------------------------------------------------ finishing

@@ -95,6 +95,11 @@ def _set_all(events: list[asyncio.Event]) -> None:
         event.set()
 
 
+def _expire(event: asyncio.Event, expired: list[bool]) -> None:
+    expired.append(True)
+    event.set()
+
+
 async def _gone(receive: Receive) -> None:
     """Returns once the client has gone away (``http.disconnect``)."""
     while (await receive())["type"] != "http.disconnect":
@@ -116,28 +121,31 @@ async def event_stream(
     cursor = last_seq
     sent = 0
     keepalive = core.config.keepalive
+    loop = asyncio.get_running_loop()
     gone: asyncio.Task[None] | None = None
     woken: list[asyncio.Event] = []  # the event of the current wait, set when the client goes
     try:
         while True:
             ev = core.hub.register(pid)
             try:
-                events = core.store.events_after(pid, cursor)
+                events = core.store.event_rows(pid, cursor)
                 # What is there is sent as one chunk (one write, not one per event).
-                chunk: list[bytes] = []
+                chunk: list[str] = []
                 end = False
-                for e in events:
-                    data = e["data"]
-                    if e["type"] == "output" and DELIVERY_PREFIX in data:
+                for seq, type_, data, t in events:
+                    if type_ == "output" and DELIVERY_PREFIX in data:
                         data = data.replace(DELIVERY_PREFIX, f"{origin}/delivery/")
-                    chunk.append(format_event(e["type"], f"{int(e['t'])}:{e['seq']}", data))
-                    cursor = e["seq"]
+                    if "\n" in data:
+                        chunk.append(format_event(type_, f"{int(t)}:{seq}", data).decode())
+                    else:
+                        chunk.append(f"event: {type_}\nid: {int(t)}:{seq}\ndata: {data}\n\n")
+                    cursor = seq
                     sent += 1
-                    if e["type"] == "done" or (drop_after is not None and sent >= drop_after):
+                    if type_ == "done" or (drop_after is not None and sent >= drop_after):
                         end = True
                         break
                 if chunk:
-                    yield b"".join(chunk), end
+                    yield "".join(chunk).encode(), end
                 if end:
                     return
                 if events:
@@ -149,9 +157,14 @@ async def event_stream(
                     gone = asyncio.ensure_future(_gone(receive))
                     gone.add_done_callback(lambda _: _set_all(woken))
                 woken[:] = [ev]
+                # A timer rather than ``wait_for`` (which makes a task of every wait).
+                expired: list[bool] = []
+                timer = loop.call_later(keepalive, _expire, ev, expired)
                 try:
-                    await asyncio.wait_for(ev.wait(), keepalive)
-                except asyncio.TimeoutError:
+                    await ev.wait()
+                finally:
+                    timer.cancel()
+                if expired:
                     yield b": keep-alive\n\n", False
                 if gone is not None and gone.done():
                     yield b"", True

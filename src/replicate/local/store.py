@@ -533,12 +533,21 @@ class Store:
     def events_after(self, pid: str, seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Events with a sequence number greater than ``seq``, in order, at most ``limit``
         (a stream reads a long history in batches, never all of it at once)."""
+        return [
+            {"seq": s, "type": type_, "data": data, "t": t}
+            for s, type_, data, t in self.event_rows(pid, seq, limit)
+        ]
+
+    def event_rows(
+        self, pid: str, seq: int, limit: int = 1000
+    ) -> list[tuple[int, str, str, float]]:
+        """``events_after`` as tuples ``(seq, type, data, t)``."""
         with self._lock:
             kept = self._logs.after(pid, seq, limit)
             if kept is not None:
                 return kept
-            rows = [
-                dict(r)
+            rows: list[tuple[int, str, str, float]] = [
+                tuple(r)  # type: ignore[misc]
                 for r in self._conn.execute(
                     "SELECT seq, type, data, t FROM events WHERE prediction_id = ? AND seq > ? "
                     "ORDER BY seq LIMIT ?",
@@ -547,7 +556,7 @@ class Store:
             ]
             if self._new_events and len(rows) < limit:
                 rows.extend(
-                    {"seq": s, "type": type_, "data": data, "t": t}
+                    (s, type_, data, t)
                     for p, s, type_, data, t in self._new_events
                     if p == pid and s > seq
                 )
