@@ -188,6 +188,7 @@ DEMO_MODELS: list[dict[str, Any]] = [
         ),
         "tags": ["demo", "streaming", "language"],
         "inline": True,  # waits only by awaiting: a task on the server's loop
+        "concurrency": 64,
     },
     {
         "model": "local-demo/make-file",
@@ -255,5 +256,6 @@ def register_demo_models(registry: Registry) -> dict[str, str]:
             extra_version_ids=spec.get("extra_version_ids"),
             source="demo",
             inline=spec.get("inline", False),
+            concurrency=spec.get("concurrency", 1),
         )
     return out
