@@ -121,7 +121,8 @@ class InlineRuns:
             async for item in agen:
                 if run.cancel_event.is_set() or run.finished:
                     break  # a cancelled model's chunks are dropped
-                await self._held(run)
+                if run.held:
+                    await self._held(run)
                 self._emit_output(run, item)
         finally:
             if run.cancel_event.is_set() or run.finished:

@@ -291,7 +291,9 @@ class PredictionRoutes(BaseRoutes):
         row = self.core.store.get_prediction(pid) if pid else None
         if row is None or row["data_removed"]:
             raise not_found()
-        last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+        last = request.headers.get("last-event-id") or (
+            request.query_params.get("last_event_id") if request.scope["query_string"] else None
+        )
         drop_after = request.scope.get("state", {}).get("sse_drop_after")
         try:
             last_seq = parse_last_event_id(last)

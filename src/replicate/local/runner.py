@@ -633,7 +633,10 @@ class Runner(InlineRuns, RunControls):
         with run.lock:
             if run.finished:
                 return
-            value = self._convert(run, item, len(run.output or []))
+            # A token (a str) is stored as it is.
+            value = (
+                item if item.__class__ is str else self._convert(run, item, len(run.output or []))
+            )
             problem = unstorable(value)
             if problem is not None:
                 raise OutputError(problem)
