@@ -392,7 +392,8 @@ class Store:
             with self._lock:
                 self._new_rows[pid] = full
                 self._next_seq[pid] = 0
-                self._logs.start(pid)
+                if full["stream"]:  # only a prediction with a stream has events to read
+                    self._logs.start(pid)
                 self._deferred()
             return dict(full)
         data = self._encode(row)
@@ -406,7 +407,8 @@ class Store:
             # A new prediction has no events: its first one is number 0 (see append_event).
             if len(self._next_seq) < _OPEN_STREAMS_REMEMBERED:
                 self._next_seq[pid] = 0
-            self._logs.start(pid)
+            if row.get("stream"):
+                self._logs.start(pid)
         return self.decode_prediction(dict(stored[0])) if stored else None
 
     def update_prediction(self, pid: str, *, defer: bool = False, **fields: Any) -> None:
