@@ -109,6 +109,10 @@ class RunThread:
         return not self._done.is_set()
 
 
+#: The handle of every plain inline run: it ends before anyone can ask.
+_ENDED = RunThread()
+_ENDED._done.set()
+
 # Per model thread: whether it is ending a run (and may take over the next one), and the
 # run handed to it.
 _worker = threading.local()
@@ -359,7 +363,7 @@ class Runner(InlineRuns, RunControls):
             if not plain:
                 self.on_change(run.pid, "status")
             target = self._execute_scripted if scripted else self._execute
-            handle = RunThread()
+            handle = _ENDED if plain else RunThread()
             if (
                 run.impl.inline
                 and not scripted

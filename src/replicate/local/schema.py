@@ -584,11 +584,11 @@ def file_input_issues(
 ) -> list[dict[str, str]]:
     """``invalid_fields`` entries for file inputs that are not URLs the server may fetch
     (a path on the server, ``file://``, this server's ``/_local`` controls)."""
-    from .fetch import OwnAddress, file_input_problem
-
     files = schema_facts(doc).files
     if not files:
         return []
+    from .fetch import OwnAddress, file_input_problem
+
     own = own or OwnAddress()
     issues: list[dict[str, str]] = []
     for name, is_list in files.items():

@@ -124,7 +124,7 @@ class Store:
         self._logs = EventLogs()
         self._flusher: threading.Thread | None = None
         self._flusher_wake = threading.Event()
-        self._batch: asyncio.Future[None] | None = None  # see durable
+        self._batch: _Batch | None = None  # see durable
         self._closed = False
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
@@ -239,20 +239,22 @@ class Store:
                 return
         loop = asyncio.get_running_loop()
         batch = self._batch
-        if batch is None or batch.get_loop() is not loop:
-            batch = self._batch = loop.create_future()
+        if batch is None or batch.loop is not loop:
+            batch = self._batch = _Batch(loop)
             loop.call_soon(self._commit_batch, batch)
-        await asyncio.shield(batch)  # a request that goes away does not undo the commit
+        # Each waiter waits on its own (a request that goes away cancels only its wait).
+        await batch.done.wait()
+        if batch.error is not None:
+            raise batch.error
 
-    def _commit_batch(self, batch: asyncio.Future[None]) -> None:
+    def _commit_batch(self, batch: _Batch) -> None:
         if self._batch is batch:
             self._batch = None
         try:
             self.flush()
         except BaseException as exc:
-            batch.set_exception(exc)
-        else:
-            batch.set_result(None)
+            batch.error = exc
+        batch.done.set()
 
     def _deferred(self) -> None:
         """A write was deferred (lock held): make sure the flusher commits it soon."""
@@ -592,6 +594,17 @@ def _touches_predictions(sql: str) -> bool:
     """Whether a statement may read or write what deferred writes change (they must be
     committed first); other tables' statements need not wait for them."""
     return "predictions" in sql or "events" in sql
+
+
+class _Batch:
+    """The commit a turn of the loop's answers wait for (``Store.durable``)."""
+
+    __slots__ = ("done", "error", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.done = asyncio.Event()
+        self.error: BaseException | None = None
 
 
 def _is_read(sql: str) -> bool:
