@@ -296,10 +296,7 @@ class Store:
         conn = self._conn
         if len(rows) + len(updates) == 1 and not events:  # one statement commits itself
             try:
-                for data in rows.values():
-                    conn.execute(_insert_sql(data), self._encode(data))
-                for pid, data in updates.items():
-                    conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
+                self._write_rows(rows, updates)
             except BaseException:
                 log.warning("dropped a prediction write that could not be stored")
                 self._logs.clear()
@@ -308,10 +305,7 @@ class Store:
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for data in rows.values():
-                conn.execute(_insert_sql(data), self._encode(data))
-            for pid, data in updates.items():
-                conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
+            self._write_rows(rows, updates)
             if events:
                 conn.executemany(_INSERT_EVENT, events)
         except sqlite3.IntegrityError:
@@ -340,6 +334,14 @@ class Store:
             raise
         conn.execute("COMMIT")
         self._remember(rows, updates)
+
+    def _write_rows(
+        self, rows: dict[str, dict[str, Any]], updates: dict[str, dict[str, Any]]
+    ) -> None:
+        for data in rows.values():
+            self._conn.execute(_insert_sql(data), self._encode(data))
+        for pid, data in updates.items():
+            self._conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
 
     def _remember(
         self, rows: dict[str, dict[str, Any]], updates: dict[str, dict[str, Any]]
