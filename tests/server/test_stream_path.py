@@ -168,3 +168,32 @@ def test_a_finished_prediction_s_stream_is_one_body_and_tokens_need_not_be_kept(
         assert httpx.get(p["urls"]["stream"]).text == r.text
         bad = p["urls"]["stream"][:-1] + ("1" if p["urls"]["stream"].endswith("0") else "0")
         assert httpx.get(bad).status_code == 404
+
+
+def test_a_growing_output_list_is_committed_as_it_is_then_and_read_as_a_copy(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    try:
+        store.insert_prediction(_row("p1"), defer=True)
+        output = ["a"]  # a run's own list, stored once and appended to afterwards
+        store.append_event("p1", "output", "a", 2.0, defer=True, fields={"output": output})
+        output.append("b")
+        first = store.get_prediction("p1")
+        assert first is not None and first["output"] == ["a", "b"]
+        first["output"].append("not stored")
+        output.append("c")
+        assert store.get_prediction("p1")["output"] == ["a", "b", "c"]  # type: ignore[index]
+        assert first["output"] == ["a", "b", "not stored"]  # a copy: later chunks not in it
+        store.flush()
+        output.append("d")  # the committed row is kept: reads still copy the latest list
+        assert store.get_prediction("p1")["output"] == ["a", "b", "c", "d"]  # type: ignore[index]
+        other = sqlite3.connect(db)
+        try:
+            stored = other.execute("SELECT output FROM predictions WHERE id = 'p1'").fetchone()
+        finally:
+            other.close()
+        assert stored == ('["a", "b", "c"]',)
+    finally:
+        store.close()

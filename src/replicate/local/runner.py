@@ -648,8 +648,9 @@ class Runner(InlineRuns, RunControls):
                 run.output = []
             run.output.append(value)
             run.emitted = True
-            # A copy: the store keeps deferred values as they are until it commits them.
-            output = list(run.output)
+            # The list itself, not a copy per chunk (a long stream's chunks would cost O(n)
+            # each): the store commits its latest state and copies it for every read.
+            output = run.output
             if run.stream:  # the column and the event in one call
                 payload = (
                     value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))

@@ -417,7 +417,11 @@ class Store:
 
     def update_prediction(self, pid: str, *, defer: bool = False, **fields: Any) -> None:
         """Update columns of a prediction (JSON columns given as Python values); ``defer``:
-        commit with the next commit (see the module's docstring), else now."""
+        commit with the next commit (see the module's docstring), else now.
+
+        The values are kept as they are until committed; a list ``output`` may go on growing
+        meanwhile (a running prediction's: what is committed is then its latest state, and
+        every read gets a copy of it)."""
         if not fields:
             return
         with self._lock:  # kept as Python values, encoded when committed
@@ -462,15 +466,15 @@ class Store:
         with self._lock:
             new = self._new_rows.get(pid)
             if new is not None:
-                return dict(new)
+                return _own(dict(new))
             hit = self._committed.get(pid)
             if hit is not None and time.monotonic() - hit[0] < _COMMITTED_FOR:
                 kept = dict(hit[1])
                 kept.update(self._row_updates.get(pid) or ())
-                return kept
+                return _own(kept)
             r = self._conn.execute("SELECT * FROM predictions WHERE id = ?", (pid,)).fetchone()
             update = self._row_updates.get(pid)
-            update = dict(update) if update is not None else None
+            update = _own(dict(update)) if update is not None else None
         row = self.decode_prediction(dict(r)) if r is not None else None
         if row is not None and update is not None:
             row.update(update)
@@ -590,6 +594,15 @@ class Store:
 #: (it only ever ends predictions of a server that stopped) cannot matter.
 _COMMITTED_KEPT = 256
 _COMMITTED_FOR = 1.0
+
+
+def _own(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its own copy of a list output: a running prediction's output column may
+    be the run's own list, which grows with each chunk (``update_prediction``)."""
+    output = row.get("output")
+    if output.__class__ is list:
+        row["output"] = list(output)
+    return row
 
 
 def _touches_predictions(sql: str) -> bool:
