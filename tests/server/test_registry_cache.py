@@ -10,18 +10,28 @@ lookup sees the change.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from replicate.local import registry_changes
 from replicate.local.registry import Registry
 from replicate.local.server import LocalServer
 from replicate.local.store import Store
 
 from .conftest import AUTH
 from .helpers import unique
+
+
+@pytest.fixture(autouse=True)
+def _exact(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Other processes' changes looked for at every commit (the server does so at most every
+    ``RECHECK_SECONDS``), so that these tests see them at the next lookup."""
+    if "paced" not in request.keywords:
+        monkeypatch.setattr(registry_changes, "RECHECK_SECONDS", 0.0)
 
 
 def echo(text: str) -> str:
@@ -260,3 +270,39 @@ def test_a_second_server_on_the_same_file_is_seen(file_server: LocalServer) -> N
         assert got["latest_version"]["id"] == vid
         second.register(name, echo, description="updated", visibility="private")
         assert http.get(f"/v1/models/{name}").status_code == 404
+
+
+@pytest.mark.paced
+def test_other_processes_changes_are_looked_for_at_most_every_recheck_interval(
+    tmp_path: Path,
+) -> None:
+    db = str(tmp_path / "db.sqlite")
+    store = Store(db)
+    reg = Registry(store, lambda: 1000.0)
+    reg.register("o/m", echo)
+    reader = store.registry_changes._reader
+    assert reader is not None
+    counts: list[str] = []
+    reader.set_trace_callback(counts.append)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert reg.get_model("o", "m") is not None
+        # This server's own commits (one per prediction under load) do not each make it
+        # read the counter again.
+        for i in range(50):
+            store.execute("INSERT INTO settings (key, value) VALUES (?, '1')", (f"k{i}",))
+            assert reg.get_model("o", "m") is not None
+        assert len(counts) <= 10
+        # Another process's change is seen once the interval has passed (waited on as a
+        # state, bounded).
+        other.execute("UPDATE models SET description = 'elsewhere'")
+        seen = None
+        for _ in range(2000):
+            seen = reg.get_model("o", "m")
+            if seen is not None and seen["description"] == "elsewhere":
+                break
+            threading.Event().wait(0.01)
+        assert seen is not None and seen["description"] == "elsewhere"
+    finally:
+        other.close()
+        store.close()

@@ -20,7 +20,9 @@ is read again only when something was committed since it was last read: every co
 mode rewrites the header of the WAL index (the ``-shm`` file every connection to the
 database shares; https://www.sqlite.org/walformat.html), whose change counter this module
 compares, mapped read-only, without a query. Without a WAL index (another journal mode), the
-counter is read every time.
+counter is read every time. Since this server commits too (a transaction per batch of
+predictions), a changed header is looked into at most every ``RECHECK_SECONDS``: another
+process's change to models or versions is seen within that time, this server's own at once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ import mmap
 import sqlite3
 import struct
 import threading
+import time
 
+#: Seconds between two reads of the committed changes' counter at most: how late a change
+#: another process makes to the registry's tables may be seen (this server's own are seen
+#: at once). Every commit (each of this server's predictions) would have it read otherwise.
+RECHECK_SECONDS = 0.05
 #: The tables whose every change counts.
 REGISTRY_TABLES = ("models", "versions")
 _OPS = ("INSERT", "UPDATE", "DELETE")
@@ -72,6 +79,7 @@ class RegistryChanges:
         self._wal_index: mmap.mmap | None = None
         #: The WAL-index header read before the counter was last read, and that count.
         self._seen: tuple[bytes, int] | None = None
+        self._read_at = 0.0  # when the counter was last read (time.monotonic)
         if path != ":memory:":  # no other connection can reach a private database
             self._reader = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._reader.execute("PRAGMA busy_timeout=5000")
@@ -92,8 +100,13 @@ class RegistryChanges:
         if self._reader is None:
             return (local, 0)
         wal_index, seen = self._wal_index, self._seen
-        if wal_index is not None and seen is not None and wal_index[:_HEADER_SIZE] == seen[0]:
-            return (local, seen[1])  # nothing committed since the count was read
+        if wal_index is not None and seen is not None:
+            if wal_index[:_HEADER_SIZE] == seen[0]:
+                return (local, seen[1])  # nothing committed since the count was read
+            if time.monotonic() - self._read_at < RECHECK_SECONDS:
+                # Something was committed, most likely by this server (its predictions):
+                # other processes' changes are looked for at most this often.
+                return (local, seen[1])
         with self._lock:
             if self._reader is None:  # closed
                 return (local, -1)
@@ -102,6 +115,7 @@ class RegistryChanges:
             count = rows[0][0] if rows else -1
             if header is not None:
                 self._seen = (header, count)
+                self._read_at = time.monotonic()
         return (local, count)
 
     def close(self) -> None:
