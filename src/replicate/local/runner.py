@@ -237,12 +237,11 @@ class Runner(InlineRuns, RunControls):
             run.outcome = self.scripts.pop(row["model"])
             run.held = bool(run.outcome and run.outcome.hold)
             self._runs[pid] = run
-            # A plain inline run that nothing is queued before starts now, without the
-            # queue: it ends before this returns (so it needs no deadline timer either).
+            # An inline run that nothing is queued before starts now, without the queue: a
+            # plain one ends before this returns (so it needs no deadline timer either).
             now = (
                 not q
                 and impl.inline
-                and not impl.is_async
                 and run.outcome is None
                 and not self._closed
                 and self._running.get(run.version, 0) < impl.concurrency
@@ -253,6 +252,8 @@ class Runner(InlineRuns, RunControls):
             else:
                 q.append(run)
         if now:
+            if impl.is_async and row.get("deadline") is not None:  # a task: goes on after this
+                self._arm_deadline(run, row["deadline"])
             self._start(run)
             return
         if row.get("deadline") is not None:
