@@ -21,6 +21,21 @@ TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
 _counter = itertools.count()
 
 
+def prediction_row(pid: str, **fields: Any) -> dict[str, Any]:
+    """A prediction row as ``Store.insert_prediction`` takes it, for store-level tests."""
+    return {
+        "id": pid,
+        "account": "acme",
+        "model": "acme/m",
+        "version": "v" * 64,
+        "status": "starting",
+        "input": {"text": "x"},
+        "created_at": 1.5,
+        "origin": "http://localhost",
+        **fields,
+    }
+
+
 def unique(prefix: str = "test") -> str:
     """A fresh model name."""
     return f"{prefix}/m{next(_counter)}-{int(time.time() * 1000) % 100000}"

@@ -16,20 +16,13 @@ import replicate
 from replicate.local.server import LocalServer
 from replicate.local.store import Store
 
+from .helpers import prediction_row
+
 MODES = ["sync", "async"]
 
 
 def _row(pid: str) -> dict[str, Any]:
-    return {
-        "id": pid,
-        "account": "acme",
-        "model": "acme/m",
-        "version": "v" * 64,
-        "status": "starting",
-        "input": {"text": "x", "n": [1, None]},
-        "created_at": 1.5,
-        "origin": "http://localhost",
-    }
+    return prediction_row(pid, input={"text": "x", "n": [1, None]})
 
 
 def test_insert_returns_the_row_as_stored() -> None:

@@ -16,21 +16,12 @@ from replicate.local.server import LocalServer
 from replicate.local.store import Store
 
 from .conftest import AUTH
+from .helpers import prediction_row
 from .test_sse import parse_sse
 
 
 def _row(pid: str) -> dict[str, Any]:
-    return {
-        "id": pid,
-        "account": "acme",
-        "model": "acme/m",
-        "version": "v" * 64,
-        "status": "starting",
-        "input": {"text": "x"},
-        "created_at": 1.5,
-        "origin": "http://localhost",
-        "stream": 1,
-    }
+    return prediction_row(pid, stream=1)
 
 
 def _fill(store: Store, pid: str, n: int) -> None:
