@@ -269,6 +269,18 @@ def test_local_says_where_results_are_kept(run_main: InProcess, tmp_path: pathli
     assert str(default_db_path()).startswith(str(tmp_path))
 
 
+def test_local_points_its_web_page_where_replicate_serve_shows_it(run_main: InProcess) -> None:
+    """The command's own server stops with it: its page is given at `replicate serve`'s
+    default address, which serves the same database."""
+    code, _out, err = run_main("run", "--local", "replicate/hello-world", "-i", "text=x")
+    assert code == 0, err
+    text = " ".join(err.split())
+    assert "View it at http://127.0.0.1:5080/web/p/" in text
+    assert "while `replicate serve` runs" in text
+    own = text.split("Using a local Replicate server at ", 1)[1].split(";", 1)[0]
+    assert own != "http://127.0.0.1:5080" and f"{own}/web/p/" not in text
+
+
 def test_local_without_the_extra_is_one_line(run_main: InProcess, monkeypatch: Any) -> None:
     import sys
 

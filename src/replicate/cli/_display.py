@@ -28,6 +28,9 @@ class Display:
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False)
         self.quiet = quiet
+        #: With ``--local``: ``(the command's own server, where `replicate serve` serves
+        #: the same database)``. Pages of the first die with the command; see ``web_page``.
+        self.local_server: tuple[str, str] | None = None
 
     def note(self, message: str) -> None:
         """A dim informational line on stderr (suppressed with --json)."""
@@ -105,8 +108,15 @@ class Display:
     def web_page(self, prediction: Any) -> None:
         """The prediction's page (``urls.web``) on stderr, when the API gives one."""
         web = (getattr(prediction, "urls", None) or {}).get("web")
-        if web:
-            self.note(f"View it at {web}")
+        if not web:
+            return
+        if self.local_server is not None and web.startswith(self.local_server[0] + "/"):
+            # The command's server stops with it: the page lives on where `replicate serve`
+            # (same database, default address) shows it.
+            web = self.local_server[1] + web[len(self.local_server[0]) :]
+            self.note(f"View it at {web} while `replicate serve` runs")
+            return
+        self.note(f"View it at {web}")
 
     def prediction_progress(self) -> Progress:
         """A live status line with a progress bar (shown on stderr)."""

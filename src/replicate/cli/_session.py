@@ -10,6 +10,8 @@ from typing import Any
 from ._errors import EXIT_USAGE, CLIError
 
 LOCAL_TOKEN = "r8_local"
+#: Where `replicate serve` listens by default (its --host and --port defaults).
+SERVE_URL = "http://127.0.0.1:5080"
 # A person is waiting: a few quick retries, not the library's minute of backoff.
 CLI_RETRY = {"max_attempts": 4}
 
@@ -24,6 +26,7 @@ def open_client(args: Any, console: Any) -> Iterator[Any]:
 
         db = local_db()
         with serve(db=db) as base_url:
+            console.local_server = (base_url, SERVE_URL)
             console.note(
                 f"Using a local Replicate server at {base_url}; results are kept in {db} "
                 "(see them with --local, or `replicate serve --db` that file)"
