@@ -231,7 +231,9 @@ def test_writes_of_a_second_connection_are_seen(file_server: LocalServer, wal_in
         other.close()
 
 
-def test_the_counter_is_read_again_only_after_a_commit(tmp_path: Path) -> None:
+def _traced(tmp_path: Path) -> tuple[Store, Registry, list[str], sqlite3.Connection]:
+    """A file store whose registry serves ``o/m``; the statements of the connection that
+    reads the counter of committed changes; another connection to the same file."""
     db = str(tmp_path / "db.sqlite")
     store = Store(db)
     reg = Registry(store, lambda: 1000.0)
@@ -240,7 +242,11 @@ def test_the_counter_is_read_again_only_after_a_commit(tmp_path: Path) -> None:
     assert reader is not None
     counts: list[str] = []
     reader.set_trace_callback(counts.append)
-    other = sqlite3.connect(db, isolation_level=None)
+    return store, reg, counts, sqlite3.connect(db, isolation_level=None)
+
+
+def test_the_counter_is_read_again_only_after_a_commit(tmp_path: Path) -> None:
+    store, reg, counts, other = _traced(tmp_path)
     try:
         for _ in range(5):
             assert reg.get_model("o", "m") is not None
@@ -276,15 +282,7 @@ def test_a_second_server_on_the_same_file_is_seen(file_server: LocalServer) -> N
 def test_other_processes_changes_are_looked_for_at_most_every_recheck_interval(
     tmp_path: Path,
 ) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
-    reg = Registry(store, lambda: 1000.0)
-    reg.register("o/m", echo)
-    reader = store.registry_changes._reader
-    assert reader is not None
-    counts: list[str] = []
-    reader.set_trace_callback(counts.append)
-    other = sqlite3.connect(db, isolation_level=None)
+    store, reg, counts, other = _traced(tmp_path)
     try:
         assert reg.get_model("o", "m") is not None
         # This server's own commits (one per prediction under load) do not each make it

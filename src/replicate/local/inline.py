@@ -87,8 +87,6 @@ class InlineRuns:
 
     async def _execute_task(self: Runner, run: Run, handle: TaskHandle) -> None:  # type: ignore[misc]
         """An ``async`` inline model's run, as a task on the server's loop."""
-        from .runner import error_text
-
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         try:
@@ -105,10 +103,7 @@ class InlineRuns:
                         self._consume(run, await result)
                 except BaseException as exc:  # the task must always end the prediction
                     await self._held(run)
-                    if run.cancel_event.is_set():
-                        self._finish(run, "canceled")
-                    else:
-                        self._finish(run, "failed", error=error_text(exc))
+                    self._end_after_error(run, exc)
                 finally:
                     run.on_cancel = None
         finally:
@@ -128,7 +123,7 @@ class InlineRuns:
             if run.cancel_event.is_set() or run.finished:
                 await agen.aclose()  # a cancelled generator is not iterated any further
         await self._held(run)
-        self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+        self._end_after_chunks(run)
 
     async def _held(self: Runner, run: Run) -> None:  # type: ignore[misc]
         """Wait without blocking the loop while the prediction is held (test controls)."""

@@ -51,7 +51,7 @@ class RunControls:
                     break
                 self._emit_output(run, item)
             self._wait_held(run)
-            self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+            self._end_after_chunks(run)
             return
         self._wait_held(run)
         self._finish(run, "succeeded", output=self._convert(run, outcome.output, 0))

@@ -251,14 +251,13 @@ class Runner(InlineRuns, RunControls):
                 run.slot = True
             else:
                 q.append(run)
-        if now:
-            if impl.is_async and row.get("deadline") is not None:  # a task: goes on after this
-                self._arm_deadline(run, row["deadline"])
-            self._start(run)
-            return
-        if row.get("deadline") is not None:
+        # A plain run started now has ended when ``_start`` returns: no deadline to watch.
+        if row.get("deadline") is not None and not (now and not impl.is_async):
             self._arm_deadline(run, row["deadline"])
-        self._dispatch(run.version)
+        if now:
+            self._start(run)
+        else:
+            self._dispatch(run.version)
 
     def submit_run(self, run: Run) -> None:
         """Queue a prepared run in the FIFO queue ``run.version`` (trainings use their own
@@ -343,7 +342,8 @@ class Runner(InlineRuns, RunControls):
         scripted = run.outcome is not None and run.outcome.replaces_model
         # A plain inline run ends here and now: no one can see it start (its end stores
         # ``started_at``), so its start is neither stored nor announced.
-        plain = run.impl.inline and not run.impl.is_async and not scripted and not run.held
+        inline = run.impl.inline and not scripted and not run.held
+        plain = inline and not run.impl.is_async
         try:
             with run.lock:
                 if run.finished:
@@ -365,12 +365,7 @@ class Runner(InlineRuns, RunControls):
                 self.on_change(run.pid, "status")
             target = self._execute_scripted if scripted else self._execute
             handle = _ENDED if plain else RunThread()
-            if (
-                run.impl.inline
-                and not scripted
-                and not run.held
-                and self._start_inline(run, handle)
-            ):
+            if inline and self._start_inline(run, handle):
                 return  # never blocks: run here (or as a task on the loop), see ``inline``
             if getattr(_worker, "ending", False) and _worker.next is None:
                 # A model's thread is ending a run of this version: it runs this one next.
@@ -465,10 +460,7 @@ class Runner(InlineRuns, RunControls):
                     self._run_model(run)
                 except BaseException as exc:  # the model's thread must always end the run
                     self._wait_held(run)
-                    if run.cancel_event.is_set():
-                        self._finish(run, "canceled")
-                    else:
-                        self._finish(run, "failed", error=error_text(exc))
+                    self._end_after_error(run, exc)
         finally:
             self._thread_ended(run)
 
@@ -518,12 +510,24 @@ class Runner(InlineRuns, RunControls):
                 if close is not None and (run.cancel_event.is_set() or run.finished):
                     close()  # a cancelled generator is not iterated any further
             self._wait_held(run)
-            self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+            self._end_after_chunks(run)
         elif run.cancel_event.is_set():
             self._finish(run, "canceled")
         else:
             self._wait_held(run)
             self._finish(run, "succeeded", output=self._convert(run, result, 0))
+
+    # The decisions the thread's and the task's ways of running a model share.
+    def _end_after_error(self, run: Run, exc: BaseException) -> None:
+        """End a run whose model raised: ``canceled`` if that was a cancel, else ``failed``."""
+        if run.cancel_event.is_set():
+            self._finish(run, "canceled")
+        else:
+            self._finish(run, "failed", error=error_text(exc))
+
+    def _end_after_chunks(self, run: Run) -> None:
+        """End a run whose model's chunks are all stored (or that was cancelled meanwhile)."""
+        self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
 
     def _run_coroutine(self, run: Run, coro: Any) -> Any:
         """Run an async model's coroutine; a cancel cancels its task."""

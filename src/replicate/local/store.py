@@ -154,39 +154,26 @@ class Store:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """Run one statement; returns ``lastrowid`` (or rowcount for updates)."""
         with self._lock:
-            if _touches_predictions(sql):
-                self._flush_locked()
-                self._committed.clear()
-                self._logs.clear()
+            self._settle(sql)
             cur = self._conn.execute(sql, params)
             return cur.lastrowid if cur.lastrowid else cur.rowcount
 
     def executescript(self, sql: str) -> None:
         """Run a script (table creation)."""
         with self._lock:
-            self._flush_locked()
-            self._committed.clear()
-            self._logs.clear()
+            self._settle(None)
             self._conn.executescript(sql)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts."""
         with self._lock:
-            if _touches_predictions(sql):
-                self._flush_locked()
-                if not _is_read(sql):
-                    self._committed.clear()
-                    self._logs.clear()
+            self._settle(sql)
             return [dict(r) for r in self._conn.execute(sql, params).fetchall()]
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         """The first row as a dict, or None."""
         with self._lock:
-            if _touches_predictions(sql):
-                self._flush_locked()
-                if not _is_read(sql):
-                    self._committed.clear()
-                    self._logs.clear()
+            self._settle(sql)
             r = self._conn.execute(sql, params).fetchone()
             return dict(r) if r is not None else None
 
@@ -194,9 +181,7 @@ class Store:
     def transaction(self) -> Iterator[None]:
         """Hold the lock and wrap statements in one transaction."""
         with self._lock:
-            self._flush_locked()
-            self._committed.clear()
-            self._logs.clear()
+            self._settle(None)
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield
@@ -207,6 +192,17 @@ class Store:
                 raise
             else:
                 self._conn.execute("COMMIT")
+
+    def _settle(self, sql: str | None) -> None:
+        """Before a generic statement (lock held): commit what is deferred if ``sql`` may
+        read or write it, and forget the rows and events kept in memory if it may change
+        them (``None``: a statement that may do anything)."""
+        if sql is not None and not _touches_predictions(sql):
+            return
+        self._flush_locked()
+        if sql is None or not _is_read(sql):
+            self._committed.clear()
+            self._logs.clear()
 
     def close(self) -> None:
         """Commit what is deferred and close the connection."""
