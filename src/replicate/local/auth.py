@@ -14,12 +14,12 @@ import re
 from starlette.requests import Request
 
 from .errors import UNAUTHENTICATED, ApiError
+from .util import header
 
 
 def token_from(request: Request) -> str | None:
     """The token from ``Authorization: Bearer <t>`` (or the legacy ``Token <t>``)."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
+    scheme, _, value = (header(request.scope, b"authorization") or "").partition(" ")
     if scheme.lower() in ("bearer", "token") and value.strip():
         return value.strip()
     return None

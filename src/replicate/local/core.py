@@ -24,6 +24,7 @@ from .gate import DEFAULT_MAX_BODY, strict_dumps
 from .hub import Hub
 from .registry import Registry
 from .runner import TERMINAL, Runner, recover
+from .schema import output_is_iterator
 from .store import Store
 from .util import REMOTE_CONTROLS_REFUSED, Clock, is_loopback, iso, new_id
 from .webhooks import WebhookSender, new_secret
@@ -473,8 +474,6 @@ class Core:
             catalogue_of(self).trainers[model.version_id].doc = doc
 
     def _seed_examples(self) -> None:
-        from .schema import output_is_iterator
-
         for spec in DEMO_MODELS:
             model = spec["model"]
             if self.store.one(
@@ -627,8 +626,6 @@ class Core:
 
         ``stream`` is the deprecated request field: echoed in the object, otherwise ignored.
         """
-        from .schema import output_is_iterator
-
         pid = new_id()
         now = self.clock.now()
         if deadline_seconds is None and self.config.max_run_time is not None:

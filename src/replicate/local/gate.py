@@ -96,6 +96,30 @@ def _finite_float(text: str) -> float:
 
 _DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_float)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+# The C encoder ``_ENCODER.encode`` makes anew at each call, made once; without a circular
+# reference check (a cycle ends in RecursionError, which ``strict_dumps`` handles).
+_C_ENCODE = (
+    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )
+    if getattr(json.encoder, "c_make_encoder", None) is not None
+    else None
+)
+
+
+def _encode(value: Any) -> str:
+    """``_ENCODER.encode(value)``."""
+    if _C_ENCODE is None or value.__class__ is str:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, empty: Any = None) -> Any:
@@ -152,7 +176,7 @@ def strict_dumps(value: Any) -> str:
     """Compact JSON that any strict parser accepts; values that are not (``NaN``, lone
     surrogates, from rows stored before the gate) are replaced as :func:`sanitize` does."""
     try:
-        text = _ENCODER.encode(value)
+        text = _encode(value)
     except (ValueError, RecursionError):
         return json.dumps(sanitize(value), separators=(",", ":"), allow_nan=False)
     if "\\ud" in text or "\\uD" in text:  # maybe a lone surrogate: check the hard way

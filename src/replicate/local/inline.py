@@ -21,6 +21,8 @@ import inspect
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .capture import SINKS, current_run, install_capture
+
 if TYPE_CHECKING:
     from .runner import Run, Runner, RunThread
 
@@ -62,6 +64,32 @@ class InlineRuns:
         if loop is not self._loop:
             self._loop, self._loop_thread = loop, threading.get_ident()
 
+    def _run_plain(self: Runner, run: Run, ended: RunThread) -> None:  # type: ignore[misc]
+        """Run a plain inline model's prediction here and now (``Runner.submit`` gave it its
+        slot; it is neither held nor scripted): what ``_start`` and ``_execute`` do for it,
+        without their hand-offs. Its start is neither stored nor announced: it ends before
+        anyone can see it (its end stores ``started_at``). ``ended``: the handle of a run whose
+        thread is done."""
+        run.status = "processing"
+        run.started_at = self.clock.now()
+        if run.iterator:
+            run.output = []
+        run.thread = ended
+        run.thread_done = False
+        install_capture()
+        key = id(run)
+        SINKS[key] = lambda s: self._log_write(run, s)
+        token = current_run.set(run)
+        try:
+            try:
+                self._consume(run, run.impl.fn(**self._prepare(run)))
+            except BaseException as exc:  # the run must always end
+                self._end_after_error(run, exc)
+        finally:
+            current_run.reset(token)
+            del SINKS[key]
+            self._thread_ended(run)
+
     def _start_inline(self: Runner, run: Run, handle: RunThread) -> bool:  # type: ignore[misc]
         """Run ``run`` here (or as a task on the server's loop); False when a model thread
         must run it instead."""
@@ -94,7 +122,7 @@ class InlineRuns:
                 if task is not None:
                     run.on_cancel = lambda: loop.call_soon_threadsafe(task.cancel)
                 try:
-                    if run.cancel_event.is_set():
+                    if run.cancelled:
                         raise asyncio.CancelledError
                     result = run.impl.fn(**self._prepare(run))
                     if inspect.isasyncgen(result):
@@ -114,24 +142,24 @@ class InlineRuns:
         """Emit an async generator's chunks, then finish (see ``Runner._consume``)."""
         try:
             async for item in agen:
-                if run.cancel_event.is_set() or run.finished:
+                if run.cancelled or run.finished:
                     break  # a cancelled model's chunks are dropped
                 if run.held:
                     await self._held(run)
                 self._emit_output(run, item)
         finally:
-            if run.cancel_event.is_set() or run.finished:
+            if run.cancelled or run.finished:
                 await agen.aclose()  # a cancelled generator is not iterated any further
         await self._held(run)
         self._end_after_chunks(run)
 
     async def _held(self: Runner, run: Run) -> None:  # type: ignore[misc]
         """Wait without blocking the loop while the prediction is held (test controls)."""
-        while run.held and not (run.finished or run.cancel_event.is_set()):
+        while run.held and not (run.finished or run.cancelled):
             waiter = asyncio.Event()
             self.hold_waiters.add((asyncio.get_running_loop(), waiter))
             try:
-                if run.held and not (run.finished or run.cancel_event.is_set()):
+                if run.held and not (run.finished or run.cancelled):
                     await waiter.wait()
             finally:
                 self.hold_waiters.discard((asyncio.get_running_loop(), waiter))

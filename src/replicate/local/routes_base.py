@@ -8,7 +8,7 @@ import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     Response,
 )
@@ -268,6 +268,27 @@ def offset_page(
     return page, nxt, prev
 
 
+async def read_body(request: Request) -> bytes:
+    """``await request.body()``, read straight from the ASGI messages (Starlette's way goes
+    through an async generator per request), and kept where Starlette keeps it."""
+    if hasattr(request, "_body") or request._stream_consumed:
+        return await request.body()
+    chunks: list[bytes] = []
+    receive = request.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        elif message["type"] == "http.disconnect":
+            request._is_disconnected = True
+            raise ClientDisconnect()
+    request._stream_consumed = True
+    body = request._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return body
+
+
 class BaseRoutes:
     """State and helpers shared by the route mixins."""
 
@@ -310,7 +331,7 @@ class BaseRoutes:
     async def json_body(self, request: Request, empty: Any = None) -> Any:
         """The body parsed by the input gate (strict JSON; 400 otherwise); ``empty`` stands
         for an empty body."""
-        return parse_json(await request.body(), empty=empty)
+        return parse_json(await read_body(request), empty=empty)
 
     def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)

@@ -25,7 +25,7 @@ from .routes_base import (
 from .runner import TERMINAL, QueueFull
 from .schema import validate_input
 from .sse import EventStreamResponse, parse_last_event_id
-from .util import iso, parse_iso
+from .util import header, iso, parse_iso
 
 log = logging.getLogger("replicate.local")
 
@@ -74,14 +74,17 @@ class PredictionRoutes(BaseRoutes):
         """Validate and create a prediction of ``version`` (``deployment``: ``owner/name``
         of the deployment it runs for, stored with the prediction from its insertion on)."""
         core = self.core
-        if core.registry.impl(version["id"]) is None or not await self._source_available(
-            version["id"]
+        # A Cog version whose directory is gone or whose code changed since cannot run.
+        cog = core.cog.models.get(version["id"]) if core.cog is not None else None
+        if core.registry.impl(version["id"]) is None or (
+            cog is not None and not await asyncio.to_thread(cog.source_available)
         ):
             raise ApiError(
                 422, "This version's source is no longer available", title=INVALID_VERSION_TITLE
             )
+        scope = request.scope
         # Prefer
-        prefer_raw = request.headers.get("prefer")
+        prefer_raw = header(scope, b"prefer")
         wait: float | None = None
         applied: str | None = None
         if prefer_raw is not None:
@@ -99,7 +102,7 @@ class PredictionRoutes(BaseRoutes):
                 applied = pref
         # Cancel-After
         deadline: float | None = None
-        cancel_after = request.headers.get("cancel-after")
+        cancel_after = header(scope, b"cancel-after")
         if cancel_after is not None:
             try:
                 deadline = duration(cancel_after, "Cancel-After", minimum=5, maximum=MAX_DEADLINE)
@@ -118,12 +121,13 @@ class PredictionRoutes(BaseRoutes):
             raise input_validation([f"- {i['field']}: {i['description']}" for i in issues], issues)
         if core.runner.queue_depth(version["id"]) >= core.runner.max_queue_depth:
             raise throttled(1)
+        origin = self.origin(request)
         try:
             row = core.create_prediction(
                 account=account,
                 version=version,
                 input=body["input"],
-                origin=self.origin(request),
+                origin=origin,
                 webhook=webhook,
                 webhook_events_filter=events_filter,
                 deadline_seconds=deadline,
@@ -141,20 +145,11 @@ class PredictionRoutes(BaseRoutes):
                 status = 202
         if core.store.pending(row["id"]):  # an inline run's: tell of it once committed
             await core.store.durable()
-        origin = self.origin(request)
         inline = wait is not None and status == 201 and core.config.sync_file_outputs == "data-uri"
         out = core.prediction_json(row, origin, inline_files=inline)
         if status == 202:
             headers["Location"] = out["urls"]["get"]
         return json_response(out, status, headers)
-
-    async def _source_available(self, version_id: str) -> bool:
-        """False for a Cog version whose directory is gone or whose code changed since."""
-        pool = self.core.cog
-        model = pool.models.get(version_id) if pool is not None else None
-        if model is None:
-            return True
-        return await asyncio.to_thread(model.source_available)
 
     async def _wait_for(self, pid: str, seconds: float) -> dict[str, Any]:
         core = self.core

@@ -47,7 +47,7 @@ class RunControls:
         if run.iterator and isinstance(outcome.output, list):
             for item in outcome.output:
                 self._wait_held(run)
-                if run.cancel_event.is_set() or run.finished:
+                if run.cancelled or run.finished:
                     break
                 self._emit_output(run, item)
             self._wait_held(run)
@@ -61,9 +61,7 @@ class RunControls:
         if not run.held:
             return
         with self._hold_cond:
-            self._hold_cond.wait_for(
-                lambda: not run.held or run.finished or run.cancel_event.is_set()
-            )
+            self._hold_cond.wait_for(lambda: not run.held or run.finished or run.cancelled)
 
     def _wake_held(self: Runner) -> None:  # type: ignore[misc]
         with self._hold_cond:

@@ -31,7 +31,7 @@ from .files import FileService
 from .inline import InlineRuns
 from .registry import ModelImpl, Registry
 from .run_controls import RunControls
-from .schema import schema_facts
+from .schema import output_is_iterator, schema_facts
 from .store import Store
 from .util import Clock
 
@@ -56,7 +56,11 @@ class NotActive(Exception):
     """A lifecycle control named a prediction that is terminal (or not run by this server)."""
 
 
-@dataclass(eq=False)
+#: Guards the first making of a run's cancel event (see ``Run.cancel_event``).
+_CANCEL_EVENT_LOCK = threading.Lock()
+
+
+@dataclass(eq=False, slots=True)
 class Run:
     """In-memory state of a prediction that has not finished yet."""
 
@@ -66,7 +70,7 @@ class Run:
     created_at: float
     input: dict[str, Any]
     iterator: bool
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    _cancel: threading.Event | None = None  # see cancel_event
     lock: threading.RLock = field(default_factory=threading.RLock)
     deadline: float | None = None
     status: str = "starting"
@@ -86,6 +90,24 @@ class Run:
     thread_done: bool = True  # False while the model's thread runs (the slot stays taken)
     on_cancel: Callable[[], object] | None = None  # interrupts an async model's task
     stream: bool = True  # has urls.stream: its events are stored (nothing else reads them)
+
+    @property
+    def cancel_event(self) -> threading.Event:
+        """Set when the prediction is to stop: made when first asked for (most runs end
+        without anyone asking; making an event costs more than the rest of a run's state)."""
+        event = self._cancel
+        if event is None:
+            with _CANCEL_EVENT_LOCK:
+                event = self._cancel
+                if event is None:
+                    event = self._cancel = threading.Event()
+        return event
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the prediction was asked to stop (without making its event)."""
+        event = self._cancel
+        return event is not None and event.is_set()
 
 
 class RunThread:
@@ -137,11 +159,12 @@ class _Idle:
 def metrics_for(
     status: str, created: float, started: float | None, completed: float
 ) -> dict[str, float]:
-    """``predict_time`` (when started) and ``total_time`` for a terminal prediction."""
+    """``predict_time`` (when started) and ``total_time`` for a terminal prediction, in
+    seconds to the microsecond, as the real API gives them."""
     m: dict[str, float] = {}
     if status != "aborted" and started is not None:
-        m["predict_time"] = max(0.0, completed - started)
-    m["total_time"] = max(0.0, completed - created)
+        m["predict_time"] = round(max(0.0, completed - started), 6)
+    m["total_time"] = round(max(0.0, completed - created), 6)
     return m
 
 
@@ -217,8 +240,6 @@ class Runner(InlineRuns, RunControls):
             self._note_loop()
         if version is None or version.get("id") != row["version"]:
             version = self.registry.get_version(row["version"])
-        from .schema import output_is_iterator
-
         run = Run(
             pid=pid,
             version=row["version"],
@@ -251,10 +272,13 @@ class Runner(InlineRuns, RunControls):
                 run.slot = True
             else:
                 q.append(run)
-        # A plain run started now has ended when ``_start`` returns: no deadline to watch.
-        if row.get("deadline") is not None and not (now and not impl.is_async):
+        plain = now and not impl.is_async
+        # A plain run started now has ended when it returns: no deadline to watch.
+        if row.get("deadline") is not None and not plain:
             self._arm_deadline(run, row["deadline"])
-        if now:
+        if plain and not run.held:
+            self._run_plain(run, _ENDED)
+        elif now:
             self._start(run)
         else:
             self._dispatch(run.version)
@@ -450,6 +474,8 @@ class Runner(InlineRuns, RunControls):
                 return
             run.slot = False
             self._running[run.version] = max(0, self._running.get(run.version, 1) - 1)
+            if not self._queues.get(run.version):
+                return  # nothing waits for the slot
         self._dispatch(run.version)
 
     # ------------------------------------------------------------------ execution
@@ -479,7 +505,7 @@ class Runner(InlineRuns, RunControls):
     def _run_model(self, run: Run) -> None:
         kwargs = self._prepare(run)
         fn = run.impl.fn
-        if inspect.iscoroutinefunction(fn):
+        if run.impl.is_async and inspect.iscoroutinefunction(fn):
             result = self._run_coroutine(run, fn(**kwargs))
         else:
             result = fn(**kwargs)
@@ -496,22 +522,22 @@ class Runner(InlineRuns, RunControls):
         ):
             it = iter(result)
             try:
-                while not (run.cancel_event.is_set() or run.finished):
+                while not (run.cancelled or run.finished):
                     try:
                         item = next(it)
                     except StopIteration:
                         break
-                    if run.cancel_event.is_set() or run.finished:
+                    if run.cancelled or run.finished:
                         break  # a cancelled model's chunks are dropped
                     self._wait_held(run)
                     self._emit_output(run, item)
             finally:
                 close = getattr(it, "close", None)
-                if close is not None and (run.cancel_event.is_set() or run.finished):
+                if close is not None and (run.cancelled or run.finished):
                     close()  # a cancelled generator is not iterated any further
             self._wait_held(run)
             self._end_after_chunks(run)
-        elif run.cancel_event.is_set():
+        elif run.cancelled:
             self._finish(run, "canceled")
         else:
             self._wait_held(run)
@@ -520,14 +546,14 @@ class Runner(InlineRuns, RunControls):
     # The decisions the thread's and the task's ways of running a model share.
     def _end_after_error(self, run: Run, exc: BaseException) -> None:
         """End a run whose model raised: ``canceled`` if that was a cancel, else ``failed``."""
-        if run.cancel_event.is_set():
+        if run.cancelled:
             self._finish(run, "canceled")
         else:
             self._finish(run, "failed", error=error_text(exc))
 
     def _end_after_chunks(self, run: Run) -> None:
         """End a run whose model's chunks are all stored (or that was cancelled meanwhile)."""
-        self._finish(run, "canceled" if run.cancel_event.is_set() else "succeeded")
+        self._finish(run, "canceled" if run.cancelled else "succeeded")
 
     def _run_coroutine(self, run: Run, coro: Any) -> Any:
         """Run an async model's coroutine; a cancel cancels its task."""
@@ -535,7 +561,7 @@ class Runner(InlineRuns, RunControls):
         try:
             task = loop.create_task(coro)
             run.on_cancel = lambda: loop.call_soon_threadsafe(task.cancel)
-            if run.cancel_event.is_set():
+            if run.cancelled:
                 task.cancel()
             return loop.run_until_complete(task)
         finally:
@@ -549,7 +575,7 @@ class Runner(InlineRuns, RunControls):
             while True:
                 task = loop.create_task(_anext(agen))
                 run.on_cancel = functools.partial(loop.call_soon_threadsafe, task.cancel)
-                if run.cancel_event.is_set():
+                if run.cancelled:
                     task.cancel()
                 try:
                     item = loop.run_until_complete(task)

@@ -26,6 +26,7 @@ from typing import Any
 
 from .event_log import EventLogs
 from .registry_changes import RegistryChanges
+from .wal import SAFETY_PAGES, Checkpointer
 
 log = logging.getLogger("replicate.local")
 
@@ -129,8 +130,12 @@ class Store:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         with self._lock:
+            #: Copies the WAL into the file off the request path (see wal.py).
+            self.checkpoints: Checkpointer | None = None
             if path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_PAGES}")
+                self.checkpoints = Checkpointer(path)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=5000")
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -156,6 +161,7 @@ class Store:
         with self._lock:
             self._settle(sql)
             cur = self._conn.execute(sql, params)
+            self._committed_one()
             return cur.lastrowid if cur.lastrowid else cur.rowcount
 
     def executescript(self, sql: str) -> None:
@@ -192,6 +198,7 @@ class Store:
                 raise
             else:
                 self._conn.execute("COMMIT")
+                self._committed_one()
 
     def _settle(self, sql: str | None) -> None:
         """Before a generic statement (lock held): commit what is deferred if ``sql`` may
@@ -212,6 +219,8 @@ class Store:
             try:
                 self._flush_locked()
             finally:
+                if self.checkpoints is not None:
+                    self.checkpoints.close()
                 self.registry_changes.close()
                 self._conn.close()
 
@@ -298,6 +307,7 @@ class Store:
                 self._logs.clear()
                 raise
             self._remember(rows, updates)
+            self._committed_one()
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -330,12 +340,28 @@ class Store:
             raise
         conn.execute("COMMIT")
         self._remember(rows, updates)
+        self._committed_one()
+
+    def _committed_one(self) -> None:
+        """A commit happened: the WAL is copied into the file soon (see wal.py)."""
+        if self.checkpoints is not None:
+            self.checkpoints.committed()
 
     def _write_rows(
         self, rows: dict[str, dict[str, Any]], updates: dict[str, dict[str, Any]]
     ) -> None:
+        # Deferred rows have every column, in order: a few statements of many rows each
+        # (binding and stepping one statement per row costs more than the rows' own work).
+        values: list[Any] = []
+        count = 0
         for data in rows.values():
-            self._conn.execute(_insert_sql(data), self._encode(data))
+            values.extend(data.values())
+            count += 1
+            if count == _ROWS_PER_INSERT:
+                self._conn.execute(_multi_insert_sql(count), _encode_flat(values))
+                values, count = [], 0
+        if count:
+            self._conn.execute(_multi_insert_sql(count), _encode_flat(values))
         for pid, data in updates.items():
             self._conn.execute(_update_sql(data), {**self._encode(data), "_pid": pid})
 
@@ -404,6 +430,7 @@ class Store:
             else:  # pragma: no cover - SQLite < 3.35
                 self._conn.execute(_insert_sql(data), data)
                 stored = []
+            self._committed_one()
             # A new prediction has no events: its first one is number 0 (see append_event).
             if len(self._next_seq) < _OPEN_STREAMS_REMEMBERED:
                 self._next_seq[pid] = 0
@@ -638,3 +665,33 @@ def _insert_sql(data: dict[str, Any]) -> str:
 
 
 _INSERTS: dict[tuple[str, ...], str] = {}  # a few shapes: by the columns given
+
+#: Rows per multi-row INSERT of deferred rows (within SQLite's bound-parameter limit, 999
+#: before SQLite 3.32).
+_ROWS_PER_INSERT = 32 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999 // 25
+_ROW_MARKS = "(" + ", ".join("?" * len(_PREDICTION_COLUMNS)) + ")"
+_MULTI_INSERTS: dict[int, str] = {}
+#: Positions of the JSON columns in a deferred row's values.
+_JSON_POSITIONS = tuple(i for i, c in enumerate(_PREDICTION_COLUMNS) if c in Store._JSON_COLS)
+
+
+def _multi_insert_sql(count: int) -> str:
+    sql = _MULTI_INSERTS.get(count)
+    if sql is None:
+        cols = ", ".join(_PREDICTION_COLUMNS)
+        sql = _MULTI_INSERTS[count] = f"INSERT INTO predictions ({cols}) VALUES " + ", ".join(
+            [_ROW_MARKS] * count
+        )
+    return sql
+
+
+def _encode_flat(values: list[Any]) -> list[Any]:
+    """The values of whole rows (``_PREDICTION_COLUMNS`` each) with JSON columns encoded."""
+    width = len(_PREDICTION_COLUMNS)
+    dumps = json.dumps
+    for start in range(0, len(values), width):
+        for i in _JSON_POSITIONS:
+            v = values[start + i]
+            if v is not None:
+                values[start + i] = dumps(v)
+    return values

@@ -1,4 +1,4 @@
-"""Small shared helpers for the local server: clock, ids, timestamps, durations."""
+"""Small shared helpers for the local server: clock, ids, timestamps, durations, headers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import secrets
 import threading
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _ID_BYTES = bytes(ord(_ID_ALPHABET[b % 36]) for b in range(256))
@@ -44,6 +45,15 @@ class Clock:
     def offset(self) -> float:
         """Seconds the virtual clock runs ahead of the wall clock."""
         return self._offset
+
+
+def header(scope: Any, name: bytes) -> str | None:
+    """The first value of the request header ``name`` (lower-case, as ASGI gives names), as
+    Starlette's ``request.headers.get`` gives it, without building the headers mapping."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def new_id() -> str:
