@@ -153,8 +153,10 @@ def test_the_router_index_picks_what_the_full_scan_picks(server: LocalServer) ->
     """For paths made from every route's template (and variants that must not match), the
     routes of the index's group give the same answer as all routes in order, or the group
     is None / finds nothing and the request goes to the full scan."""
+    from starlette.routing import Match
+
     from replicate.local.app import build_app
-    from replicate.local.routing import Router
+    from replicate.local.routing import Router, _match_segments
 
     assert server.core is not None
     app = build_app(server.core)
@@ -182,6 +184,15 @@ def test_the_router_index_picks_what_the_full_scan_picks(server: LocalServer) ->
             assert got is expected or got is None, (method, path, got, expected)
             if expected is not None and got is None:
                 pytest.fail(f"{method} {path!r}: the group misses {expected.path}")
+            # The router compares segments instead of running each route's regex: the same
+            # routes match, with the same parameters.
+            for route in group:
+                match, child = route.matches(scope)
+                params = _match_segments(router._segments[id(route)], path.split("/"))
+                if match is Match.NONE:
+                    assert params is None, (path, route.path)  # type: ignore[attr-defined]
+                else:
+                    assert params == child["path_params"], (path, route.path)  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------- fast paths

@@ -119,7 +119,12 @@ class Front:
                     if await self._faults(scope, receive, send, reply, entry):
                         return
                     started = False
-                await self._guarded(scope, receive, reply)
+                limit, _ = self.limit_for(method, path)
+                length = _declared_length(scope)
+                if 0 <= length <= limit:  # the server reads exactly that: nothing to count
+                    await self.app(scope, receive, reply)
+                else:
+                    await self._guarded(scope, receive, reply)
             except Exception as exc:
                 if started:
                     log_unhandled()
@@ -136,14 +141,7 @@ class Front:
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the app with the body limit of the request in force."""
         limit, detail = self.limit_for(scope["method"], scope["path"])
-        length = -1
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                try:
-                    length = int(value)
-                except ValueError:
-                    length = -1
-                break
+        length = _declared_length(scope)
         if length < 0:  # no (usable) Content-Length: count the body as it streams
             await self.app(scope, counted(receive, limit, detail), send)
         elif length > limit:
@@ -181,6 +179,17 @@ class Front:
             if sse_fault is not None:
                 scope.setdefault("state", {})["sse_drop_after"] = sse_fault.sse_drop_after
         return False
+
+
+def _declared_length(scope: Scope) -> int:
+    """The request's ``Content-Length`` (its first), or -1 without a usable one."""
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
 
 
 def _entry(scope: Scope, method: str, path: str) -> dict[str, Any]:

@@ -106,6 +106,8 @@ def webhook_fields(
     """
     webhook = body.get("webhook")
     events = body.get("webhook_events_filter")
+    if webhook is None and events is None and "webhook_completed" not in body:
+        return None, None, []
     if webhook is None and body.get("webhook_completed") is not None:
         webhook, events = body["webhook_completed"], ["completed"]
     lines: list[str] = []

@@ -87,7 +87,9 @@ class PredictionRoutes(BaseRoutes):
         prefer_raw = header(scope, b"prefer")
         wait: float | None = None
         applied: str | None = None
-        if prefer_raw is not None:
+        if prefer_raw == "wait":  # the clients' usual header
+            wait, applied = 60.0, prefer_raw
+        elif prefer_raw is not None:
             for pref in (p.strip() for p in prefer_raw.split(",")):
                 if not pref.lower().startswith("wait"):
                     continue

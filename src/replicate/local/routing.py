@@ -16,7 +16,7 @@ import starlette.routing
 from starlette.convertors import StringConvertor
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from .errors import ApiError
@@ -66,6 +66,15 @@ class Router(starlette.routing.Router):
 
     _index: dict[tuple[int, str, str | None], list[BaseRoute]] | None = None
     _indexed: int = -1  # how many routes the index covers (routes may be added later)
+    _segments: dict[int, tuple[tuple[str | None, str], ...]]  # see _dispatch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's goes through ``middleware_stack``, which is ``app`` when the router has
+        # no middleware of its own (ours never has): one call less per request.
+        if self.middleware_stack == self.app:
+            await self.app(scope, receive, send)
+        else:  # pragma: no cover - a router built with middleware
+            await self.middleware_stack(scope, receive, send)
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
@@ -93,32 +102,57 @@ class Router(starlette.routing.Router):
     async def _dispatch(
         self, group: list[BaseRoute], scope: Scope, receive: Receive, send: Send
     ) -> bool:
-        """Starlette's matching over ``group``; False when no route of it matched."""
+        """Starlette's matching over ``group``; False when no route of it matched.
+
+        An indexed route's path is literal segments and ``{name}`` segments (``str``
+        parameters: ``[^/]+``), so it matches a path of as many segments whose literal ones
+        are equal and whose parameter ones are not empty: compared so, without its regex.
+        """
         partial = partial_scope = None
+        parts = scope["path"].split("/")
+        method = scope["method"]
+        segments = self._segments
+        full = False
         for route in group:
-            match, child_scope = route.matches(scope)
-            if match is Match.FULL:
-                partial, partial_scope = route, child_scope
+            params = _match_segments(segments[id(route)], parts)
+            if params is None:
+                continue
+            child_scope = {
+                "endpoint": route.endpoint,  # type: ignore[attr-defined]
+                "path_params": {**scope.get("path_params", {}), **params},
+            }
+            methods = route.methods  # type: ignore[attr-defined]
+            if not methods or method in methods:
+                partial, partial_scope, full = route, child_scope, True
                 break
-            if match is Match.PARTIAL and partial is None:
+            if partial is None:
                 partial, partial_scope = route, child_scope
         if partial is None or partial_scope is None:
             return False
         scope.setdefault("router", self)
         scope["route"] = partial
         scope.update(partial_scope)
-        await partial.handle(scope, receive, send)
+        if full:  # what ``Route.handle`` does for an allowed method
+            await partial.app(scope, receive, send)  # type: ignore[attr-defined]
+        else:  # its 405
+            await partial.handle(scope, receive, send)
         return True
 
     def _build_index(self) -> None:
         self._indexed = len(self.routes)
         keys: list[tuple[BaseRoute, tuple[int, str, str | None]]] = []
+        segments: dict[int, tuple[tuple[str | None, str], ...]] = {}  # by id: routes are unhashable
         for route in self.routes:
             key = _shape(route)
             if key is None:
                 self._index = None
                 return
             keys.append((route, key))
+            segments[id(route)] = tuple(
+                (None, part[1:-1]) if part.startswith("{") else (part, "")
+                for part in route.path.split("/")  # type: ignore[attr-defined]
+            )
+        self._segments = segments
         index: dict[tuple[int, str, str | None], list[BaseRoute]] = {}
         for _, (n, first, second) in keys:
             index.setdefault((n, first, second), [])
@@ -133,6 +167,24 @@ class Router(starlette.routing.Router):
         self._index = index
 
 
+def _match_segments(
+    pattern: tuple[tuple[str | None, str], ...], parts: list[str]
+) -> dict[str, str] | None:
+    """The parameters of a path split at ``/`` that a route's segments match, or None;
+    ``pattern`` holds ``(literal, "")`` or ``(None, parameter name)`` per segment."""
+    if len(pattern) != len(parts):
+        return None
+    params: dict[str, str] = {}
+    for (literal, name), part in zip(pattern, parts, strict=True):
+        if literal is None:
+            if not part:
+                return None
+            params[name] = part
+        elif part != literal:
+            return None
+    return params
+
+
 def _shape(route: BaseRoute) -> tuple[int, str, str | None] | None:
     """``(segments, first, second or None for a parameter)`` of a route, or None when its
     path could match requests of other shapes (or it is not a plain route)."""
@@ -140,6 +192,12 @@ def _shape(route: BaseRoute) -> tuple[int, str, str | None] | None:
         type(c) is StringConvertor for c in route.param_convertors.values()
     ):
         return None
+    if not all(
+        (p.startswith("{") and p.endswith("}") and p.count("{") == 1 and ":" not in p)
+        or "{" not in p
+        for p in route.path.split("/")
+    ):
+        return None  # a segment mixing text and a parameter: left to its regex
     parts = route.path.split("/")
     if len(parts) < 2 or "{" in parts[1]:
         return None

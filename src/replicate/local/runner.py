@@ -794,16 +794,17 @@ class Runner(InlineRuns, RunControls):
             fields["started_at"] = started
         # The stream's closing events are stored before the terminal status, so anyone who
         # sees the prediction finished also finds its complete event log.
-        if status == "succeeded" and not run.emitted and run.output is not None:
-            self._event(run, "output", run.output)  # whole output of a non-iterator model
-        if status == "failed":
-            self._event(run, "error", {"detail": error or ""})
-        done: dict[str, str] = {}
-        if status in ("canceled", "aborted"):
-            done = {"reason": "canceled"}
-        elif status == "failed":
-            done = {"reason": "error"}
-        self._event(run, "done", done)
+        if run.stream:
+            if status == "succeeded" and not run.emitted and run.output is not None:
+                self._event(run, "output", run.output)  # whole output of a non-iterator model
+            if status == "failed":
+                self._event(run, "error", {"detail": error or ""})
+            done: dict[str, str] = {}
+            if status in ("canceled", "aborted"):
+                done = {"reason": "canceled"}
+            elif status == "failed":
+                done = {"reason": "error"}
+            self._event(run, "done", done)
         # Committed now, with what the run deferred, so that no one is told a prediction ended
         # before that survives a crash. An inline run's is committed with its neighbours'
         # (see ``Store.durable``): the answers that tell of it wait for that.

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .event_log import EventLogs
+from .gate import json_text
 from .registry_changes import RegistryChanges
 from .wal import SAFETY_PAGES, Checkpointer
 
@@ -414,7 +415,8 @@ class Store:
         """
         pid = str(row["id"])
         if defer:  # kept as Python values, encoded when committed
-            full = {c: row.get(c, d) for c, d in _PREDICTION_COLUMNS.items()}
+            full = dict(_PREDICTION_COLUMNS)  # every column, in order, with its default
+            full.update(row)
             with self._lock:
                 self._new_rows[pid] = full
                 self._next_seq[pid] = 0
@@ -688,10 +690,9 @@ def _multi_insert_sql(count: int) -> str:
 def _encode_flat(values: list[Any]) -> list[Any]:
     """The values of whole rows (``_PREDICTION_COLUMNS`` each) with JSON columns encoded."""
     width = len(_PREDICTION_COLUMNS)
-    dumps = json.dumps
     for start in range(0, len(values), width):
         for i in _JSON_POSITIONS:
             v = values[start + i]
             if v is not None:
-                values[start + i] = dumps(v)
+                values[start + i] = json_text(v)
     return values
