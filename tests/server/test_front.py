@@ -369,3 +369,29 @@ def test_no_log_entry_without_the_test_controls_nor_for_the_controls() -> None:
     sent = _call(front, "/web/x")
     assert b"ratelimit-remaining" not in dict(sent[0]["headers"])
     assert [e["path"] for e in log.list()] == ["/web/x"]
+
+
+def test_a_path_matched_lately_goes_to_the_same_route_until_the_routes_change() -> None:
+    """The router remembers which route a method and path matched (``Router._hits``)."""
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from replicate.local.routing import Router
+
+    def answer(tag: str):  # type: ignore[no-untyped-def]
+        async def endpoint(request):  # type: ignore[no-untyped-def]
+            return PlainTextResponse(f"{tag}:{request.path_params}")
+
+        return endpoint
+
+    router = Router([Route("/v1/things/{tid}", answer("get"), methods=["GET"])])
+    client = TestClient(router)
+    for tid in ("a", "a", "b", "a"):
+        assert client.get(f"/v1/things/{tid}").text == f"get:{{'tid': '{tid}'}}"
+    assert set(router._hits) == {("GET", "/v1/things/a"), ("GET", "/v1/things/b")}
+    assert client.post("/v1/things/a").status_code == 405  # another method: matched anew
+    # A route added in front of the old one wins from then on: the remembered paths are not.
+    router.routes.insert(0, Route("/v1/things/{tid}", answer("new"), methods=["GET"]))
+    assert client.get("/v1/things/a").text == "new:{'tid': 'a'}"
+    assert set(router._hits) == {("GET", "/v1/things/a")}

@@ -53,6 +53,10 @@ def wrap(handler: Handler) -> Endpoint:
     return Endpoint(handler)
 
 
+#: ``Router._hits`` entries kept at most.
+_HITS_KEPT = 1024
+
+
 class Router(starlette.routing.Router):
     """Starlette's router, but a request is only matched against the routes of its shape.
 
@@ -61,12 +65,19 @@ class Router(starlette.routing.Router):
     group, with Starlette's own matching. Whatever that does not settle (no route of the
     group matched: a 404 or a trailing-slash redirect) goes through Starlette's full scan,
     so the answers are Starlette's. Without an index (a route that is not a plain
-    ``Route`` with ``str`` parameters) every request does.
+    ``Route`` with ``str`` parameters) every request does. A method and path matched to a
+    route lately (up to ``_HITS_KEPT`` of them) go to it again without being matched.
     """
 
     _index: dict[tuple[int, str, str | None], list[BaseRoute]] | None = None
     _indexed: int = -1  # how many routes the index covers (routes may be added later)
     _segments: dict[int, tuple[tuple[str | None, str], ...]]  # see _dispatch
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # ``(method, path)`` of requests lately matched to a route with an allowed method:
+        # ``(route, path parameters)``, so that a path asked for again is not matched again.
+        self._hits: dict[tuple[str, str], tuple[BaseRoute, dict[str, str]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Starlette's goes through ``middleware_stack``, which is ``app`` when the router has
@@ -78,6 +89,15 @@ class Router(starlette.routing.Router):
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("root_path"):
+            hit = self._hits.get((scope["method"], scope["path"]))
+            if hit is not None and self._indexed == len(self.routes):
+                route, params = hit  # the route this request's method and path matched lately
+                scope.setdefault("router", self)
+                scope["route"] = route
+                scope["endpoint"] = route.endpoint  # type: ignore[attr-defined]
+                scope["path_params"] = {**scope.get("path_params", {}), **params}
+                await route.app(scope, receive, send)  # type: ignore[attr-defined]
+                return
             group = self.group(scope["path"])
             if group is not None and await self._dispatch(group, scope, receive, send):
                 return
@@ -133,12 +153,16 @@ class Router(starlette.routing.Router):
         scope["route"] = partial
         scope.update(partial_scope)
         if full:  # what ``Route.handle`` does for an allowed method
+            if len(self._hits) >= _HITS_KEPT:  # paths are the client's: stay bounded
+                self._hits.clear()
+            self._hits[(method, scope["path"])] = (partial, params)  # type: ignore[assignment]
             await partial.app(scope, receive, send)  # type: ignore[attr-defined]
         else:  # its 405
             await partial.handle(scope, receive, send)
         return True
 
     def _build_index(self) -> None:
+        self._hits.clear()
         self._indexed = len(self.routes)
         keys: list[tuple[BaseRoute, tuple[int, str, str | None]]] = []
         segments: dict[int, tuple[tuple[str | None, str], ...]] = {}  # by id: routes are unhashable

@@ -15,6 +15,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import shutil
 import threading
 from collections import deque
@@ -163,9 +164,14 @@ def metrics_for(
     seconds to the microsecond, as the real API gives them."""
     m: dict[str, float] = {}
     if status != "aborted" and started is not None:
-        m["predict_time"] = round(max(0.0, completed - started), 6)
-    m["total_time"] = round(max(0.0, completed - created), 6)
+        m["predict_time"] = _to_microseconds(completed - started)
+    m["total_time"] = _to_microseconds(completed - created)
     return m
+
+
+def _to_microseconds(seconds: float) -> float:
+    """``round(max(0.0, seconds), 6)`` but for exact halves, at a fraction of its cost."""
+    return math.floor(max(0.0, seconds) * 1e6 + 0.5) / 1e6
 
 
 class Runner(InlineRuns, RunControls):
