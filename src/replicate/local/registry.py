@@ -265,7 +265,7 @@ class Registry:
         # Every create asks; a dict read is atomic, so only writers take the lock.
         return self._impls.get(version_id)
 
-    def _cached(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
+    def _cached(self, key: tuple[str, ...], load: Callable[[], Any], stamp: Any = None) -> Any:
         """``load()``, or what it returned before while its tables have not changed.
 
         Creates read a model and its latest version (and the runner the version again) on
@@ -273,8 +273,10 @@ class Registry:
         stamp of the tables read *before* its load, so a change made during the load (by this
         process or another one on the same file) makes it stale too; no lock is needed, as
         each dictionary operation is atomic and a stale entry is only ever overwritten.
+        ``stamp``: the one just read for another lookup of the same moment.
         """
-        stamp = self.store.registry_changes.stamp()
+        if stamp is None:
+            stamp = self.store.registry_changes.stamp()
         hit = self._rows.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
@@ -284,15 +286,24 @@ class Registry:
         self._rows[key] = (stamp, value)
         return value
 
-    def get_model(self, owner: str, name: str) -> dict[str, Any] | None:
+    def get_model(self, owner: str, name: str, stamp: Any = None) -> dict[str, Any] | None:
         """A model row (the caller's own copy)."""
         row = self._cached(
             ("model", owner, name),
             lambda: self.store.one(
                 "SELECT * FROM models WHERE owner = ? AND name = ?", (owner, name)
             ),
+            stamp,
         )
         return dict(row) if row is not None else None
+
+    def model_and_latest(
+        self, owner: str, name: str
+    ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """``(get_model(owner, name), latest_version(owner, name))``, read at one moment (a
+        create by model name needs both)."""
+        stamp = self.store.registry_changes.stamp()
+        return self.get_model(owner, name, stamp), self.latest_version(owner, name, stamp)
 
     def _schema(self, text: str) -> dict[str, Any]:
         """The decoded ``openapi_schema`` column, decoded once per distinct text.
@@ -325,7 +336,7 @@ class Registry:
         )
         return dict(row) if row is not None else None
 
-    def latest_version(self, owner: str, name: str) -> dict[str, Any] | None:
+    def latest_version(self, owner: str, name: str, stamp: Any = None) -> dict[str, Any] | None:
         """The newest version of a model (a copy, as :meth:`get_version` gives it)."""
         row = self._cached(
             ("latest", owner, name),
@@ -336,6 +347,7 @@ class Registry:
                     (owner, name),
                 )
             ),
+            stamp,
         )
         return dict(row) if row is not None else None
 

@@ -201,10 +201,9 @@ class PredictionRoutes(BaseRoutes):
         account = self.account(request)
         owner, name = request.path_params["owner"], request.path_params["name"]
         body = self._validate_create(await self.json_body(request), with_version=False)
-        model = self.core.registry.get_model(owner, name)
+        model, version = self.core.registry.model_and_latest(owner, name)
         if model is None or not self._visible(model, account):
             raise not_found()
-        version = self.core.registry.latest_version(owner, name)
         if version is None:
             raise invalid_version()
         return await self._create(request, account, body, version)

@@ -258,7 +258,9 @@ class Runner(InlineRuns, RunControls):
             stream=bool(row["stream"]),
         )
         with self._lock:
-            q = self._queues.setdefault(run.version, deque())
+            q = self._queues.get(run.version)
+            if q is None:
+                q = self._queues[run.version] = deque()
             if len(q) >= self.max_queue_depth:
                 raise QueueFull()
             run.outcome = self.scripts.pop(row["model"])

@@ -248,8 +248,10 @@ class Store:
         if batch is None or batch.loop is not loop:
             batch = self._batch = _Batch(loop)
             loop.call_soon(self._commit_batch, batch)
-        # Each waiter waits on its own (a request that goes away cancels only its wait).
-        await batch.done.wait()
+        # Each waiter waits on its own future (a request that goes away cancels only its wait).
+        waiter = loop.create_future()
+        batch.waiters.append(waiter)
+        await waiter
         if batch.error is not None:
             raise batch.error
 
@@ -260,7 +262,9 @@ class Store:
             self.flush()
         except BaseException as exc:
             batch.error = exc
-        batch.done.set()
+        for waiter in batch.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _deferred(self) -> None:
         """A write was deferred (lock held): make sure the flusher commits it soon."""
@@ -639,11 +643,11 @@ def _touches_predictions(sql: str) -> bool:
 class _Batch:
     """The commit a turn of the loop's answers wait for (``Store.durable``)."""
 
-    __slots__ = ("done", "error", "loop")
+    __slots__ = ("error", "loop", "waiters")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.done = asyncio.Event()
+        self.waiters: list[asyncio.Future[None]] = []
         self.error: BaseException | None = None
 
 
