@@ -132,7 +132,7 @@ def test_deferred_writes_are_read_at_once_and_committed_together(tmp_path: Path)
     db = str(tmp_path / "db.sqlite")
     store = Store(db)
     try:
-        row = store.insert_prediction(_row("p1"), defer=True)
+        row = store.insert_prediction({**_row("p1"), "stream": 1}, defer=True)  # has events
         assert row == {**store.get_prediction("p1"), "input": {"text": "x", "n": [1, None]}}  # type: ignore[dict-item]
         assert row is not None and row["logs"] == "" and row["kind"] == "prediction"
         store.update_prediction("p1", status="processing", started_at=2.0, defer=True)
@@ -352,3 +352,27 @@ def test_every_answer_tells_of_a_committed_prediction(tmp_path: Path, mode: str)
                     check(await done)
 
             asyncio.run(many())
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_predictions_without_a_stream_leave_nothing_behind_in_memory(
+    tmp_path: Path, defer: bool
+) -> None:
+    """A server answers millions of predictions without a stream: none of them may leave an
+    entry in the store's memory (event numbers, event logs) once it is committed."""
+    store = Store(str(tmp_path / "db.sqlite"))
+    try:
+        for i in range(5000):
+            store.insert_prediction({**_row(f"p{i}"), "stream": 0}, defer=defer)
+            store.update_prediction(f"p{i}", status="succeeded", output="x", defer=defer)
+        store.flush()
+        assert len(store._next_seq) == 0
+        # One with a stream numbers its events from 0 without a query.
+        store.insert_prediction({**_row("s1"), "stream": 1}, defer=defer)
+        assert store.append_event("s1", "output", "a", 1.0, defer=defer) == 0
+        assert store.append_event("s1", "done", "{}", 1.0) == 1
+        # And one without a stream that gets an event after all finds its number.
+        assert store.append_event("p7", "logs", "late", 1.0) == 0
+        assert store.append_event("p7", "done", "{}", 1.0) == 1
+    finally:
+        store.close()

@@ -548,8 +548,10 @@ class Runner(InlineRuns, RunControls):
         elif run.cancelled:
             self._finish(run, "canceled")
         else:
-            self._wait_held(run)
-            self._finish(run, "succeeded", output=self._convert(run, result, 0))
+            if run.held:
+                self._wait_held(run)
+            output = result if result.__class__ is str else self._convert(run, result, 0)
+            self._finish(run, "succeeded", output=output)
 
     # The decisions the thread's and the task's ways of running a model share.
     def _end_after_error(self, run: Run, exc: BaseException) -> None:
@@ -771,8 +773,9 @@ class Runner(InlineRuns, RunControls):
                     log.exception("could not store the failure of prediction %s", run.pid)
             run.finished = True
             run.status = status
-            for t in run.timers:
-                t.cancel()
+            if run.timers:
+                for t in run.timers:
+                    t.cancel()
         with self._lock:
             self._runs.pop(run.pid, None)
         try:
@@ -781,7 +784,8 @@ class Runner(InlineRuns, RunControls):
             log.exception("completion hooks of prediction %s failed", run.pid)
         if run.held:  # only a held run has anyone waiting for it to be released or to end
             self._wake_held()
-        self._release_slot(run)
+        if run.thread_done:  # else its thread's end releases the slot
+            self._release_slot(run)
         return True
 
     def _store_terminal(self, run: Run, status: str, error: str | None, now: float) -> None:

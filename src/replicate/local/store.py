@@ -423,9 +423,8 @@ class Store:
             full.update(row)
             with self._lock:
                 self._new_rows[pid] = full
-                self._next_seq[pid] = 0
-                if full["stream"]:  # only a prediction with a stream has events to read
-                    self._logs.start(pid)
+                if full["stream"]:
+                    self._expect_events(pid)
                 self._deferred()
             return dict(full)
         data = self._encode(row)
@@ -437,12 +436,19 @@ class Store:
                 self._conn.execute(_insert_sql(data), data)
                 stored = []
             self._committed_one()
-            # A new prediction has no events: its first one is number 0 (see append_event).
-            if len(self._next_seq) < _OPEN_STREAMS_REMEMBERED:
-                self._next_seq[pid] = 0
             if row.get("stream"):
-                self._logs.start(pid)
+                self._expect_events(pid)
         return self.decode_prediction(dict(stored[0])) if stored else None
+
+    def _expect_events(self, pid: str) -> None:
+        """A new prediction with a stream (lock held): its first event is number 0 (see
+        ``append_event``), and its events are kept for the stream (see event_log.py). One
+        without a stream has no one to read events: its numbers are looked up if it ever
+        gets one, and nothing is kept for it (a store serves millions of those)."""
+        if len(self._next_seq) >= _OPEN_STREAMS_REMEMBERED:
+            self._next_seq.clear()
+        self._next_seq[pid] = 0
+        self._logs.start(pid)
 
     def update_prediction(self, pid: str, *, defer: bool = False, **fields: Any) -> None:
         """Update columns of a prediction (JSON columns given as Python values); ``defer``:
