@@ -390,6 +390,9 @@ def test_a_path_matched_lately_goes_to_the_same_route_until_the_routes_change() 
     for tid in ("a", "a", "b", "a"):
         assert client.get(f"/v1/things/{tid}").text == f"get:{{'tid': '{tid}'}}"
     assert set(router._hits) == {("GET", "/v1/things/a"), ("GET", "/v1/things/b")}
+    long = "x" * 300  # a client's long paths are answered but not remembered
+    assert client.get(f"/v1/things/{long}").text == f"get:{{'tid': '{long}'}}"
+    assert len(router._hits) == 2
     assert client.post("/v1/things/a").status_code == 405  # another method: matched anew
     # A route added in front of the old one wins from then on: the remembered paths are not.
     router.routes.insert(0, Route("/v1/things/{tid}", answer("new"), methods=["GET"]))

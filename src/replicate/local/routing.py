@@ -53,8 +53,9 @@ def wrap(handler: Handler) -> Endpoint:
     return Endpoint(handler)
 
 
-#: ``Router._hits`` entries kept at most.
-_HITS_KEPT = 1024
+#: ``Router._hits`` entries kept at most, and the longest path kept (a few hundred kB in all).
+_HITS_KEPT = 512
+_HIT_PATH_MAX = 256
 
 
 class Router(starlette.routing.Router):
@@ -66,7 +67,8 @@ class Router(starlette.routing.Router):
     group matched: a 404 or a trailing-slash redirect) goes through Starlette's full scan,
     so the answers are Starlette's. Without an index (a route that is not a plain
     ``Route`` with ``str`` parameters) every request does. A method and path matched to a
-    route lately (up to ``_HITS_KEPT`` of them) go to it again without being matched.
+    route lately (up to ``_HITS_KEPT`` of them, paths up to ``_HIT_PATH_MAX`` characters) go to
+    it again without being matched.
     """
 
     _index: dict[tuple[int, str, str | None], list[BaseRoute]] | None = None
@@ -153,9 +155,11 @@ class Router(starlette.routing.Router):
         scope["route"] = partial
         scope.update(partial_scope)
         if full:  # what ``Route.handle`` does for an allowed method
-            if len(self._hits) >= _HITS_KEPT:  # paths are the client's: stay bounded
-                self._hits.clear()
-            self._hits[(method, scope["path"])] = (partial, params)  # type: ignore[assignment]
+            path = scope["path"]
+            if len(path) <= _HIT_PATH_MAX:  # paths are the client's: stay bounded
+                if len(self._hits) >= _HITS_KEPT:
+                    self._hits.clear()
+                self._hits[(method, path)] = (partial, params)  # type: ignore[assignment]
             await partial.app(scope, receive, send)  # type: ignore[attr-defined]
         else:  # its 405
             await partial.handle(scope, receive, send)

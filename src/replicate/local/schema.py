@@ -474,7 +474,6 @@ def _check_value(
 ) -> None:
     schema = _resolve(doc, schema)
     typ = schema.get("type")
-    given = _json_type(value)
     ok = True
     if typ == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -493,12 +492,12 @@ def _check_value(
             {
                 "type": "invalid_type",
                 "field": field,
-                "description": f"Invalid type. Expected: {typ}, given: {given}",
+                "description": f"Invalid type. Expected: {typ}, given: {_json_type(value)}",
             }
         )
         return
-    name = field.rsplit(".", 1)[-1]
     if "enum" in schema and value not in schema["enum"]:
+        name = field.rsplit(".", 1)[-1]
         choices = ", ".join(json.dumps(c) for c in schema["enum"])
         issues.append(
             {
@@ -564,18 +563,20 @@ def validate_input(
     Unknown keys are allowed (they pass through to the model). File inputs must be URLs
     (see ``fetch.file_input_problem``; ``own``: the server's addresses).
     """
-    schema = doc.get("components", {}).get("schemas", {}).get("Input") or {}
-    props = schema.get("properties", {})
+    facts = schema_facts(doc)
+    props = facts.input_props
     issues: list[dict[str, str]] = []
-    for name in schema.get("required", []):
+    for name in facts.required:
         if name not in value:
             issues.append(
                 {"type": "required", "field": "input", "description": f"{name} is required"}
             )
     for name, v in value.items():
-        if name in props:
-            _check_value(f"input.{name}", v, props[name], doc, issues)
-    issues.extend(file_input_issues(doc, value, own))
+        prop = props.get(name)
+        if prop is not None:
+            _check_value(f"input.{name}", v, prop, doc, issues)
+    if facts.files:
+        issues.extend(file_input_issues(doc, value, own))
     return issues
 
 
@@ -612,12 +613,15 @@ def output_is_iterator(doc: dict[str, Any]) -> bool:
 class SchemaFacts:
     """What every prediction of a version asks of its schema, worked out once."""
 
-    __slots__ = ("doc", "files", "input_props", "iterator")
+    __slots__ = ("doc", "files", "input_props", "iterator", "required")
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc  # held: its id stays this document's while it is cached
         schemas = doc.get("components", {}).get("schemas", {})
-        props = (schemas.get("Input") or {}).get("properties", {})
+        input_schema = schemas.get("Input") or {}
+        props = input_schema.get("properties", {})
+        #: Required input names.
+        self.required: list[str] = list(input_schema.get("required", []))
         #: Input properties with their ``allOf`` references merged.
         self.input_props = {name: _resolve(doc, prop) for name, prop in props.items()}
         #: File inputs (``format: uri``) mapped to "is a list".
