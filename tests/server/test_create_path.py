@@ -319,7 +319,7 @@ def test_a_row_just_committed_is_read_without_a_query_until_another_write(
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_answer_tells_of_a_committed_prediction(tmp_path: Path, mode: str) -> None:
-    """Inline runs are committed in groups (one transaction for the creates of one turn of
+    """Inline runs are committed in groups (one transaction for the creates of two turns of
     the loop): an answer still never tells of a prediction another process cannot read."""
     db = str(tmp_path / "db.sqlite")
     with LocalServer(db=db) as server:

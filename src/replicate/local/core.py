@@ -634,7 +634,7 @@ class Core:
             output_is_iterator(version["openapi_schema"]) or self.config.stream_urls == "always"
         )
         impl = self.registry.impl(version["id"])
-        # An inline model's row is committed with the rest of this turn of the loop (a plain
+        # An inline model's row is committed with its neighbours' (a plain
         # one's ends before this returns: its row is then written once, finished); the reply
         # waits for that commit (``Store.durable``). Any other is committed now, before the
         # reply acknowledges it.
