@@ -150,6 +150,19 @@ def json_text(value: Any) -> str:
         return json.dumps(value)
 
 
+def _decode(text: str) -> Any:
+    """``_DECODER.decode(text)``: a document without surrounding whitespace is scanned
+    directly; anything else (and any error, so that its message is the same) goes the
+    decoder's way."""
+    try:
+        value, end = _DECODER.scan_once(text, 0)
+        if end == len(text):
+            return value
+    except (ValueError, StopIteration, RecursionError):
+        pass
+    return _DECODER.decode(text)
+
+
 def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, empty: Any = None) -> Any:
     """Parse a request body as strict JSON; raises 400 ``ApiError`` on anything else.
 
@@ -162,7 +175,7 @@ def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH, empty: Any = None
     except UnicodeDecodeError as exc:
         raise invalid_json("it is not UTF-8") from exc
     try:
-        value = _DECODER.decode(text)
+        value = _decode(text)
     except RecursionError as exc:
         raise invalid_json(f"nested deeper than {max_depth} levels") from exc
     except ValueError as exc:
