@@ -11,7 +11,10 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from replicate.local.errors import ApiError
 from replicate.local.gate import (
     DEFAULT_MAX_BODY,
     MAX_JSON_DEPTH,
@@ -411,3 +414,45 @@ def test_strict_dumps_repairs_what_json_cannot_hold() -> None:
     assert out == {"a": None, "b": [None, "x\ufffdy"], "c": "é"}
     assert sanitize({"\udc00": 1.0}) == {"\ufffd": 1.0}
     assert strict_dumps({"a": 1}) == '{"a":1}'
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def _strict_json_can_hold(value: Any) -> bool:
+    """No NaN or infinity, no lone surrogate."""
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        return False
+    return True
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, pad=st.sampled_from(["", " ", "\n\t", " x", "]"]))
+def test_the_made_once_encoders_and_the_direct_scan_match_the_json_module(
+    value: Any, pad: str
+) -> None:
+    """``json_text`` is ``json.dumps``; ``strict_dumps`` of what strict JSON can hold is
+    ``json.dumps`` with compact separators; the body parser takes what ``json.loads`` takes
+    (with or without white space around it) and refuses the rest."""
+    from replicate.local.gate import json_text
+
+    assert json_text(value) == json.dumps(value)
+    holdable = _strict_json_can_hold(value)
+    if holdable:
+        assert strict_dumps(value) == json.dumps(value, separators=(",", ":"), allow_nan=False)
+    raw = (json.dumps(value) + pad).encode()
+    if holdable and not pad.strip():
+        assert parse_json(raw) == json.loads(raw)
+    else:
+        with pytest.raises(ApiError):
+            parse_json(raw)

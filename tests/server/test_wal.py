@@ -47,7 +47,8 @@ def test_commits_leave_the_checkpoint_to_the_checkpoint_thread(tmp_path: Path) -
         assert len(store.query("SELECT id FROM predictions")) == 300
     finally:
         store.close()
-    assert not (checkpoints._thread and checkpoints._thread.is_alive())
+    thread = checkpoints._later._thread
+    assert thread is not None and not thread.is_alive()
 
 
 def test_a_memory_store_has_no_checkpoint_thread() -> None:
@@ -65,4 +66,4 @@ def test_a_closed_checkpointer_starts_no_thread(tmp_path: Path) -> None:
     checkpoints = Checkpointer(db, interval=0.0)
     checkpoints.close()
     checkpoints.committed()
-    assert checkpoints._thread is None and checkpoints.runs == 0
+    assert checkpoints._later._thread is None and checkpoints.runs == 0

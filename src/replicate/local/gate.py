@@ -96,23 +96,31 @@ def _finite_float(text: str) -> float:
 
 _DECODER = json.JSONDecoder(parse_constant=_constant, parse_float=_finite_float)
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-# The C encoder ``_ENCODER.encode`` makes anew at each call, made once; without a circular
-# reference check (a cycle ends in RecursionError, which ``strict_dumps`` handles).
-_C_ENCODE = (
-    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+_PLAIN = json.JSONEncoder()  # json.dumps's
+
+
+def _c_encoder(encoder: json.JSONEncoder) -> Any:
+    """The C encoder ``encoder.encode`` makes anew at each call, made once (None without
+    the C accelerator); without a circular reference check: a cycle ends in RecursionError,
+    which its callers handle."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None or encoder.indent is not None or not encoder.ensure_ascii:
+        return None
+    return make(
         None,
-        _ENCODER.default,
+        encoder.default,
         json.encoder.encode_basestring_ascii,
         None,
-        ":",
-        ",",
-        False,
-        False,
-        False,
+        encoder.key_separator,
+        encoder.item_separator,
+        encoder.sort_keys,
+        encoder.skipkeys,
+        encoder.allow_nan,
     )
-    if getattr(json.encoder, "c_make_encoder", None) is not None
-    else None
-)
+
+
+_C_ENCODE = _c_encoder(_ENCODER)
+_C_TEXT = _c_encoder(_PLAIN)
 
 
 def _encode(value: Any) -> str:
@@ -120,24 +128,6 @@ def _encode(value: Any) -> str:
     if _C_ENCODE is None or value.__class__ is str:
         return _ENCODER.encode(value)
     return "".join(_C_ENCODE(value, 0))
-
-
-_PLAIN = json.JSONEncoder()
-_C_TEXT = (
-    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        None,
-        _PLAIN.default,
-        json.encoder.encode_basestring_ascii,
-        None,
-        ": ",
-        ", ",
-        False,
-        False,
-        True,
-    )
-    if getattr(json.encoder, "c_make_encoder", None) is not None
-    else None
-)
 
 
 def json_text(value: Any) -> str:
@@ -155,7 +145,7 @@ def _decode(text: str) -> Any:
     directly; anything else (and any error, so that its message is the same) goes the
     decoder's way."""
     try:
-        value, end = _DECODER.scan_once(text, 0)
+        value, end = _DECODER.scan_once(text, 0)  # type: ignore[attr-defined]
         if end == len(text):
             return value
     except (ValueError, StopIteration, RecursionError):

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from .debounce import Debounced
 from .event_log import EventLogs
 from .gate import json_text
 from .registry_changes import RegistryChanges
@@ -124,8 +125,8 @@ class Store:
         self._committed: dict[str, tuple[float, dict[str, Any]]] = {}
         # The events of the predictions created here, for the streams (see event_log.py).
         self._logs = EventLogs()
-        self._flusher: threading.Thread | None = None
-        self._flusher_wake = threading.Event()
+        #: Commits what is deferred ``FLUSH_DELAY`` seconds after a write was deferred.
+        self._flusher = Debounced(self._flush_deferred, FLUSH_DELAY, "replicate-local-store")
         self._batch: _Batch | None = None  # see durable
         self._closed = False
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -215,7 +216,7 @@ class Store:
     def close(self) -> None:
         """Commit what is deferred and close the connection."""
         self._closed = True
-        self._flusher_wake.set()
+        self._flusher.close()
         with self._lock:
             try:
                 self._flush_locked()
@@ -272,29 +273,19 @@ class Store:
 
     def _deferred(self) -> None:
         """A write was deferred (lock held): make sure the flusher commits it soon."""
-        if self._flusher is None:
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="replicate-local-store", daemon=True
-            )
-            self._flusher.start()
-        if not self._flusher_wake.is_set():
-            self._flusher_wake.set()
+        self._flusher.poke()
 
-    def _flush_loop(self) -> None:
-        """The flusher: once woken by a deferred write, commit what is deferred a little
-        later (so that the writes of that while go in one transaction)."""
-        while not self._closed:
-            self._flusher_wake.wait()
-            time.sleep(FLUSH_DELAY)
-            self._flusher_wake.clear()  # writes deferred from now on wake it again
-            with self._lock:
-                if self._closed:
-                    return
-                try:
-                    self._flush_locked()
-                except Exception:  # pragma: no cover - logged (the writes are dropped)
-                    log.exception("could not commit deferred writes")
-                self._renumbered.clear()
+    def _flush_deferred(self) -> None:
+        """The flusher's work: commit what is deferred (the writes of its delay go in one
+        transaction)."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._flush_locked()
+            except Exception:  # pragma: no cover - logged (the writes are dropped)
+                log.exception("could not commit deferred writes")
+            self._renumbered.clear()
 
     def _flush_locked(self) -> None:
         """Commit the deferred writes in one transaction (lock held).

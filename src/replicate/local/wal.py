@@ -18,6 +18,8 @@ import logging
 import sqlite3
 import threading
 
+from .debounce import Debounced
+
 __all__ = ["INTERVAL", "SAFETY_PAGES", "Checkpointer"]
 
 log = logging.getLogger("replicate.local")
@@ -38,55 +40,29 @@ class Checkpointer:
 
     def __init__(self, path: str, interval: float = INTERVAL) -> None:
         self.path = path
-        self.interval = interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None  # the thread's, opened by its first run
         #: Passive checkpoints run so far; ``checkpointed`` is set after each one.
         self.runs = 0
         self.checkpointed = threading.Event()
+        self._later = Debounced(self._checkpoint, interval, "replicate-local-checkpoint")
 
     def committed(self) -> None:
         """A commit happened: checkpoint soon."""
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None and not self._stop.is_set():
-                    self._thread = threading.Thread(
-                        target=self._loop, name="replicate-local-checkpoint", daemon=True
-                    )
-                    self._thread.start()
-        if not self._wake.is_set():
-            self._wake.set()
+        self._later.poke()
 
     def close(self) -> None:
         """Stop the thread (after the checkpoint it may be running)."""
-        with self._lock:
-            self._stop.set()
-            thread = self._thread
-        self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5)
+        if self._later.close() and self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    def _loop(self) -> None:
+    def _checkpoint(self) -> None:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout=0")
         try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        except sqlite3.Error:  # pragma: no cover - the store opened the same file
-            log.warning("WAL checkpoints run inside commits: %s cannot be opened", self.path)
-            return
-        try:
-            conn.execute("PRAGMA busy_timeout=0")
-            while True:
-                self._wake.wait()
-                # Commits of the next moments are copied together.
-                if self._stop.wait(self.interval):
-                    return
-                self._wake.clear()
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:  # busy or gone: the next commit tries again
-                    log.debug("passive WAL checkpoint skipped", exc_info=True)
-                self.runs += 1
-                self.checkpointed.set()
-        finally:
-            conn.close()
+            self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error:  # busy or gone: the next commit tries again
+            log.debug("passive WAL checkpoint skipped", exc_info=True)
+        self.runs += 1
+        self.checkpointed.set()
