@@ -15,7 +15,7 @@ import pytest
 
 from replicate.client import Client
 from replicate.exceptions import RateLimitError, ReplicateError, ReplicateReadTimeout
-from replicate.file import UPLOAD_CHUNK, File, Files
+from replicate.file import ASYNC_UPLOAD_CHUNK, UPLOAD_CHUNK, File, Files
 from replicate.helpers import FileOutput
 from replicate.pagination import PageList
 
@@ -112,7 +112,8 @@ def parse_multipart(request: httpx.Request, body: bytes) -> list[tuple[dict[str,
 
 @pytest.mark.parametrize("mode", MODES)
 def test_create_from_path_streams_multipart(mode: str, tmp_path: pathlib.Path) -> None:
-    data = bytes(range(256)) * (UPLOAD_CHUNK // 256) * 3 + b"tail"
+    chunk = UPLOAD_CHUNK if mode == "sync" else ASYNC_UPLOAD_CHUNK
+    data = bytes(range(256)) * (chunk // 256) * 3 + b"tail"
     path = tmp_path / "photo.png"
     path.write_bytes(data)
     server = StreamingServer()
@@ -131,7 +132,7 @@ def test_create_from_path_streams_multipart(mode: str, tmp_path: pathlib.Path) -
     assert file_headers["content-type"] == "image/png"
     assert content == data
     # Streamed: the file part arrives in bounded chunks, never as one buffer.
-    assert max(server.chunk_sizes[0]) <= UPLOAD_CHUNK
+    assert max(server.chunk_sizes[0]) <= chunk
     assert len(server.chunk_sizes[0]) >= 5
     # Upload read timeout is at least 120 s.
     assert request.extensions["timeout"]["read"] >= 120
