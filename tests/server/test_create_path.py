@@ -376,3 +376,21 @@ def test_predictions_without_a_stream_leave_nothing_behind_in_memory(
         assert store.append_event("p7", "done", "{}", 1.0) == 1
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_an_unknown_column_is_refused_before_it_can_spoil_a_commit(
+    tmp_path: Path, defer: bool
+) -> None:
+    store = Store(str(tmp_path / "db.sqlite"))
+    try:
+        store.insert_prediction(_row("p1"), defer=True)
+        with pytest.raises(ValueError, match="not a column of predictions: colour"):
+            store.insert_prediction({**_row("p2"), "colour": "red"}, defer=defer)
+        with pytest.raises(ValueError, match="not a column of predictions: size"):
+            store.update_prediction("p1", defer=defer, status="succeeded", size=3)
+        store.flush()  # what was deferred before is committed as it was
+        assert [r["id"] for r in store.query("SELECT id FROM predictions")] == ["p1"]
+        assert store.get_prediction("p1")["status"] == "starting"  # type: ignore[index]
+    finally:
+        store.close()

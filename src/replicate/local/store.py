@@ -413,6 +413,7 @@ class Store:
         ``defer``: keep it in memory until the next commit (see the module's docstring).
         """
         pid = str(row["id"])
+        _known_columns(row)
         if defer:  # kept as Python values, encoded when committed
             full = dict(_PREDICTION_COLUMNS)  # every column, in order, with its default
             full.update(row)
@@ -454,6 +455,7 @@ class Store:
         every read gets a copy of it)."""
         if not fields:
             return
+        _known_columns(fields)
         with self._lock:  # kept as Python values, encoded when committed
             new = self._new_rows.get(pid)
             if new is not None:
@@ -633,6 +635,15 @@ def _own(row: dict[str, Any]) -> dict[str, Any]:
     if output.__class__ is list:
         row["output"] = list(output)
     return row
+
+
+def _known_columns(fields: dict[str, Any]) -> None:
+    """ValueError unless every key is a predictions column: a deferred row holds every
+    column in order (its values are written as they stand), so an unknown one would spoil
+    the commit of every row deferred with it."""
+    if not fields.keys() <= _PREDICTION_COLUMNS.keys():
+        unknown = ", ".join(sorted(set(fields) - set(_PREDICTION_COLUMNS)))
+        raise ValueError(f"not a column of predictions: {unknown}")
 
 
 def _touches_predictions(sql: str) -> bool:
