@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from replicate.local.schema import ConcatenateIterator
 from replicate.local.server import LocalServer
@@ -188,3 +189,30 @@ def test_a_growing_output_list_is_committed_as_it_is_then_and_read_as_a_copy(
         assert stored == ('["a", "b", "c"]',)
     finally:
         store.close()
+
+
+def test_the_events_kept_in_memory_are_bounded_in_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``TOTAL_EVENTS_KEPT`` events in all, a log that grows is dropped (its stream reads
+    the table instead); dropping or clearing logs gives their room back."""
+    from replicate.local import event_log
+
+    monkeypatch.setattr(event_log, "TOTAL_EVENTS_KEPT", 50)
+    logs = event_log.EventLogs()
+    for p in range(3):
+        logs.start(f"p{p}")
+    for seq in range(20):
+        for p in range(3):
+            logs.add(f"p{p}", seq, "output", "x", 1.0)
+    # The total was reached with event 16 of p1: p2, growing next, was dropped, and its room
+    # let p0 and p1 keep all 20 of theirs.
+    assert logs.after("p0", -1, 100) is not None and len(logs.after("p0", -1, 100) or []) == 20
+    assert logs.after("p2", -1, 100) is None
+    assert logs._count == 40
+    logs.drop("p0")
+    assert logs._count == 20
+    logs.start("p3")
+    for seq in range(30):
+        logs.add("p3", seq, "output", "y", 1.0)
+    assert len(logs.after("p3", -1, 100) or []) == 30 and logs._count == 50
+    logs.clear()
+    assert logs._count == 0

@@ -17,6 +17,8 @@ import time
 LOGS_KEPT = 4096
 EVENTS_KEPT = 10_000
 ENDED_FOR = 1.0
+#: Events kept in all (some 30 MB): past it, a log that grows is dropped (read from the table).
+TOTAL_EVENTS_KEPT = 200_000
 
 Event = tuple[int, str, str, float]  # seq, type, data, t
 
@@ -29,11 +31,13 @@ class EventLogs:
     def __init__(self) -> None:
         self._logs: dict[str, list[Event]] = {}
         self._ended: dict[str, tuple[float, int]] = {}  # monotonic time and number of ``done``
+        self._count = 0  # events in all the logs
 
     def start(self, pid: str) -> None:
         """A prediction was created here: it has no events yet."""
         if len(self._logs) >= LOGS_KEPT:
             self._sweep()
+        self.drop(pid)  # a log started again starts empty
         self._logs[pid] = []
 
     def add(self, pid: str, seq: int, type_: str, data: str, t: float) -> None:
@@ -41,22 +45,26 @@ class EventLogs:
         log = self._logs.get(pid)
         if log is None:
             return
-        if seq != len(log) or seq >= EVENTS_KEPT:
+        if seq != len(log) or seq >= EVENTS_KEPT or self._count >= TOTAL_EVENTS_KEPT:
             self.drop(pid)
             return
         log.append((seq, type_, data, t))
+        self._count += 1
         if type_ == "done":
             self._ended[pid] = (time.monotonic(), seq)
 
     def drop(self, pid: str) -> None:
         """Forget a log (its events may differ from what is stored)."""
-        self._logs.pop(pid, None)
+        log = self._logs.pop(pid, None)
+        if log is not None:
+            self._count -= len(log)
         self._ended.pop(pid, None)
 
     def clear(self) -> None:
         """Forget every log (a statement changed the events table)."""
         self._logs.clear()
         self._ended.clear()
+        self._count = 0
 
     def _log(self, pid: str) -> list[Event] | None:
         log = self._logs.get(pid)
