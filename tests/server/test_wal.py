@@ -1,10 +1,13 @@
-"""WAL checkpoints run in the store's checkpoint thread, not inside the commits."""
+"""WAL checkpoints run in the store's checkpoint thread, not inside the commits; the paths such
+later work opens do not follow a change of the process's directory."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from replicate.local.store import Store
 from replicate.local.wal import SAFETY_PAGES, Checkpointer
@@ -67,3 +70,39 @@ def test_a_closed_checkpointer_starts_no_thread(tmp_path: Path) -> None:
     checkpoints.close()
     checkpoints.committed()
     assert checkpoints._later._thread is None and checkpoints.runs == 0
+
+
+def test_a_relative_path_is_checkpointed_where_it_was_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint thread opens its connection later: a change of the process's directory
+    meanwhile (a model may make one) must not send it to another file."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    store = Store("db.sqlite")
+    try:
+        monkeypatch.chdir(tmp_path / "b")
+        checkpoints = store.checkpoints
+        assert checkpoints is not None
+        checkpoints.checkpointed.clear()
+        store.insert_prediction(prediction_row("p1"))
+        assert checkpoints.checkpointed.wait(20)
+        assert not (tmp_path / "b" / "db.sqlite").exists()
+        assert _frames(str(tmp_path / "a" / "db.sqlite")) in (0, -1)
+    finally:
+        store.close()
+
+
+def test_a_relative_database_path_is_made_absolute_with_its_blobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from replicate.local.core import Core, ServerConfig
+
+    monkeypatch.chdir(tmp_path)
+    core = Core(ServerConfig(db="state/db.sqlite"))
+    try:
+        assert core.config.db == str(tmp_path / "state" / "db.sqlite")
+        assert core.files.blob_dir == tmp_path / "state" / "blobs"
+    finally:
+        core.stop(graceful=False)

@@ -139,7 +139,9 @@ class Core:
             self._tmp = tempfile.mkdtemp(prefix="replicate-local-")
             blob_dir = Path(self._tmp) / "blobs"
         else:
-            db_path = Path(config.db).expanduser()
+            # Absolute: the blob store and the checkpoint thread open their paths later, and a
+            # model may change the process's directory meanwhile.
+            db_path = Path(os.path.abspath(Path(config.db).expanduser()))
             db_path.parent.mkdir(parents=True, exist_ok=True)
             blob_dir = db_path.parent / "blobs"
             config.db = str(db_path)

@@ -15,6 +15,7 @@ event loop goes on meanwhile.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 
@@ -39,7 +40,9 @@ class Checkpointer:
     """
 
     def __init__(self, path: str, interval: float = INTERVAL) -> None:
-        self.path = path
+        # Opened later, in the thread: a relative path must not follow a change of directory
+        # (a model may change the process's) to another file.
+        self.path = os.path.abspath(path)
         self._conn: sqlite3.Connection | None = None  # the thread's, opened by its first run
         #: Passive checkpoints run so far; ``checkpointed`` is set after each one.
         self.runs = 0
