@@ -1,13 +1,16 @@
-"""Fixtures: a local server on a free loopback port, and raw httpx clients for it."""
+"""Fixtures: a local server on a free loopback port, raw httpx clients for it, and a store on
+a database file for store-level tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from replicate.local.server import LocalServer
+from replicate.local.store import Store
 
 AUTH = {"Authorization": "Bearer test-token"}
 
@@ -31,3 +34,17 @@ def fresh() -> Iterator[LocalServer]:
     """A private server for tests that need a clean state."""
     with LocalServer(test_controls=True) as s:
         yield s
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """The path of a database file of the test's own."""
+    return str(tmp_path / "db.sqlite")
+
+
+@pytest.fixture
+def store(db: str) -> Iterator[Store]:
+    """A store on ``db``, closed after the test."""
+    s = Store(db)
+    yield s
+    s.close()

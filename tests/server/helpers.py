@@ -36,6 +36,25 @@ def prediction_row(pid: str, **fields: Any) -> dict[str, Any]:
     }
 
 
+def held_stream(
+    server: LocalServer, ref: str, first: str = "one", last: str = "two"
+) -> threading.Event:
+    """Register ``ref``, a streaming model that yields ``first``, then waits for the returned
+    event (at most 30 s), then yields ``last``."""
+    from replicate.local.schema import ConcatenateIterator
+
+    go = threading.Event()
+
+    def gen(text: str):  # type: ignore[no-untyped-def]
+        yield first
+        go.wait(30)
+        yield last
+
+    gen.__annotations__["return"] = ConcatenateIterator[str]
+    server.register(ref, gen)
+    return go
+
+
 def unique(prefix: str = "test") -> str:
     """A fresh model name."""
     return f"{prefix}/m{next(_counter)}-{int(time.time() * 1000) % 100000}"

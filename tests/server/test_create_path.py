@@ -49,9 +49,9 @@ def test_events_are_numbered_from_zero_without_gaps_or_duplicates() -> None:
     assert [r["seq"] for r in rows] == [0, 1, 2, 3, 4, 5]
 
 
-def test_a_number_taken_by_another_connection_is_looked_up_again(tmp_path: Path) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
+def _event_1_taken_by_another_process(store: Store, db: str) -> None:
+    """Prediction p1 with event 0 stored by ``store``; then another connection (another
+    process) stores event 1 of it."""
     store.insert_prediction(_row("p1"))
     assert store.append_event("p1", "output", "a", 1.0) == 0
     other = sqlite3.connect(db, isolation_level=None)
@@ -59,6 +59,10 @@ def test_a_number_taken_by_another_connection_is_looked_up_again(tmp_path: Path)
         "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 1, 'logs', 'x', 1)"
     )
     other.close()
+
+
+def test_a_number_taken_by_another_connection_is_looked_up_again(store: Store, db: str) -> None:
+    _event_1_taken_by_another_process(store, db)
     assert store.append_event("p1", "output", "b", 1.0) == 2
     rows = store.query("SELECT seq, data FROM events WHERE prediction_id = 'p1' ORDER BY seq")
     assert [(r["seq"], r["data"]) for r in rows] == [(0, "a"), (1, "x"), (2, "b")]
@@ -164,57 +168,37 @@ def test_deferred_writes_are_read_at_once_and_committed_together(tmp_path: Path)
     assert _committed(db, "SELECT output FROM predictions") == [('["a", "b"]',)]
 
 
-def test_the_flusher_commits_deferred_writes_nobody_reads(tmp_path: Path) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
-    try:
-        store.insert_prediction(_row("p1"), defer=True)
-        for _ in range(2000):  # waits on the state, at most ~20 s
-            if _committed(db, "SELECT id FROM predictions"):
-                break
-            threading.Event().wait(0.01)
-        assert _committed(db, "SELECT id FROM predictions") == [("p1",)]
-    finally:
-        store.close()
+def test_the_flusher_commits_deferred_writes_nobody_reads(store: Store, db: str) -> None:
+    store.insert_prediction(_row("p1"), defer=True)
+    for _ in range(2000):  # waits on the state, at most ~20 s
+        if _committed(db, "SELECT id FROM predictions"):
+            break
+        threading.Event().wait(0.01)
+    assert _committed(db, "SELECT id FROM predictions") == [("p1",)]
 
 
 def test_a_write_that_cannot_be_committed_is_dropped_and_the_store_goes_on(
-    tmp_path: Path,
+    store: Store,
 ) -> None:
-    store = Store(str(tmp_path / "db.sqlite"))
-    try:
-        store.insert_prediction(_row("p1"))
-        store.insert_prediction(_row("p1"), defer=True)  # the same id again
-        with pytest.raises(sqlite3.IntegrityError):
-            store.flush()
-        store.flush()  # nothing left to commit
-        store.insert_prediction(_row("p2"), defer=True)
-        assert [r["id"] for r in store.query("SELECT id FROM predictions ORDER BY id")] == [
-            "p1",
-            "p2",
-        ]
-    finally:
-        store.close()
-
-
-def test_deferred_events_whose_number_was_taken_are_numbered_again(tmp_path: Path) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
-    try:
-        store.insert_prediction(_row("p1"))
-        assert store.append_event("p1", "output", "a", 1.0) == 0
-        other = sqlite3.connect(db, isolation_level=None)
-        other.execute(
-            "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 1, 'logs', 'x', 1)"
-        )
-        other.close()
-        store.append_event("p1", "output", "b", 1.0, defer=True)
-        store.append_event("p1", "done", "{}", 1.0, defer=True)
+    store.insert_prediction(_row("p1"))
+    store.insert_prediction(_row("p1"), defer=True)  # the same id again
+    with pytest.raises(sqlite3.IntegrityError):
         store.flush()
-        rows = store.query("SELECT seq, data FROM events WHERE prediction_id = 'p1' ORDER BY seq")
-        assert [(r["seq"], r["data"]) for r in rows] == [(0, "a"), (1, "x"), (2, "b"), (3, "{}")]
-    finally:
-        store.close()
+    store.flush()  # nothing left to commit
+    store.insert_prediction(_row("p2"), defer=True)
+    assert [r["id"] for r in store.query("SELECT id FROM predictions ORDER BY id")] == [
+        "p1",
+        "p2",
+    ]
+
+
+def test_deferred_events_whose_number_was_taken_are_numbered_again(store: Store, db: str) -> None:
+    _event_1_taken_by_another_process(store, db)
+    store.append_event("p1", "output", "b", 1.0, defer=True)
+    store.append_event("p1", "done", "{}", 1.0, defer=True)
+    store.flush()
+    rows = store.query("SELECT seq, data FROM events WHERE prediction_id = 'p1' ORDER BY seq")
+    assert [(r["seq"], r["data"]) for r in rows] == [(0, "a"), (1, "x"), (2, "b"), (3, "{}")]
 
 
 @pytest.mark.parametrize("inline", [True, False])
@@ -356,41 +340,33 @@ def test_every_answer_tells_of_a_committed_prediction(tmp_path: Path, mode: str)
 
 @pytest.mark.parametrize("defer", [True, False])
 def test_predictions_without_a_stream_leave_nothing_behind_in_memory(
-    tmp_path: Path, defer: bool
+    store: Store, defer: bool
 ) -> None:
     """A server answers millions of predictions without a stream: none of them may leave an
     entry in the store's memory (event numbers, event logs) once it is committed."""
-    store = Store(str(tmp_path / "db.sqlite"))
-    try:
-        for i in range(5000):
-            store.insert_prediction({**_row(f"p{i}"), "stream": 0}, defer=defer)
-            store.update_prediction(f"p{i}", status="succeeded", output="x", defer=defer)
-        store.flush()
-        assert len(store._next_seq) == 0
-        # One with a stream numbers its events from 0 without a query.
-        store.insert_prediction({**_row("s1"), "stream": 1}, defer=defer)
-        assert store.append_event("s1", "output", "a", 1.0, defer=defer) == 0
-        assert store.append_event("s1", "done", "{}", 1.0) == 1
-        # And one without a stream that gets an event after all finds its number.
-        assert store.append_event("p7", "logs", "late", 1.0) == 0
-        assert store.append_event("p7", "done", "{}", 1.0) == 1
-    finally:
-        store.close()
+    for i in range(5000):
+        store.insert_prediction({**_row(f"p{i}"), "stream": 0}, defer=defer)
+        store.update_prediction(f"p{i}", status="succeeded", output="x", defer=defer)
+    store.flush()
+    assert len(store._next_seq) == 0
+    # One with a stream numbers its events from 0 without a query.
+    store.insert_prediction({**_row("s1"), "stream": 1}, defer=defer)
+    assert store.append_event("s1", "output", "a", 1.0, defer=defer) == 0
+    assert store.append_event("s1", "done", "{}", 1.0) == 1
+    # And one without a stream that gets an event after all finds its number.
+    assert store.append_event("p7", "logs", "late", 1.0) == 0
+    assert store.append_event("p7", "done", "{}", 1.0) == 1
 
 
 @pytest.mark.parametrize("defer", [True, False])
 def test_an_unknown_column_is_refused_before_it_can_spoil_a_commit(
-    tmp_path: Path, defer: bool
+    store: Store, defer: bool
 ) -> None:
-    store = Store(str(tmp_path / "db.sqlite"))
-    try:
-        store.insert_prediction(_row("p1"), defer=True)
-        with pytest.raises(ValueError, match="not a column of predictions: colour"):
-            store.insert_prediction({**_row("p2"), "colour": "red"}, defer=defer)
-        with pytest.raises(ValueError, match="not a column of predictions: size"):
-            store.update_prediction("p1", defer=defer, status="succeeded", size=3)
-        store.flush()  # what was deferred before is committed as it was
-        assert [r["id"] for r in store.query("SELECT id FROM predictions")] == ["p1"]
-        assert store.get_prediction("p1")["status"] == "starting"  # type: ignore[index]
-    finally:
-        store.close()
+    store.insert_prediction(_row("p1"), defer=True)
+    with pytest.raises(ValueError, match="not a column of predictions: colour"):
+        store.insert_prediction({**_row("p2"), "colour": "red"}, defer=defer)
+    with pytest.raises(ValueError, match="not a column of predictions: size"):
+        store.update_prediction("p1", defer=defer, status="succeeded", size=3)
+    store.flush()  # what was deferred before is committed as it was
+    assert [r["id"] for r in store.query("SELECT id FROM predictions")] == ["p1"]
+    assert store.get_prediction("p1")["status"] == "starting"  # type: ignore[index]

@@ -9,7 +9,7 @@ import httpx
 from replicate.local.server import LocalServer
 
 from .conftest import AUTH
-from .helpers import wait_status
+from .helpers import held_stream, wait_status
 
 
 def parse_sse(text: str) -> list[dict]:
@@ -93,17 +93,7 @@ def test_resume_after_drop(server: LocalServer, http: httpx.Client) -> None:
 
 def test_keepalive_and_held_stream() -> None:
     with LocalServer(keepalive=0.05) as s, httpx.Client(base_url=s.base_url, headers=AUTH) as c:
-        go = threading.Event()
-
-        def gen(text: str, cancel_event: threading.Event | None = None):  # type: ignore[no-untyped-def]
-            yield "one"
-            go.wait(10)
-            yield "two"
-
-        from replicate.local.schema import ConcatenateIterator
-
-        gen.__annotations__["return"] = ConcatenateIterator[str]
-        s.register("test/held-stream", gen)
+        go = held_stream(s, "test/held-stream")
         p = c.post("/v1/models/test/held-stream/predictions", json={"input": {"text": "a"}}).json()
         chunks: list[str] = []
         with httpx.stream("GET", p["urls"]["stream"]) as r:
@@ -191,17 +181,7 @@ def test_a_stream_whose_client_went_away_ends_while_the_prediction_runs(
 ) -> None:
     server = fresh
     http = httpx.Client(base_url=server.base_url, headers=AUTH, timeout=30)
-    gate = threading.Event()
-
-    def slow(text: str):  # type: ignore[no-untyped-def]
-        yield "first"
-        gate.wait(30)
-        yield "last"
-
-    from replicate.local.schema import ConcatenateIterator
-
-    slow.__annotations__["return"] = ConcatenateIterator[str]
-    server.register("test/slow-stream", slow)
+    gate = held_stream(server, "test/slow-stream", "first", "last")
     p = http.post("/v1/models/test/slow-stream/predictions", json={"input": {"text": "x"}}).json()
     hub = server.core.hub  # type: ignore[union-attr]
     with http.stream("GET", p["urls"]["stream"]) as s:

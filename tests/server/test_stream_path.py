@@ -5,19 +5,16 @@ event, a finished prediction's stream answered as one body, stream tokens kept."
 from __future__ import annotations
 
 import sqlite3
-import threading
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from replicate.local.schema import ConcatenateIterator
 from replicate.local.server import LocalServer
 from replicate.local.store import Store
 
 from .conftest import AUTH
-from .helpers import prediction_row
+from .helpers import held_stream, prediction_row
 from .test_sse import parse_sse
 
 
@@ -38,78 +35,55 @@ def _fill(store: Store, pid: str, n: int) -> None:
     store.append_event(pid, "done", "{}", 9.0, defer=True)
 
 
-def test_events_kept_in_memory_are_those_committed(tmp_path: Path) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
+def test_events_kept_in_memory_are_those_committed(store: Store, db: str) -> None:
+    store.insert_prediction(_row("p1"), defer=True)
+    _fill(store, "p1", 5)
+    row = store.get_prediction("p1")
+    assert row is not None and row["output"] == ["t0", "t1", "t2", "t3", "t4"]
+    before = {
+        (seq, limit): store.events_after("p1", seq, limit)
+        for seq in range(-1, 8)
+        for limit in (1, 2, 1000)
+    }
+    ended = [store.ended_by("p1", seq) for seq in range(-1, 8)]
+    assert [e["seq"] for e in before[(-1, 1000)]] == [0, 1, 2, 3, 4, 5]
+    assert ended == [False] * 6 + [True] * 3
+    store.flush()
+    assert store.events_after("p1", -1) == before[(-1, 1000)]  # still from memory
+    other = Store(db)  # keeps nothing: reads the table
     try:
-        store.insert_prediction(_row("p1"), defer=True)
-        _fill(store, "p1", 5)
-        row = store.get_prediction("p1")
-        assert row is not None and row["output"] == ["t0", "t1", "t2", "t3", "t4"]
-        before = {
-            (seq, limit): store.events_after("p1", seq, limit)
-            for seq in range(-1, 8)
-            for limit in (1, 2, 1000)
-        }
-        ended = [store.ended_by("p1", seq) for seq in range(-1, 8)]
-        assert [e["seq"] for e in before[(-1, 1000)]] == [0, 1, 2, 3, 4, 5]
-        assert ended == [False] * 6 + [True] * 3
-        store.flush()
-        assert store.events_after("p1", -1) == before[(-1, 1000)]  # still from memory
-        other = Store(db)  # keeps nothing: reads the table
-        try:
-            got = other.get_prediction("p1")
-            assert got is not None and got["output"] == row["output"]
-            for (seq, limit), events in before.items():
-                assert other.events_after("p1", seq, limit) == events
-            assert [other.ended_by("p1", seq) for seq in range(-1, 8)] == ended
-        finally:
-            other.close()
+        got = other.get_prediction("p1")
+        assert got is not None and got["output"] == row["output"]
+        for (seq, limit), events in before.items():
+            assert other.events_after("p1", seq, limit) == events
+        assert [other.ended_by("p1", seq) for seq in range(-1, 8)] == ended
     finally:
-        store.close()
-
-
-def test_kept_events_are_dropped_when_the_table_changes_otherwise(tmp_path: Path) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
-    try:
-        store.insert_prediction(_row("p1"))
-        # Another process numbers an event of p1 first: this store's is numbered after it.
-        other = sqlite3.connect(db)
-        other.execute(
-            "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 0, 'logs', 'x', 1)"
-        )
-        other.commit()
         other.close()
-        assert store.append_event("p1", "output", "a", 2.0) == 1
-        assert [(e["seq"], e["data"]) for e in store.events_after("p1", -1)] == [(0, "x"), (1, "a")]
-        # A statement on the events table: what was kept is not used any more.
-        store.insert_prediction(_row("p2"), defer=True)
-        _fill(store, "p2", 2)
-        assert len(store.events_after("p2", -1)) == 3
-        store.execute("DELETE FROM events WHERE prediction_id = ?", ("p2",))
-        assert store.events_after("p2", -1) == []
-        assert not store.ended_by("p2", 5)
-    finally:
-        store.close()
 
 
-def _held_stream(server: LocalServer) -> threading.Event:
-    go = threading.Event()
-
-    def gen(text: str, cancel_event: threading.Event | None = None):  # type: ignore[no-untyped-def]
-        yield "one"
-        go.wait(10)
-        yield "two"
-
-    gen.__annotations__["return"] = ConcatenateIterator[str]
-    server.register("test/held-stream-path", gen)
-    return go
+def test_kept_events_are_dropped_when_the_table_changes_otherwise(store: Store, db: str) -> None:
+    store.insert_prediction(_row("p1"))
+    # Another process numbers an event of p1 first: this store's is numbered after it.
+    other = sqlite3.connect(db)
+    other.execute(
+        "INSERT INTO events (prediction_id, seq, type, data, t) VALUES ('p1', 0, 'logs', 'x', 1)"
+    )
+    other.commit()
+    other.close()
+    assert store.append_event("p1", "output", "a", 2.0) == 1
+    assert [(e["seq"], e["data"]) for e in store.events_after("p1", -1)] == [(0, "x"), (1, "a")]
+    # A statement on the events table: what was kept is not used any more.
+    store.insert_prediction(_row("p2"), defer=True)
+    _fill(store, "p2", 2)
+    assert len(store.events_after("p2", -1)) == 3
+    store.execute("DELETE FROM events WHERE prediction_id = ?", ("p2",))
+    assert store.events_after("p2", -1) == []
+    assert not store.ended_by("p2", 5)
 
 
 def test_a_live_stream_is_chunked_and_the_get_shows_its_output_so_far() -> None:
     with LocalServer() as s, httpx.Client(base_url=s.base_url, headers=AUTH, timeout=30) as c:
-        go = _held_stream(s)
+        go = held_stream(s, "test/held-stream-path")
         p = c.post(
             "/v1/models/test/held-stream-path/predictions", json={"input": {"text": "a"}}
         ).json()
@@ -163,32 +137,28 @@ def test_a_finished_prediction_s_stream_is_one_body_and_tokens_need_not_be_kept(
 
 
 def test_a_growing_output_list_is_committed_as_it_is_then_and_read_as_a_copy(
-    tmp_path: Path,
+    store: Store,
+    db: str,
 ) -> None:
-    db = str(tmp_path / "db.sqlite")
-    store = Store(db)
+    store.insert_prediction(_row("p1"), defer=True)
+    output = ["a"]  # a run's own list, stored once and appended to afterwards
+    store.append_event("p1", "output", "a", 2.0, defer=True, fields={"output": output})
+    output.append("b")
+    first = store.get_prediction("p1")
+    assert first is not None and first["output"] == ["a", "b"]
+    first["output"].append("not stored")
+    output.append("c")
+    assert store.get_prediction("p1")["output"] == ["a", "b", "c"]  # type: ignore[index]
+    assert first["output"] == ["a", "b", "not stored"]  # a copy: later chunks not in it
+    store.flush()
+    output.append("d")  # the committed row is kept: reads still copy the latest list
+    assert store.get_prediction("p1")["output"] == ["a", "b", "c", "d"]  # type: ignore[index]
+    other = sqlite3.connect(db)
     try:
-        store.insert_prediction(_row("p1"), defer=True)
-        output = ["a"]  # a run's own list, stored once and appended to afterwards
-        store.append_event("p1", "output", "a", 2.0, defer=True, fields={"output": output})
-        output.append("b")
-        first = store.get_prediction("p1")
-        assert first is not None and first["output"] == ["a", "b"]
-        first["output"].append("not stored")
-        output.append("c")
-        assert store.get_prediction("p1")["output"] == ["a", "b", "c"]  # type: ignore[index]
-        assert first["output"] == ["a", "b", "not stored"]  # a copy: later chunks not in it
-        store.flush()
-        output.append("d")  # the committed row is kept: reads still copy the latest list
-        assert store.get_prediction("p1")["output"] == ["a", "b", "c", "d"]  # type: ignore[index]
-        other = sqlite3.connect(db)
-        try:
-            stored = other.execute("SELECT output FROM predictions WHERE id = 'p1'").fetchone()
-        finally:
-            other.close()
-        assert stored == ('["a", "b", "c"]',)
+        stored = other.execute("SELECT output FROM predictions WHERE id = 'p1'").fetchone()
     finally:
-        store.close()
+        other.close()
+    assert stored == ('["a", "b", "c"]',)
 
 
 def test_the_events_kept_in_memory_are_bounded_in_all(monkeypatch: pytest.MonkeyPatch) -> None:

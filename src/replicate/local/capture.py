@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import Run
 
-__all__ = ["SINKS", "current_run", "install_capture", "prediction_tempdir", "run_tmpdir"]
+__all__ = [
+    "SINKS",
+    "capturing",
+    "current_run",
+    "install_capture",
+    "prediction_tempdir",
+    "run_tmpdir",
+]
 
 current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "replicate_local_run", default=None
@@ -85,6 +92,27 @@ def install_capture() -> None:
     if not _handler_installed:
         logging.getLogger().addHandler(_LogHandler())
         _handler_installed = True
+
+
+class capturing:
+    """``with capturing(run, sink):`` what the model prints or logs meanwhile goes to
+    ``sink`` (the run's logs). A class, not a generator: every prediction enters one, and a
+    generator-based context manager costs twice as much."""
+
+    __slots__ = ("key", "run", "sink", "token")
+
+    def __init__(self, run: Run, sink: Callable[[str], None]) -> None:
+        self.run, self.sink = run, sink
+
+    def __enter__(self) -> None:
+        install_capture()
+        self.key = id(self.run)
+        SINKS[self.key] = self.sink
+        self.token = current_run.set(self.run)
+
+    def __exit__(self, *exc: object) -> None:
+        current_run.reset(self.token)
+        SINKS.pop(self.key, None)
 
 
 def run_tmpdir(run: Run) -> Path:

@@ -21,8 +21,6 @@ import inspect
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .capture import SINKS, current_run, install_capture
-
 if TYPE_CHECKING:
     from .runner import Run, Runner, RunThread
 
@@ -66,8 +64,8 @@ class InlineRuns:
 
     def _run_plain(self: Runner, run: Run, ended: RunThread) -> None:  # type: ignore[misc]
         """Run a plain inline model's prediction here and now (``Runner.submit`` gave it its
-        slot; it is neither held nor scripted): what ``_start`` and ``_execute`` do for it,
-        without their hand-offs. Its start is neither stored nor announced: it ends before
+        slot; it is neither held nor scripted): what ``_start`` does for it, without its
+        hand-offs, then ``_execute``. Its start is neither stored nor announced: it ends before
         anyone can see it (its end stores ``started_at``). ``ended``: the handle of a run whose
         thread is done."""
         run.status = "processing"
@@ -76,19 +74,7 @@ class InlineRuns:
             run.output = []
         run.thread = ended
         run.thread_done = False
-        install_capture()
-        key = id(run)
-        SINKS[key] = lambda s: self._log_write(run, s)
-        token = current_run.set(run)
-        try:
-            try:
-                self._consume(run, run.impl.fn(**self._prepare(run)))
-            except BaseException as exc:  # the run must always end
-                self._end_after_error(run, exc)
-        finally:
-            current_run.reset(token)
-            del SINKS[key]
-            self._thread_ended(run)
+        self._execute(run)
 
     def _start_inline(self: Runner, run: Run, handle: RunThread) -> bool:  # type: ignore[misc]
         """Run ``run`` here (or as a task on the server's loop); False when a model thread

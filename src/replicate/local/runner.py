@@ -10,7 +10,6 @@ the prediction's SSE event log (when it has ``urls.stream``) and reported throug
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
 import json
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-from .capture import SINKS, current_run, install_capture, run_tmpdir
+from .capture import capturing, run_tmpdir
 from .capture import prediction_tempdir as prediction_tempdir  # documented here too
 from .controls import Outcome, Scripts
 from .fetch import FETCH_TIMEOUT, OwnAddress, input_file_path
@@ -498,17 +497,9 @@ class Runner(InlineRuns, RunControls):
         finally:
             self._thread_ended(run)
 
-    @contextlib.contextmanager
-    def _capturing(self, run: Run) -> Iterator[None]:
+    def _capturing(self, run: Run) -> capturing:
         """What the model prints or logs meanwhile goes to the run's logs."""
-        install_capture()
-        SINKS[id(run)] = lambda s: self._log_write(run, s)
-        token = current_run.set(run)
-        try:
-            yield
-        finally:
-            current_run.reset(token)
-            SINKS.pop(id(run), None)
+        return capturing(run, lambda s: self._log_write(run, s))
 
     def _run_model(self, run: Run) -> None:
         kwargs = self._prepare(run)
